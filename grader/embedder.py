@@ -1,0 +1,223 @@
+"""The ``Embedder`` interface and its sentence-transformers implementation.
+
+One forward pass per text yields both the sentence vector and the token vectors;
+span vectors (sentences, n-gram windows) are pooled from the token vectors, so
+they cost no extra encoder work. Texts longer than the encoder's window are cut
+into windows and every word still gets a vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from grader.errors import ConfigError, ModelError
+from grader.weights import resolve_model, verify_weights
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One text's encoder output."""
+
+    vector: np.ndarray  # (dim,) unit-length sentence vector
+    tokens: np.ndarray  # (n_tokens, dim) token vectors, special tokens removed
+    offsets: np.ndarray  # (n_tokens, 2) character span of each token in the text
+
+
+class Embedder(Protocol):
+    """What the grader needs from an encoder."""
+
+    name: str
+    sha256: str | None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence vectors, shape (len(texts), dim)."""
+
+    def encode_tokens(self, texts: Sequence[str]) -> list[Encoding]:
+        """Sentence and token vectors of each text from one forward pass."""
+
+
+def pick_device(requested: str | None = None) -> str:
+    """``requested`` if given, else CUDA when present, else CPU."""
+    import torch
+
+    if requested and requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device '{requested}' was asked for but CUDA is not available", field="device")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _cpu_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class SentenceTransformerEmbedder:
+    """An :class:`Embedder` over a local sentence-transformers model, loaded lazily once."""
+
+    def __init__(self, model: str | None = None, device: str | None = None, backend: str = "auto",
+                 batch_size: int | None = None):
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}. Got '{backend}'.", field="backend")
+        self.model_spec = model
+        self.requested_device = device
+        self.requested_backend = backend
+        self.requested_batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+        self.name = None
+        self.sha256 = None
+        self.device = None
+        self.backend = None
+        self.batch_size = None
+
+    # -- loading -----------------------------------------------------------------
+    def load(self) -> "SentenceTransformerEmbedder":
+        """Verify and load the model now (it otherwise loads on first use)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._load()
+        return self
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        folder, name, expected = resolve_model(self.model_spec)
+        sha = verify_weights(folder, expected)
+        device = pick_device(self.requested_device)
+        backend = self.requested_backend
+        if backend == "auto":
+            backend = "fp16" if device.startswith("cuda") else "fp32"
+        if backend == "fp16" and not device.startswith("cuda"):
+            raise ConfigError("backend 'fp16' needs a CUDA device", field="backend")
+        if backend == "int8" and device != "cpu":
+            raise ConfigError("backend 'int8' runs on the CPU only", field="backend")
+        if device == "cpu":
+            torch.set_num_threads(_cpu_threads())
+        try:
+            model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+        except Exception as exc:  # the library raises many types for a broken folder
+            raise ModelError(f"cannot load the sentence-transformers model: {exc}", source=str(folder)) from exc
+        model.eval()
+        if backend == "fp16":
+            model.half()
+        elif backend == "int8":
+            from grader.quantize import quantize_int8
+
+            model = quantize_int8(model)
+        self._tokenizer = model.tokenizer
+        self._max_len = int(model.max_seq_length or 256)
+        self._needs_type_ids = "token_type_ids" in getattr(self._tokenizer, "model_input_names", ())
+        self._prefix, self._suffix = _special_tokens(self._tokenizer)
+        self._lead = len(self._prefix)
+        self.batch_size = self.requested_batch_size or (256 if device.startswith("cuda") else 32)
+        self.name, self.sha256, self.device, self.backend = name, sha, device, backend
+        self._torch = torch
+        self._model = model
+        log.info("loaded model %s on %s (%s)", name, device, backend)
+
+    def info(self) -> dict:
+        """Model name, sha256, device and backend, for result metadata and /readyz."""
+        return {"model": self.name, "sha256": self.sha256, "device": self.device, "backend": self.backend}
+
+    # -- encoding -----------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length sentence vectors, shape (len(texts), dim)."""
+        encodings = self.encode_tokens(texts)
+        if not encodings:
+            self.load()
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([e.vector for e in encodings])
+
+    @property
+    def dimension(self) -> int:
+        self.load()
+        return int(self._model.get_sentence_embedding_dimension())
+
+    def encode_tokens(self, texts: Sequence[str]) -> list[Encoding]:
+        """Sentence and token vectors of each text from one forward pass, in input order."""
+        self.load()
+        if not texts:
+            return []
+        tok = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
+                              return_attention_mask=False, return_token_type_ids=False, truncation=False,
+                              verbose=False)
+        window = self._max_len - len(self._prefix) - len(self._suffix)
+        chunks = []  # (text index, ids, offsets)
+        for i, (ids, offsets) in enumerate(zip(tok["input_ids"], tok["offset_mapping"])):
+            if not ids:
+                chunks.append((i, [], []))
+                continue
+            for start in range(0, len(ids), window):
+                chunks.append((i, ids[start : start + window], offsets[start : start + window]))
+        order = sorted(range(len(chunks)), key=lambda c: len(chunks[c][1]))
+        sent = [None] * len(chunks)
+        toks = [None] * len(chunks)
+        for b in range(0, len(order), self.batch_size):
+            batch = [chunks[c] for c in order[b : b + self.batch_size]]
+            s, t = self._forward([ids for _, ids, _ in batch])
+            for k, c in enumerate(order[b : b + self.batch_size]):
+                sent[c], toks[c] = s[k], t[k]
+        per_text: list[list[int]] = [[] for _ in texts]
+        for c, (i, _, _) in enumerate(chunks):
+            per_text[i].append(c)
+        out = []
+        for i, cs in enumerate(per_text):
+            weights = np.array([max(1, len(chunks[c][1])) for c in cs], dtype=np.float32)
+            vec = np.average(np.stack([sent[c] for c in cs]), axis=0, weights=weights)
+            norm = np.linalg.norm(vec)
+            vec = (vec / norm if norm > 0 else vec).astype(np.float32)
+            tokens = np.concatenate([toks[c] for c in cs]) if cs else np.zeros((0, vec.shape[0]), np.float32)
+            offsets = np.array([o for c in cs for o in chunks[c][2]], dtype=np.int64).reshape(-1, 2)
+            out.append(Encoding(vec, tokens, offsets))
+        return out
+
+    def _forward(self, id_lists: list[list[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Run one padded batch; returns sentence vectors and per-text token vectors (specials dropped)."""
+        torch = self._torch
+        tokenizer = self._tokenizer
+        full = [self._prefix + ids + self._suffix for ids in id_lists]
+        width = max(len(f) for f in full)
+        pad = tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(full), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(full), width), dtype=torch.long)
+        for r, f in enumerate(full):
+            input_ids[r, : len(f)] = torch.tensor(f, dtype=torch.long)
+            mask[r, : len(f)] = 1
+        features = {"input_ids": input_ids, "attention_mask": mask}
+        if self._needs_type_ids:
+            features["token_type_ids"] = torch.zeros_like(input_ids)
+        features = {k: v.to(self.device) for k, v in features.items()}
+        with torch.inference_mode():
+            out = self._model(features)
+        sentence = out["sentence_embedding"].float().cpu().numpy()
+        tokens = out["token_embeddings"].float().cpu().numpy()
+        lead = self._lead
+        return sentence, [tokens[r, lead : lead + len(ids)] for r, ids in enumerate(id_lists)]
+
+
+def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a text."""
+    bare = tokenizer("word", add_special_tokens=False)["input_ids"]
+    full = tokenizer("word", add_special_tokens=True)["input_ids"]
+    for k in range(len(full) - len(bare) + 1):
+        if full[k : k + len(bare)] == bare:
+            return list(full[:k]), list(full[k + len(bare) :])
+    raise ModelError("cannot find where the tokenizer puts its special tokens")

@@ -1,0 +1,284 @@
+"""The grading engine: rubric + answer -> signals -> combiner -> result.
+
+``Grader(rubric).grade(question_id, answer)`` grades one answer;
+``grade_many`` grades a batch with one encoder pass over its distinct answers.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from grader.choice import grade_choice
+from grader.combiner import GradeCombiner
+from grader.detectors import AnswerView, cap_of, detect
+from grader.embedder import Embedder, SentenceTransformerEmbedder
+from grader.errors import ModelError
+from grader.features import FEATURES, AnswerSignals, PreparedQuestion, answer_signals, key_credit, prepare_question
+from grader.feedback import compose
+from grader.phrases import FOUND
+from grader.result import ConceptResult, Flag, GradeResult, MisconceptionResult
+from grader.rubric import Rubric, ShortAnswerQuestion
+from grader.text import normalize
+
+DEFAULT_COMBINER = Path(__file__).resolve().parent.parent / "models" / "default.json"
+REVIEW_THRESHOLD = 0.6
+MAX_ANSWER_CHARS = 20_000
+_PREPARED_CACHE = 256
+
+_embedders: dict[tuple, SentenceTransformerEmbedder] = {}
+_embedders_lock = threading.Lock()
+
+
+def get_embedder(model: str | None = None, device: str | None = None, backend: str = "auto",
+                 batch_size: int | None = None) -> SentenceTransformerEmbedder:
+    """One shared embedder per (model, device, backend, batch size) in this process, loaded lazily."""
+    key = (model, device, backend, batch_size)
+    with _embedders_lock:
+        if key not in _embedders:
+            _embedders[key] = SentenceTransformerEmbedder(model, device=device, backend=backend,
+                                                          batch_size=batch_size)
+        return _embedders[key]
+
+
+def load_combiner(path: str | Path | None = None) -> GradeCombiner:
+    """The combiner at ``path``, or the default one shipped in ``models/default.json``."""
+    combiner = GradeCombiner.load(path or DEFAULT_COMBINER)
+    if list(combiner.feature_names_) != list(FEATURES):
+        raise ModelError(
+            f"combiner was trained on features {combiner.feature_names_}, but this grader computes "
+            f"{list(FEATURES)}; retrain it with `grader train`", source=str(path or DEFAULT_COMBINER))
+    return combiner
+
+
+def snap(points: float, step: float, max_points: float) -> float:
+    """Round ``points`` half-up to a multiple of ``step`` inside [0, max_points]."""
+    snapped = math.floor(points / step + 0.5 + 1e-9) * step
+    return float(round(min(max(snapped, 0.0), max_points), 6))
+
+
+def _interpolate(fraction: float, values: np.ndarray) -> np.ndarray:
+    """A distribution over labels whose expected value is ``fraction`` (mass on the two nearest labels)."""
+    order = np.argsort(values)
+    v = values[order]
+    out = np.zeros(len(values))
+    fraction = min(max(fraction, v[0]), v[-1])
+    k = int(np.searchsorted(v, fraction, side="right")) - 1
+    if k >= len(v) - 1:
+        out[order[-1]] = 1.0
+    else:
+        span = v[k + 1] - v[k]
+        w = (fraction - v[k]) / span if span > 0 else 0.0
+        out[order[k]] = 1.0 - w
+        out[order[k + 1]] = w
+    return out
+
+
+class Grader:
+    """Grades answers to the questions of a rubric.
+
+    ``combiner`` is a fitted :class:`GradeCombiner` or the path of one (default:
+    ``models/default.json``); ``embedder`` defaults to the shared
+    all-MiniLM-L6-v2 encoder on CUDA when present, else CPU.
+    """
+
+    def __init__(self, rubric: Rubric | None = None, *, embedder: Embedder | None = None,
+                 combiner: GradeCombiner | str | Path | None = None, model: str | None = None,
+                 device: str | None = None, backend: str = "auto", review_threshold: float = REVIEW_THRESHOLD,
+                 max_answer_chars: int = MAX_ANSWER_CHARS):
+        self.rubric = rubric
+        self.embedder = embedder or get_embedder(model, device, backend)
+        if combiner is None or isinstance(combiner, (str, Path)):
+            combiner = load_combiner(combiner)
+        self.combiner = combiner
+        self.review_threshold = review_threshold
+        self.max_answer_chars = max_answer_chars
+        self.language = rubric.language if rubric else "en"
+        fractions = dict(zip((str(c) for c in combiner.classes_), combiner.label_fractions_))
+        self._label_fractions = fractions
+        self._prepared: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_signals(cls, embedder: Embedder | None = None, label_fractions: dict[str, float] | None = None,
+                    max_answer_chars: int = MAX_ANSWER_CHARS) -> "Grader":
+        """A grader that computes signals only (no combiner yet), for training."""
+        self = cls.__new__(cls)
+        self.rubric, self.combiner = None, None
+        self.embedder = embedder or get_embedder()
+        self.review_threshold, self.max_answer_chars, self.language = REVIEW_THRESHOLD, max_answer_chars, "auto"
+        self._label_fractions = dict(label_fractions or {})
+        self._prepared, self._lock = OrderedDict(), threading.Lock()
+        return self
+
+    # -- public API ---------------------------------------------------------------------
+    def grade(self, question_id: str, answer: str | None) -> GradeResult:
+        """Grade one answer to question ``question_id`` of the rubric."""
+        return self.grade_many([(question_id, answer)])[0]
+
+    def grade_many(self, items: Iterable[tuple[str, str | None]]) -> list[GradeResult]:
+        """Grade (question_id, answer) pairs; each distinct answer is encoded once, in one batch."""
+        if self.rubric is None:
+            raise ModelError("this Grader has no rubric; use grade_answers(question, answers)")
+        items = list(items)
+        questions = [self.rubric.question(qid) for qid, _ in items]
+        return self._grade(list(zip(questions, (a for _, a in items))))
+
+    def grade_answers(self, question, answers: Sequence[str | None]) -> list[GradeResult]:
+        """Grade answers to one question object (which need not be in the rubric)."""
+        return self._grade([(question, a) for a in answers])
+
+    def grade_pairs(self, pairs: Sequence[tuple[object, str | None]]) -> list[GradeResult]:
+        """Grade (question object, answer) pairs, for callers that mix rubrics or inline questions."""
+        return self._grade(list(pairs))
+
+    def prepare(self, question: ShortAnswerQuestion) -> PreparedQuestion:
+        """The question's cached vectors, computed on first use."""
+        with self._lock:
+            prepared = self._prepared.get(question)
+            if prepared is not None:
+                self._prepared.move_to_end(question)
+                return prepared
+        prepared = prepare_question(question, self.embedder, self.language, self._label_fractions)
+        with self._lock:
+            self._prepared[question] = prepared
+            while len(self._prepared) > _PREPARED_CACHE:
+                self._prepared.popitem(last=False)
+        return prepared
+
+    def signals(self, question: ShortAnswerQuestion, answers: Sequence[str],
+                exclude_examples: Sequence[int | None] | None = None) -> list[AnswerSignals]:
+        """Signals of each answer, for training and evaluation; one encoder pass."""
+        prepared = self.prepare(question)
+        texts = [self.clip(a)[0] for a in answers]
+        encodings = self.encode_answers(texts)
+        exclude = exclude_examples or [None] * len(texts)
+        return [answer_signals(prepared, t, encodings[t], x) for t, x in zip(texts, exclude)]
+
+    # -- internals ----------------------------------------------------------------------
+    def clip(self, answer: str | None) -> tuple[str, bool]:
+        """The answer cut to ``max_answer_chars``, and whether it was cut."""
+        text = answer or ""
+        if len(text) > self.max_answer_chars:
+            return text[: self.max_answer_chars], True
+        return text, False
+
+    def encode_answers(self, texts: Iterable[str]) -> dict:
+        """Encodings of the distinct non-blank texts, keyed by text, in one encoder pass."""
+        distinct = list(dict.fromkeys(t for t in texts if t.strip()))
+        return dict(zip(distinct, self.embedder.encode_tokens(distinct)))
+
+    def _grade(self, pairs: list[tuple[object, str | None]]) -> list[GradeResult]:
+        results: list[GradeResult | None] = [None] * len(pairs)
+        pending: dict[tuple, list[int]] = {}
+        clipped: dict[int, tuple[str, bool]] = {}
+        for i, (question, answer) in enumerate(pairs):
+            if not isinstance(question, ShortAnswerQuestion):
+                results[i] = grade_choice(question, answer or "")
+                continue
+            text, truncated = self.clip(answer)
+            clipped[i] = (text, truncated)
+            if not normalize(text):
+                results[i] = self._empty(question, truncated)
+                continue
+            # Identical answers (up to case and spacing) to the same question are graded once.
+            pending.setdefault((question, normalize(text), truncated), []).append(i)
+        if pending:
+            firsts = {key: idx[0] for key, idx in pending.items()}
+            encodings = self.encode_answers(clipped[i][0] for i in firsts.values())
+            for key, first in firsts.items():
+                question = key[0]
+                text, truncated = clipped[first]
+                result = self._grade_short(question, text, encodings[text], truncated)
+                for i in pending[key]:
+                    results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _empty(self, question: ShortAnswerQuestion, truncated: bool) -> GradeResult:
+        low = str(self.combiner.classes_[int(np.argmin(self.combiner.label_fractions_))])
+        flags = (Flag("empty", "the answer is empty", review=False),)
+        return GradeResult(question.id, question.type, 0.0, question.max_points, low, 1.0, False,
+                           "No answer was given.", flags=flags)
+
+    def _grade_short(self, question: ShortAnswerQuestion, text: str, encoding, truncated: bool) -> GradeResult:
+        prepared = self.prepare(question)
+        sig = answer_signals(prepared, text, encoding)
+        combiner = self.combiner
+        values = combiner.label_fractions_
+        proba = combiner.predict_proba(sig.features[None, :])[0]
+        flags: list[Flag] = []
+        if truncated:
+            flags.append(Flag("truncated", f"the answer was cut to its first {self.max_answer_chars} characters"))
+
+        concepts = []
+        for kp, m in zip(question.key_phrases, sig.key_matches):
+            concepts.append(ConceptResult(kp.text, kp.points, round(kp.points * key_credit(m), 4), m.found,
+                                          m.strength, m.evidence, m.method, m.negated, kp.required))
+        mixed = proba
+        if concepts:
+            total = sum(c.points for c in concepts)
+            concept_fraction = sum(c.awarded for c in concepts) / total
+            w = question.criteria_weight
+            mixed = (1 - w) * proba + w * _interpolate(concept_fraction, values)
+        fraction = float(mixed @ values)
+        best = int(np.argmax(mixed))
+
+        misconceptions = tuple(
+            MisconceptionResult(mc.text, mc.penalty, m.strength, m.evidence, mc.feedback)
+            for mc, m in zip(question.misconceptions, sig.misconception_matches) if m.strength >= FOUND
+        )
+        cap = 1.0
+        penalty = sum(m.penalty for m in misconceptions) / question.max_points
+        if misconceptions:
+            flags.append(Flag("misconception", "the answer states a misconception", review=False))
+        missing_required = [c for c in concepts if c.required and not c.found]
+        if missing_required:
+            cap = min(cap, 1.0 - sum(c.points - c.awarded for c in missing_required) / question.max_points)
+            flags.append(Flag("missing_required", "a required concept is missing: "
+                              + "; ".join(c.concept for c in missing_required), review=False))
+        view = AnswerView(text, sig.analysis, dict(zip(FEATURES, sig.features.tolist())), prepared.prompt_stems,
+                          prepared.reference_stems, sum(c.found for c in concepts), len(concepts))
+        detections = detect(view)
+        flags.extend(d.flag for d in detections)
+        cap = min(cap, cap_of(detections))
+
+        final = min(max(fraction - penalty, 0.0), cap)
+        points = snap(final * question.max_points, question.step, question.max_points)
+        label_index = best
+        if final < fraction - 1e-9:  # a penalty or cap lowered the grade: the label follows it down
+            nearest = int(np.argmin(np.abs(values - final)))
+            if values[nearest] < values[best]:
+                label_index = nearest
+        if missing_required and values[label_index] >= values.max():
+            lower = [i for i in np.argsort(-values) if values[i] < values.max()]
+            label_index = int(lower[0]) if lower else label_index
+        if points <= 0:
+            label_index = int(np.argmin(values))
+        label = str(combiner.classes_[label_index])
+        confidence = float(mixed[label_index])
+        if cap_of(detections) <= 0.0:
+            confidence = max(confidence, 0.9)  # the detector is certain, the combiner's view does not matter
+        needs_review = confidence < self.review_threshold or any(f.review for f in flags)
+        hints = {kp.text: kp.hint for kp in question.key_phrases}
+        feedback = compose(tuple(concepts), misconceptions, tuple(flags), hints,
+                           float(sig.features[FEATURES.index("ref_cover")]), label)
+        return GradeResult(
+            question_id=question.id,
+            question_type=question.type,
+            points=points,
+            max_points=question.max_points,
+            label=label,
+            confidence=round(min(max(confidence, 0.0), 1.0), 4),
+            needs_review=needs_review,
+            feedback=feedback,
+            concepts=tuple(concepts),
+            misconceptions=misconceptions,
+            flags=tuple(flags),
+            signals={k: round(float(v), 4) for k, v in zip(FEATURES, sig.features)},
+            probabilities={str(c): round(float(p), 4) for c, p in zip(combiner.classes_, mixed)},
+        )

@@ -1,0 +1,82 @@
+"""The one exception hierarchy of grader.
+
+Every error a user can cause is a :class:`GraderError`. The CLI turns it into a
+one-line message and an exit status; the HTTP service turns it into the JSON
+error body ``{"error": {"code", "message", "field"}}``. Both read the same
+attributes, so both say the same thing.
+"""
+
+from __future__ import annotations
+
+
+class GraderError(Exception):
+    """Base class of every error grader raises on purpose.
+
+    ``code`` is a stable machine-readable name, ``field`` names the offending
+    field (a rubric path, a CSV column, a request field) when there is one, and
+    ``exit_code`` is what the CLI exits with.
+    """
+
+    code = "grader_error"
+    exit_code = 1
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str | None = None, source: str | None = None):
+        self.message = message
+        self.field = field
+        self.source = source
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        return f"{where}{self.message}"
+
+    def to_dict(self) -> dict:
+        """The JSON error body shared by the CLI's --json output and the API."""
+        return {"error": {"code": self.code, "message": str(self), "field": self.field}}
+
+
+class RubricError(GraderError):
+    """A rubric file is missing, unreadable or invalid."""
+
+    code = "invalid_rubric"
+    exit_code = 2
+    http_status = 422
+
+
+class UnknownQuestionError(GraderError):
+    """A question id is not in the rubric."""
+
+    code = "unknown_question"
+    exit_code = 2
+    http_status = 404
+
+
+class InputDataError(GraderError):
+    """A submissions or labelled-data file cannot be read as asked."""
+
+    code = "invalid_input"
+    exit_code = 2
+    http_status = 422
+
+
+class ModelError(GraderError):
+    """An embedding model or a combiner cannot be found, verified or loaded."""
+
+    code = "model_error"
+    exit_code = 3
+    http_status = 500
+
+
+class ModelIntegrityError(ModelError):
+    """A weight file's sha256 does not match the pinned value."""
+
+    code = "model_integrity"
+
+
+class ConfigError(GraderError):
+    """A setting or command-line option has an invalid value."""
+
+    code = "invalid_config"
+    exit_code = 2
+    http_status = 422

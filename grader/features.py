@@ -1,0 +1,219 @@
+"""Signals: what the combiner sees of an answer.
+
+Every signal means the same thing in every subject (similarities, coverage,
+overlap, length), so a combiner trained on one corpus carries to others.
+A question's reference, key-phrase, misconception and example vectors are
+computed once (:class:`PreparedQuestion`) and reused for every answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from grader.embedder import Embedder, Encoding
+from grader.phrases import FOUND, PARTIAL, AnswerSpans, Match, Target, make_targets
+from grader.rubric import ShortAnswerQuestion
+from grader.text import Analysis, analyze, detect_language
+
+FEATURES = (
+    "ref_sim",  # cosine to the closest reference answer
+    "ref_cover",  # mean strength with which the answer states each reference sentence
+    "concept_cover",  # key-phrase credit weighted by points (reference sentences when no key phrases)
+    "answer_precision",  # mean over answer sentences of their best similarity to a reference sentence
+    "q_sim",  # cosine to the question prompt
+    "ref_minus_q",  # how much closer to the reference than to the question
+    "misconception",  # strongest misconception stated
+    "lex_recall",  # share of reference content stems in the answer
+    "lex_precision",  # share of answer content stems found in the reference
+    "q_overlap",  # share of answer content stems copied from the question
+    "log_len",  # log of the answer's content-word count
+    "len_ratio",  # log ratio of answer to reference length
+    "ex_knn",  # similarity-weighted grade of the nearest graded examples
+    "ex_top_sim",  # similarity to the closest top-graded example
+    "ex_low_sim",  # similarity to the closest bottom-graded example
+    "has_examples",
+    "has_reference",
+)
+KNN = 5
+
+
+@dataclass
+class PreparedQuestion:
+    """A short-answer question with every vector grading it needs, computed once."""
+
+    question: ShortAnswerQuestion
+    language: str
+    topic: np.ndarray | None  # unit prompt vector, removed from span/concept vectors
+    references: np.ndarray  # (n_ref, dim) reference (or pseudo-reference) vectors
+    reference_targets: list[Target]
+    reference_stems: frozenset
+    reference_words: float
+    prompt_vector: np.ndarray | None
+    prompt_stems: frozenset
+    key_targets: list[Target]
+    misconception_targets: list[Target]
+    example_vectors: np.ndarray  # (n_ex, dim)
+    example_fractions: np.ndarray  # (n_ex,)
+    has_reference: bool
+
+    def residual(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors with the question's topic direction removed, unit length again."""
+        if self.topic is None or vectors.size == 0:
+            return vectors
+        out = vectors - np.outer(vectors @ self.topic, self.topic)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def example_fraction(example, max_points: float, label_fractions: dict[str, float]) -> float | None:
+    """An example's grade as a fraction of the question's points, from points or a known label."""
+    if example.points is not None:
+        return min(1.0, example.points / max_points)
+    return label_fractions.get(example.label)
+
+
+def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language: str,
+                     label_fractions: dict[str, float]) -> PreparedQuestion:
+    """Encode everything about ``question`` that does not depend on the answer, in one encoder call."""
+    language = question.language or language
+    sample = " ".join([question.prompt, *question.reference_answers])
+    if language == "auto":
+        language = detect_language(sample)
+    examples = [(ex.answer, example_fraction(ex, question.max_points, label_fractions)) for ex in question.examples]
+    examples = [(a, f) for a, f in examples if f is not None and a.strip()]
+    references = list(question.reference_answers)
+    has_reference = bool(references)
+    if not references and examples:
+        # No model answer: the instructor's best-graded examples stand in for one.
+        top = max(f for _, f in examples)
+        references = [a for a, f in examples if f >= top - 1e-9]
+    ref_analyses = [analyze(r, language) for r in references]
+    ref_sentences = [a.span_text(s, e) for a in ref_analyses for s, e in a.sentences]
+    key_phrasings = [(k.text, *k.alternatives) for k in question.key_phrases]
+    mis_phrasings = [(m.text, *m.alternatives) for m in question.misconceptions]
+    texts = ([question.prompt] if question.prompt.strip() else []) + references + ref_sentences
+    texts += [t for p in key_phrasings + mis_phrasings for t in p] + [a for a, _ in examples]
+    vectors = embedder.encode(texts) if texts else np.zeros((0, 1), np.float32)
+    row = 0
+    prompt_vector = None
+    if question.prompt.strip():
+        prompt_vector = vectors[0]
+        row = 1
+    ref_vecs = vectors[row : row + len(references)]
+    row += len(references)
+    sent_vecs = vectors[row : row + len(ref_sentences)]
+    row += len(ref_sentences)
+    n_key = sum(len(p) for p in key_phrasings)
+    n_mis = sum(len(p) for p in mis_phrasings)
+    key_vecs = vectors[row : row + n_key]
+    mis_vecs = vectors[row + n_key : row + n_key + n_mis]
+    ex_vecs = vectors[row + n_key + n_mis :]
+    prepared = PreparedQuestion(
+        question=question,
+        language=language,
+        topic=prompt_vector,
+        references=ref_vecs,
+        reference_targets=[],
+        reference_stems=frozenset().union(*(a.content_stems() for a in ref_analyses)) if ref_analyses else frozenset(),
+        reference_words=float(np.mean([len(a.words) for a in ref_analyses])) if ref_analyses else 0.0,
+        prompt_vector=prompt_vector,
+        prompt_stems=frozenset(analyze(question.prompt, language).content_stems()),
+        key_targets=[],
+        misconception_targets=[],
+        example_vectors=ex_vecs if examples else np.zeros((0, vectors.shape[1]), np.float32),
+        example_fractions=np.array([f for _, f in examples], dtype=np.float32),
+        has_reference=has_reference,
+    )
+    prepared.reference_targets = make_targets(
+        [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
+        prepared.residual(sent_vecs), language)
+    prepared.key_targets = make_targets([k.text for k in question.key_phrases], key_phrasings,
+                                        prepared.residual(key_vecs), language)
+    prepared.misconception_targets = make_targets([m.text for m in question.misconceptions], mis_phrasings,
+                                                  prepared.residual(mis_vecs), language)
+    return prepared
+
+
+@dataclass
+class AnswerSignals:
+    """Everything computed about one answer: the feature vector and the matches behind it."""
+
+    features: np.ndarray
+    key_matches: list[Match]
+    misconception_matches: list[Match]
+    analysis: Analysis
+
+
+def key_credit(match: Match) -> float:
+    """Share of a key phrase's points an answer earns: full when found, half when half-stated."""
+    if match.strength >= FOUND:
+        return 1.0
+    if match.strength >= PARTIAL:
+        return 0.5
+    return 0.0
+
+
+def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
+                   exclude_example: int | None = None) -> AnswerSignals:
+    """Compute the feature vector of one answer (``FEATURES`` order)."""
+    analysis = analyze(answer, prepared.language)
+    spans = AnswerSpans(analysis, encoding)
+    spans.vectors = prepared.residual(spans.vectors)
+    vec = encoding.vector
+    q = prepared.question
+
+    ref_sim = float((prepared.references @ vec).max()) if len(prepared.references) else 0.0
+    ref_matches = [spans.match(t) for t in prepared.reference_targets]
+    ref_cover = float(np.mean([m.strength for m in ref_matches])) if ref_matches else 0.0
+    key_matches = [spans.match(t) for t in prepared.key_targets]
+    if key_matches:
+        total = sum(k.points for k in q.key_phrases)
+        concept_cover = sum(k.points * key_credit(m) for k, m in zip(q.key_phrases, key_matches)) / total
+    else:
+        concept_cover = float(np.mean([m.strength >= FOUND for m in ref_matches])) if ref_matches else 0.0
+    mis_matches = [spans.match(t) for t in prepared.misconception_targets]
+    misconception = max((m.strength for m in mis_matches), default=0.0)
+
+    precision = 0.0
+    if prepared.reference_targets and analysis.sentences:
+        ref_matrix = np.concatenate([t.vectors for t in prepared.reference_targets])
+        sentences = set(analysis.sentences)
+        sentence_rows = [i for i, r in enumerate(spans.ranges) if r in sentences]
+        if sentence_rows:
+            precision = float(spans.similarities(ref_matrix)[sentence_rows].max(axis=1).mean())
+    q_sim = float(prepared.prompt_vector @ vec) if prepared.prompt_vector is not None else 0.0
+
+    stems = analysis.content_stems()
+    n_stems = max(1, len(stems))
+    lex_recall = len(stems & prepared.reference_stems) / max(1, len(prepared.reference_stems))
+    lex_precision = len(stems & prepared.reference_stems) / n_stems if prepared.reference_stems else 0.0
+    q_overlap = len(stems & prepared.prompt_stems) / n_stems if prepared.prompt_stems else 0.0
+    n_words = len(analysis.words)
+    log_len = math.log1p(len(stems))
+    len_ratio = math.log((n_words + 1) / (prepared.reference_words + 1)) if prepared.reference_words else 0.0
+
+    ex_knn = ex_top = ex_low = 0.0
+    has_examples = 0.0
+    if len(prepared.example_fractions):
+        sims = prepared.example_vectors @ vec
+        fractions = prepared.example_fractions
+        if exclude_example is not None:
+            keep = np.arange(len(sims)) != exclude_example
+            sims, fractions = sims[keep], fractions[keep]
+        if len(sims):
+            has_examples = 1.0
+            order = np.argsort(-sims)[:KNN]
+            weights = np.exp((sims[order] - sims[order].max()) * 20.0)
+            ex_knn = float(np.dot(weights, fractions[order]) / weights.sum())
+            top, low = fractions.max(), fractions.min()
+            ex_top = float(sims[fractions >= top - 1e-9].max())
+            ex_low = float(sims[fractions <= low + 1e-9].max()) if low < top else 0.0
+    features = np.array([
+        ref_sim, ref_cover, concept_cover, precision, q_sim, ref_sim - q_sim, misconception,
+        lex_recall, lex_precision, q_overlap, log_len, len_ratio, ex_knn, ex_top, ex_low, has_examples,
+        float(prepared.has_reference),
+    ], dtype=np.float64)
+    return AnswerSignals(features, key_matches, mis_matches, analysis)

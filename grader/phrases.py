@@ -1,0 +1,195 @@
+"""Finding concepts (key phrases, misconceptions, reference sentences) in an answer.
+
+A concept is matched two ways and the stronger wins:
+
+* lexically: the share of its content-word stems that one sentence of the answer
+  states outside a negation scope;
+* semantically: cosine similarity between the concept's vector and the vectors of
+  the answer's spans (clauses, sentences and 3-, 5- and 8-word windows), pooled
+  from the token vectors of the answer's single forward pass.
+
+A span whose content words sit mostly inside a negation scope ("does not update
+its state additively") cannot state the concept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from grader.embedder import Encoding
+from grader.text import STOPWORDS, Analysis, analyze
+
+WINDOW_SIZES = (3, 5, 8)
+MAX_SPANS = 600  # long answers get sparser windows, never unbounded work
+# Cosine similarity between a concept and a span, mapped linearly onto strength [0, 1].
+SEMANTIC_FLOOR = 0.40
+SEMANTIC_CEIL = 0.78
+SPAN_SHARE = 0.6  # a span needs this share of a phrasing's content words to match it at full strength
+FOUND = 0.5  # strength from which a concept counts as stated
+PARTIAL = 0.3  # strength from which it counts as half-stated
+
+
+@dataclass(frozen=True)
+class Target:
+    """A concept prepared once per rubric: its phrasings, their vectors and stems."""
+
+    key: str
+    texts: tuple[str, ...]
+    vectors: np.ndarray  # (len(texts), dim), unit length
+    stems: tuple[frozenset[str], ...]
+
+
+@dataclass(frozen=True)
+class Match:
+    """How strongly an answer states a concept, and where."""
+
+    strength: float
+    evidence: str | None
+    start: int | None
+    end: int | None
+    method: str | None  # "semantic" | "lexical" | None
+    negated: bool  # the concept is stated, but only in negated form
+
+    @property
+    def found(self) -> bool:
+        return self.strength >= FOUND
+
+
+NO_MATCH = Match(0.0, None, None, None, None, False)
+
+
+def content_stem_set(analysis: Analysis) -> frozenset[str]:
+    """Content stems of an analysed text."""
+    return frozenset(analysis.content_stems())
+
+
+def make_targets(keys, phrasings, vectors: np.ndarray, language: str) -> list[Target]:
+    """Targets from parallel lists of keys and phrasing tuples, with their vectors in one flat array."""
+    targets, row = [], 0
+    for key, texts in zip(keys, phrasings):
+        n = len(texts)
+        stems = tuple(content_stem_set(analyze(t, language)) for t in texts)
+        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems))
+        row += n
+    return targets
+
+
+class AnswerSpans:
+    """The spans of one answer with their pooled vectors and negation marks."""
+
+    def __init__(self, analysis: Analysis, encoding: Encoding):
+        self.analysis = analysis
+        words = analysis.words
+        stop = STOPWORDS.get(analysis.language, STOPWORDS["en"])
+        self.content = np.array([w.norm not in stop and len(w.norm) > 1 for w in words], dtype=bool)
+        self.negated_words = np.array(analysis.negated, dtype=bool)
+        self.ranges = _span_ranges(analysis, self.content)
+        self.vectors = _pool(words, encoding, self.ranges)
+        self.negated = np.array([self._is_negated(s, e) for s, e in self.ranges], dtype=bool)
+        self.span_content = np.array([self.content[s:e].sum() for s, e in self.ranges], dtype=np.float32)
+        self.sentence_stems = [
+            frozenset(words[i].stem for i in range(s, e) if self.content[i] and not self.negated_words[i])
+            for s, e in analysis.sentences
+        ]
+        self.negated_stems = frozenset(
+            words[i].stem for i in range(len(words)) if self.content[i] and self.negated_words[i]
+        )
+
+    def _is_negated(self, start: int, end: int) -> bool:
+        content = self.content[start:end]
+        if not content.any():
+            return False
+        return self.negated_words[start:end][content].mean() >= 0.5
+
+    def similarities(self, matrix: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every span (rows) with every row of ``matrix`` (columns)."""
+        if len(self.ranges) == 0 or len(matrix) == 0:
+            return np.zeros((len(self.ranges), len(matrix)), dtype=np.float32)
+        return self.vectors @ matrix.T
+
+    def match(self, target: Target, sims: np.ndarray | None = None) -> Match:
+        """Best match of ``target`` in this answer; ``sims`` are its precomputed span similarities."""
+        if not self.ranges:
+            return NO_MATCH
+        if sims is None:
+            sims = self.similarities(target.vectors)
+        best = NO_MATCH
+        negated_hit = False
+        if sims.size:
+            # A span much shorter than a phrasing cannot state all of it.
+            needed = np.array([max(1.0, SPAN_SHARE * len(st)) for st in target.stems])
+            sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
+            per_span = sims.max(axis=1)
+            strength = np.clip((per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR), 0.0, 1.0)
+            negated_hit = bool((strength[self.negated] >= FOUND).any())
+            strength = np.where(self.negated, 0.0, strength)
+            i = int(strength.argmax())
+            if strength[i] > 0:
+                best = self._make(float(strength[i]), self.ranges[i], "semantic")
+        lexical, sentence = self._lexical(target)
+        if lexical > best.strength:
+            best = self._make(lexical, self.analysis.sentences[sentence], "lexical")
+        if not best.found:
+            negated_hit = negated_hit or any(
+                stems and len(stems & self.negated_stems) / len(stems) >= 0.6 for stems in target.stems
+            )
+            if negated_hit:
+                best = Match(best.strength, best.evidence, best.start, best.end, best.method, True)
+        return best
+
+    def _lexical(self, target: Target) -> tuple[float, int]:
+        best, where = 0.0, 0
+        for stems in target.stems:
+            if not stems:
+                continue
+            for k, sentence in enumerate(self.sentence_stems):
+                share = len(stems & sentence) / len(stems)
+                # Matching one word of a long phrase is weak evidence; all of them is full evidence.
+                score = share**1.5 if len(stems) > 1 else share
+                if score > best:
+                    best, where = score, k
+        return best, where
+
+    def _make(self, strength: float, word_range: tuple[int, int], method: str) -> Match:
+        s, e = word_range
+        words = self.analysis.words
+        return Match(round(strength, 4), self.analysis.span_text(s, e), words[s].start, words[e - 1].end, method,
+                     False)
+
+
+def _span_ranges(analysis: Analysis, content: np.ndarray) -> list[tuple[int, int]]:
+    """Clauses, sentences and windows inside sentences that hold at least two content words."""
+    n = len(analysis.words)
+    ranges = set(analysis.clauses) | set(analysis.sentences)
+    budget = max(1, MAX_SPANS - len(ranges))
+    stride = max(1, (n * len(WINDOW_SIZES)) // budget)
+    for s, e in analysis.sentences:
+        for size in WINDOW_SIZES:
+            if size >= e - s:
+                continue
+            for start in range(s, e - size + 1, stride):
+                ranges.add((start, start + size))
+    return sorted(r for r in ranges if content[r[0] : r[1]].sum() >= min(2, content[r[0] : r[1]].size))
+
+
+def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Mean of the token vectors under each word range, unit length."""
+    dim = encoding.vector.shape[0]
+    if not ranges or len(encoding.tokens) == 0:
+        return np.zeros((len(ranges), dim), dtype=np.float32)
+    token_starts = encoding.offsets[:, 0]
+    token_ends = encoding.offsets[:, 1]
+    cumulative = np.concatenate([np.zeros((1, dim), np.float32), np.cumsum(encoding.tokens, axis=0)])
+    word_starts = np.array([w.start for w in words])
+    word_ends = np.array([w.end for w in words])
+    first_tok = np.searchsorted(token_ends, word_starts, side="right")  # first token ending after word start
+    last_tok = np.searchsorted(token_starts, word_ends, side="left")  # one past the last token starting before end
+    starts = np.array([first_tok[s] for s, _ in ranges])
+    ends = np.array([last_tok[e - 1] for _, e in ranges])
+    ends = np.maximum(ends, starts + 1).clip(max=len(encoding.tokens))
+    starts = starts.clip(max=len(encoding.tokens) - 1)
+    sums = cumulative[ends] - cumulative[starts]
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)

@@ -1,0 +1,161 @@
+"""Text handling shared by every signal: words with offsets, stems, sentences, negation scopes."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+_CLAUSE_BREAK = re.compile(r",|\bbut\b|\bwhereas\b|\bwhile\b|\bhowever\b|\baber\b|\bwährend\b|\bjedoch\b", re.I)
+
+STOPWORDS = {
+    "en": frozenset(
+        """a an the and or of to in on at by for with from as is are was were be been being it its this that
+        these those there their they them he she we you i his her our your my me us which who whom what when where
+        why how than then so such can could would should will shall may might must do does did has have had having
+        into onto over under about between through during before after above below up down out off again further
+        once here all any both each few more most other some same own only very s t just also if because while
+        until against""".split()
+    ),
+    "de": frozenset(
+        """der die das den dem des ein eine einer eines einem einen und oder zu im in am an auf mit von vom zum zur
+        für ist sind war waren wird werden wurde wurden sein es er sie wir ihr ich du man sich als auch wie so dass
+        daß bei aus um nach über unter vor durch noch nur schon dann wenn weil ob dieser diese dieses diesem diesen
+        jeder jede jedes was wer wo hat haben hatte hatten kann können muss müssen soll sollen bzw dabei dazu
+        damit""".split()
+    ),
+}
+
+NEGATION_CUES = {
+    "en": frozenset(
+        """not no never none nobody nothing neither nor cannot can't cant don't dont doesn't doesnt didn't didnt
+        isn't isnt aren't arent wasn't wasnt weren't werent won't wont wouldn't wouldnt shouldn't shouldnt
+        couldn't couldnt hasn't hasnt haven't havent hadn't hadnt without lacks lack instead""".split()
+    ),
+    "de": frozenset("nicht kein keine keinen keinem keiner keines nie niemals ohne weder statt anstatt".split()),
+}
+# Two-word cues ("rather than X", "instead of X") negate what follows them.
+_NEGATION_BIGRAMS = {("rather", "than"), ("instead", "of"), ("as", "opposed"), ("no", "longer")}
+NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
+
+_STEMMERS = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "nl": "dutch"}
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of a text with its character span."""
+
+    text: str
+    start: int
+    end: int
+    norm: str
+    stem: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the signals need from one text, computed once."""
+
+    text: str
+    language: str
+    words: tuple[Word, ...]
+    sentences: tuple[tuple[int, int], ...]  # word-index ranges [start, end)
+    clauses: tuple[tuple[int, int], ...]
+    negated: tuple[bool, ...]  # per word: inside a negation scope
+
+    @property
+    def stems(self) -> list[str]:
+        return [w.stem for w in self.words]
+
+    def content_stems(self) -> set[str]:
+        stop = STOPWORDS.get(self.language, STOPWORDS["en"])
+        return {w.stem for w in self.words if w.norm not in stop and len(w.norm) > 1}
+
+    def span_text(self, start: int, end: int) -> str:
+        """The original characters covering words [start, end)."""
+        if start >= end:
+            return ""
+        return self.text[self.words[start].start : self.words[end - 1].end]
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower case, whitespace collapsed: the key for deduplicating answers."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@lru_cache(maxsize=16)
+def _stemmer(language: str):
+    return snowballstemmer.stemmer(_STEMMERS.get(language, "english"))
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str, language: str = "en") -> str:
+    """Snowball stem of a normalised word."""
+    return _stemmer(language).stemWord(word)
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """'en' or 'de' by stop-word counts; ``default`` when the text gives no evidence."""
+    words = [w.casefold() for w in _WORD.findall(text[:5000])]
+    en = sum(w in STOPWORDS["en"] for w in words)
+    de = sum(w in STOPWORDS["de"] for w in words) + 2 * sum(ch in "äöüß" for ch in text[:5000].casefold())
+    if en == de:
+        return default
+    return "en" if en > de else "de"
+
+
+def _ranges(text: str, words: list[Word], pattern: re.Pattern) -> list[tuple[int, int]]:
+    """Word-index ranges of the pieces of ``text`` split at ``pattern``."""
+    cuts = sorted({m.end() for m in pattern.finditer(text)} | {m.start() for m in pattern.finditer(text)})
+    ranges, start_word = [], 0
+    boundaries = iter(cuts)
+    cut = next(boundaries, None)
+    for i, w in enumerate(words):
+        while cut is not None and cut <= w.start:
+            if i > start_word:
+                ranges.append((start_word, i))
+                start_word = i
+            cut = next(boundaries, None)
+    if start_word < len(words):
+        ranges.append((start_word, len(words)))
+    return ranges
+
+
+def analyze(text: str, language: str = "en") -> Analysis:
+    """Split ``text`` into words, sentences and clauses and mark negated words."""
+    words = []
+    for m in _WORD.finditer(text):
+        norm = unicodedata.normalize("NFKC", m.group()).casefold().replace("’", "'")
+        words.append(Word(m.group(), m.start(), m.end(), norm, stem(norm, language)))
+    sentences = _ranges(text, words, _SENTENCE_END) or ([(0, len(words))] if words else [])
+    clauses = []
+    for s, e in sentences:
+        sub = _ranges(text[words[s].start : words[e - 1].end], _shift(words[s:e], words[s].start), _CLAUSE_BREAK)
+        clauses.extend((s + a, s + b) for a, b in sub)
+    negated = [False] * len(words)
+    cues = NEGATION_CUES.get(language, NEGATION_CUES["en"])
+    for cs, ce in clauses:
+        i = cs
+        while i < ce:
+            norm = words[i].norm
+            bigram = i + 1 < ce and (norm, words[i + 1].norm) in _NEGATION_BIGRAMS
+            if bigram or norm in cues:
+                first = i + (2 if bigram else 1)
+                for j in range(first, min(ce, first + NEGATION_SCOPE)):
+                    negated[j] = True
+            i += 1
+    return Analysis(text, language, tuple(words), tuple(sentences), tuple(clauses), tuple(negated))
+
+
+def _shift(words: list[Word], offset: int) -> list[Word]:
+    return [Word(w.text, w.start - offset, w.end - offset, w.norm, w.stem) for w in words]
+
+
+def content_stems(text: str, language: str = "en") -> set[str]:
+    """Stems of the content words of ``text`` (stop words and single letters removed)."""
+    return analyze(text, language).content_stems()
