@@ -175,7 +175,8 @@ class GradeCombiner(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Most probable label of each answer."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
     def predict_fraction(self, X) -> np.ndarray:
         """Expected grade fraction in [0, 1] under the predicted probabilities."""

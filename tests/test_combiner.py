@@ -1,0 +1,112 @@
+"""The combiner is a real scikit-learn estimator, saved as JSON that cannot execute code."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+
+from grader.combiner import GradeCombiner
+from grader.errors import ModelError
+
+
+def _data(seed=0, n=300):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    score = X[:, 0] + 0.5 * X[:, 1]
+    y = np.where(score > 0.7, "correct", np.where(score < -0.7, "incorrect", "partially_correct"))
+    fractions = np.where(y == "correct", 1.0, np.where(y == "incorrect", 0.0, 0.5))
+    groups = np.arange(n) % 10
+    return X, y, fractions, groups
+
+
+def test_sklearn_contract():
+    model = GradeCombiner(C=0.5)
+    assert model.get_params() == {"C": 0.5, "class_weight": None, "calibrate": True, "cv": 5}
+    assert not hasattr(model, "coef_")
+    with pytest.raises(NotFittedError):
+        model.predict(np.zeros((1, 4)))
+    X, y, _, _ = _data()
+    cloned = clone(model)
+    assert cloned.fit(X, y) is cloned
+    assert cross_val_score(GradeCombiner(), X, y, cv=3).mean() > 0.8
+
+
+def test_learns_label_fractions_and_calibrates():
+    X, y, fractions, groups = _data()
+    model = GradeCombiner().fit(X, y, fractions=fractions, groups=groups)
+    by_class = dict(zip(model.classes_, model.label_fractions_))
+    assert by_class == {"correct": 1.0, "incorrect": 0.0, "partially_correct": 0.5}
+    assert model.temperature_ > 0
+    proba = model.predict_proba(X)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    fraction = model.predict_fraction(X)
+    assert ((0 <= fraction) & (fraction <= 1)).all()
+    assert (model.predict(X) == y).mean() > 0.85
+
+
+def test_unknown_label_names_and_numeric_labels_get_ordered_fractions():
+    X, y, _, _ = _data()
+    numeric = [{"correct": "5", "partially_correct": "2", "incorrect": "0"}[v] for v in y]
+    model = GradeCombiner(calibrate=False).fit(X, numeric)
+    assert dict(zip(model.classes_, model.label_fractions_)) == {"0": 0.0, "2": 0.4, "5": 1.0}
+    odd = [{"correct": "gold", "partially_correct": "silver", "incorrect": "bronze"}[v] for v in y]
+    model = GradeCombiner(calibrate=False).fit(X, odd)
+    by = dict(zip(model.classes_, model.label_fractions_))
+    assert by["gold"] > by["silver"] > by["bronze"]
+
+
+def test_binary_labels():
+    X, y, _, _ = _data()
+    yb = np.where(y == "correct", "correct", "incorrect")
+    model = GradeCombiner().fit(X, yb)
+    assert model.predict_proba(X).shape == (len(X), 2)
+    assert (model.predict(X) == yb).mean() > 0.85
+
+
+def test_json_round_trip(tmp_path):
+    X, y, fractions, groups = _data()
+    model = GradeCombiner().fit(X, y, fractions=fractions, groups=groups, feature_names=["a", "b", "c", "d"])
+    path = model.save(tmp_path / "m.json", {"corpus": "synthetic"})
+    data = json.loads(path.read_text())
+    assert data["format"] == "grader-combiner/1" and data["metadata"]["corpus"] == "synthetic"
+    loaded = GradeCombiner.load(path)
+    assert np.allclose(loaded.predict_proba(X), model.predict_proba(X))
+    assert loaded.feature_names_ == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda d: d.update(format="pickle"),
+    lambda d: d.pop("coef"),
+    lambda d: d.update(coef=[[1.0]]),
+    lambda d: d.update(temperature=-1),
+])
+def test_malformed_files_are_rejected(tmp_path, corrupt):
+    X, y, _, _ = _data()
+    path = GradeCombiner().fit(X, y).save(tmp_path / "m.json")
+    data = json.loads(path.read_text())
+    corrupt(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="m.json"):
+        GradeCombiner.load(path)
+
+
+def test_fit_validates_inputs():
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        GradeCombiner().fit(np.zeros((5, 2)), ["a"] * 5)
+    with pytest.raises(ValueError, match="`C` must be > 0"):
+        GradeCombiner(C=-1).fit(np.zeros((4, 2)), ["a", "b", "a", "b"])
+
+
+def test_default_combiner_metadata():
+    from grader.engine import DEFAULT_COMBINER, load_combiner
+    from grader.features import FEATURES
+
+    model = load_combiner()
+    assert model.feature_names_ == list(FEATURES)
+    data = json.loads(DEFAULT_COMBINER.read_text())
+    assert set(data["classes"]) == {"correct", "partially_correct", "incorrect"}

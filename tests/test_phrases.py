@@ -1,0 +1,71 @@
+"""Text analysis and concept matching: negation scopes, lexical and semantic matches, evidence spans."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.phrases import AnswerSpans, make_targets
+from grader.text import analyze, detect_language
+
+
+def _negated_words(text):
+    a = analyze(text)
+    return [w.text for w, n in zip(a.words, a.negated) if n]
+
+
+@pytest.mark.parametrize("text, negated", [
+    ("The LSTM does not update its state additively.", ["update", "its", "state", "additively"]),
+    ("It is updated additively rather than multiplicatively.", ["multiplicatively"]),
+    ("There is no attention, but gates help.", ["attention"]),
+    ("Gates help the gradient flow.", []),
+])
+def test_negation_scopes(text, negated):
+    assert _negated_words(text) == negated
+
+
+def test_sentences_and_offsets():
+    text = "First one. Second, with a clause!\n- bullet item"
+    a = analyze(text)
+    assert [a.span_text(s, e) for s, e in a.sentences] == ["First one", "Second, with a clause", "bullet item"]
+    assert all(text[w.start:w.end] == w.text for w in a.words)
+
+
+@pytest.mark.parametrize("text, language", [
+    ("The cell state is updated by the gates and it keeps the gradient.", "en"),
+    ("Die Zelle wird durch die Gates aktualisiert und das ist gut für den Gradienten.", "de"),
+])
+def test_detect_language(text, language):
+    assert detect_language(text) == language
+
+
+@pytest.fixture(scope="module")
+def target(embedder):
+    phrasings = [("additive updates with gating", "gated additive update")]
+    return make_targets(["additive"], phrasings, embedder.encode(phrasings[0]), "en")[0]
+
+
+def _match(embedder, target, answer):
+    return AnswerSpans(analyze(answer), embedder.encode_tokens([answer])[0]).match(target)
+
+
+def test_lexical_match_with_evidence(embedder, target):
+    answer = "Plain RNNs struggle. The LSTM update is additive and gated, so gradients survive."
+    m = _match(embedder, target, answer)
+    assert m.found and m.strength == 1.0 and m.method == "lexical"
+    assert answer[m.start:m.end] == m.evidence == "The LSTM update is additive and gated, so gradients survive"
+
+
+def test_negated_statement_does_not_count(embedder, target):
+    m = _match(embedder, target, "The LSTM does not use additive updates with gating.")
+    assert not m.found and m.negated
+
+
+def test_unrelated_text_does_not_match(embedder, target):
+    assert _match(embedder, target, "Paris is the capital of France and has many museums.").strength < 0.3
+
+
+def test_long_answers_are_encoded_in_windows(embedder):
+    text = "word " * 700 + "additive updates with gating"
+    enc = embedder.encode_tokens([text])[0]
+    assert len(enc.tokens) == len(enc.offsets) >= 700
+    assert enc.offsets[-1][1] == len(text)  # the words past the encoder's window still have vectors

@@ -1,0 +1,58 @@
+"""Model weights come from pinned packages and are verified before loading."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from grader.embedder import SentenceTransformerEmbedder, pick_device
+from grader.errors import ConfigError, ModelError, ModelIntegrityError
+from grader.weights import BUILTIN_MODELS, resolve_model, verify_weights
+
+
+def test_default_model_is_verified(embedder):
+    assert embedder.sha256 == BUILTIN_MODELS["minilm"].sha256
+    assert embedder.info()["model"] == "all-MiniLM-L6-v2"
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    folder, _, expected = resolve_model("minilm")
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".grader-verified.json"))
+    with open(copy / "model.safetensors", "r+b") as fh:
+        fh.seek(1000)
+        fh.write(b"\x00\x01\x02\x03")
+    with pytest.raises(ModelIntegrityError, match="sha256 of model.safetensors is .* expected 53aa5117"):
+        verify_weights(copy, expected)
+
+
+def test_stale_verification_stamp_is_not_trusted(tmp_path):
+    folder, _, expected = resolve_model("minilm")
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    assert verify_weights(copy, expected) == expected  # writes a stamp
+    (copy / "model.safetensors").write_bytes(b"not the weights")
+    with pytest.raises(ModelIntegrityError):
+        verify_weights(copy, expected)
+
+
+def test_local_folder_model_loads(tmp_path, embedder):
+    folder, _, _ = resolve_model("minilm")
+    local = SentenceTransformerEmbedder(str(folder), device="cpu").load()
+    assert local.sha256 == embedder.sha256 and local.info()["model"] == "model"
+    assert abs(float(local.encode(["hello"])[0] @ embedder.encode(["hello"])[0]) - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("spec, message", [("no-such-model", "neither a built-in model"), (".", "not a sentence")])
+def test_bad_model_spec(spec, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match=message):
+        resolve_model(spec)
+
+
+def test_device_and_backend_options():
+    assert pick_device("cpu") == "cpu"
+    assert pick_device(None) in {"cpu", "cuda"}
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        SentenceTransformerEmbedder(backend="fp8")
