@@ -95,7 +95,6 @@ class SentenceTransformerEmbedder:
 
     def _load(self) -> None:
         import torch
-        from sentence_transformers import SentenceTransformer
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -112,18 +111,18 @@ class SentenceTransformerEmbedder:
         if device == "cpu":
             torch.set_num_threads(_cpu_threads())
         try:
-            model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        except Exception as exc:  # the library raises many types for a broken folder
+            model, tokenizer, max_len, dimension = _load_pipeline(folder, device)
+        except Exception as exc:  # the libraries raise many types for a broken folder
             raise ModelError(f"cannot load the sentence-transformers model: {exc}", source=str(folder)) from exc
-        model.eval()
         if backend == "fp16":
             model.half()
         elif backend == "int8":
             from grader.quantize import quantize_int8
 
             model = quantize_int8(model)
-        self._tokenizer = model.tokenizer
-        self._max_len = int(model.max_seq_length or 256)
+        self._tokenizer = tokenizer
+        self._max_len = max_len
+        self._dimension = dimension
         self._needs_type_ids = "token_type_ids" in getattr(self._tokenizer, "model_input_names", ())
         self._prefix, self._suffix = _special_tokens(self._tokenizer)
         self._lead = len(self._prefix)
@@ -149,7 +148,7 @@ class SentenceTransformerEmbedder:
     @property
     def dimension(self) -> int:
         self.load()
-        return int(self._model.get_sentence_embedding_dimension())
+        return self._dimension
 
     def encode_tokens(self, texts: Sequence[str]) -> list[Encoding]:
         """Sentence and token vectors of each text from one forward pass, in input order."""
@@ -211,6 +210,20 @@ class SentenceTransformerEmbedder:
         tokens = out["token_embeddings"].float().cpu().numpy()
         lead = self._lead
         return sentence, [tokens[r, lead : lead + len(ids)] for r, ids in enumerate(id_lists)]
+
+
+def _load_pipeline(folder, device: str):
+    """(module, tokenizer, max length, dimension): the lean loader when the folder allows it."""
+    from grader import pooled_encoder
+
+    spec = pooled_encoder.describe(folder)
+    if spec is not None:
+        module, tokenizer, max_len = pooled_encoder.load(folder, spec, device)
+        return module, tokenizer, max_len, module.dimension
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device=device, local_files_only=True).eval()
+    return model, model.tokenizer, int(model.max_seq_length or 256), int(model.get_sentence_embedding_dimension())
 
 
 def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:

@@ -56,3 +56,14 @@ def test_device_and_backend_options():
     assert pick_device(None) in {"cpu", "cuda"}
     with pytest.raises(ConfigError, match="backend must be one of"):
         SentenceTransformerEmbedder(backend="fp8")
+
+
+def test_lean_loader_matches_sentence_transformers(embedder):
+    from sentence_transformers import SentenceTransformer
+
+    folder, _, _ = resolve_model("minilm")
+    reference = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    texts = ["LSTMs keep a cell state.", "x", "The gradient vanishes when the same matrix is applied again and again."]
+    import numpy as np
+
+    assert np.abs(reference.encode(texts) - embedder.encode(texts)).max() < 1e-5

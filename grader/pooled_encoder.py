@@ -1,0 +1,81 @@
+"""A lean loader for standard sentence-transformers folders (Transformer -> Pooling -> Normalize).
+
+Importing sentence-transformers costs seconds at start-up; most models, the
+built-in ones included, are a plain Hugging Face encoder followed by mean/CLS/max
+pooling and an optional normalisation. For those, this module loads the encoder
+with ``transformers`` alone and reproduces the pipeline exactly (a test checks
+the vectors against ``SentenceTransformer.encode``). Any other folder falls back
+to sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_STANDARD = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+             "sentence_transformers.models.Normalize")
+
+
+def _pooling_mode(config: dict) -> str | None:
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        return mode if mode in ("mean", "cls", "max") else None
+    modes = [m for m, key in (("mean", "pooling_mode_mean_tokens"), ("cls", "pooling_mode_cls_token"),
+                              ("max", "pooling_mode_max_tokens")) if config.get(key)]
+    if len(modes) != 1 or config.get("pooling_mode_mean_sqrt_len_tokens"):
+        return None
+    return modes[0]
+
+
+def describe(folder: Path) -> dict | None:
+    """The pipeline of a standard folder (pooling mode, normalise, max length), or None if not standard."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        types = [m["type"] for m in modules]
+        if not types or types[0] != _STANDARD[0] or types[1:2] != [_STANDARD[1]] or any(t not in _STANDARD for t in types):
+            return None
+        if modules[0].get("path", "") not in ("", "."):
+            return None
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text())
+        sbert = json.loads((folder / "sentence_bert_config.json").read_text())
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    mode = _pooling_mode(pooling)
+    if mode is None or sbert.get("do_lower_case"):
+        return None
+    return {"pooling": mode, "normalize": _STANDARD[2] in types, "max_seq_length": int(sbert.get("max_seq_length", 512))}
+
+
+def load(folder: Path, spec: dict, device: str):
+    """(module, tokenizer, max_seq_length) for a folder that :func:`describe` accepted."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    transformer = AutoModel.from_pretrained(str(folder), local_files_only=True)
+    max_len = min(spec["max_seq_length"], getattr(transformer.config, "max_position_embeddings", 512))
+
+    class PooledEncoder(torch.nn.Module):
+        """Encoder + pooling + normalisation, returning what sentence-transformers modules return."""
+
+        def __init__(self):
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, features: dict) -> dict:
+            out = self.transformer(**features, return_dict=True).last_hidden_state
+            mask = features["attention_mask"].unsqueeze(-1).to(out.dtype)
+            if spec["pooling"] == "mean":
+                pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            elif spec["pooling"] == "cls":
+                pooled = out[:, 0]
+            else:
+                pooled = out.masked_fill(mask == 0, -1e9).max(1).values
+            if spec["normalize"]:
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            return {"token_embeddings": out, "sentence_embedding": pooled}
+
+    module = PooledEncoder().to(device).eval()
+    module.dimension = int(transformer.config.hidden_size)
+    return module, tokenizer, max_len
