@@ -1,0 +1,356 @@
+"""Grading a whole submissions CSV: ``grade_csv(submissions, rubric, output)``.
+
+The file is read and written in chunks, so memory stays bounded on any size.
+Every input row and cell comes back in order, with the grade columns added; a
+row that cannot be graded carries an ``error`` instead of being dropped.
+Identical answers to a question (up to case and spacing) are graded once.
+Progress goes to an append-only journal beside the output, so ``resume=True``
+continues a killed run without regrading and gives the same bytes as an
+uninterrupted run. The output appears only when complete, through a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.csvio import CsvFormat, CsvReader, clean, detect_format, format_rows, scan, undecodable
+from grader.errors import InputDataError
+from grader.mapping import ColumnMap, map_columns
+from grader.rubric import Rubric, ShortAnswerQuestion, load_rubric
+from grader.summary import Summary
+from grader.text import normalize
+
+FIELDS = ("points", "max_points", "label", "confidence", "needs_review", "concepts_found", "concepts_missing",
+          "feedback", "flags")
+BLANK_MARKS = {"-", "–", "—"}  # Moodle writes "-" for a question left unanswered
+JOURNAL_VERSION = 1
+
+
+@dataclass
+class BatchResult:
+    """What :func:`grade_csv` did."""
+
+    output: Path
+    format: CsvFormat
+    columns: ColumnMap
+    rows: int
+    error_rows: int
+    answers: int
+    graded_now: int  # answers the engine graded in this run (after deduplication and resume)
+    resumed_rows: int
+    summary: Summary
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Plan:
+    """Output columns and how to cut each input row into answers to grade."""
+
+    def __init__(self, cmap: ColumnMap, rubric: Rubric, width: int):
+        self.cmap, self.rubric = cmap, rubric
+        self.width = width
+        header = list(cmap.header) + [f"extra_{k + 1}" for k in range(width - len(cmap.header))]
+        if cmap.layout == "long":
+            added = list(FIELDS)
+            self.blocks = {None: len(header)}
+        else:
+            added, self.blocks = [], {}
+            for qid in cmap.questions:
+                self.blocks[qid] = len(header) + len(added)
+                added += [f"{qid}_{f}" for f in FIELDS]
+            added += ["total", "max_total"]
+        added.append("error")
+        taken = {h.strip().lower() for h in header}
+        prefix = "grader_" if any(a.lower() in taken for a in added) else ""
+        self.header = header + [prefix + a for a in added]
+        self.error_index = len(self.header) - 1
+
+    def units(self, row: list[str]) -> tuple[list[tuple[str | None, str]], list[str]]:
+        """(question id or None when unknown, answer) pairs of a row, and the row's errors."""
+        c, errors = self.cmap, []
+        if len(row) != len(c.header):
+            errors.append(f"the row has {len(row)} cells but the header has {len(c.header)}"
+                          + ("; missing cells read as empty" if len(row) < len(c.header) else
+                             "; extra cells kept in the extra_N columns"))
+        for i, cell in enumerate(row):
+            if undecodable(cell):
+                name = c.header[i] if i < len(c.header) else f"extra_{i - len(c.header) + 1}"
+                errors.append(f"column {name!r} holds bytes that are not valid text; they were replaced by U+FFFD")
+        cell = lambda i: clean(row[i]) if i is not None and i < len(row) else ""  # noqa: E731
+        if c.layout == "long":
+            qid = cell(c.question_col).strip()
+            if not qid:
+                errors.append(f"no question id in column {c.header[c.question_col]!r}")
+                return [(None, "")], errors
+            if qid not in self.ids:
+                errors.append(f"unknown question {qid!r} in column {c.header[c.question_col]!r}; the rubric has "
+                              f"{', '.join(self.ids)}")
+                return [(None, "")], errors
+            return [(qid, cell(c.answer_col))], errors
+        units = []
+        for qid, col in c.questions.items():
+            text = cell(col)
+            units.append((qid, "" if text.strip() in BLANK_MARKS else text))
+        return units, errors
+
+    @property
+    def ids(self) -> list[str]:
+        return [q.id for q in self.rubric.questions]
+
+
+def _fields(result) -> list[str]:
+    return [f"{result.points:g}", f"{result.max_points:g}", result.label, f"{result.confidence:g}",
+            "true" if result.needs_review else "false", "; ".join(result.concepts_found),
+            "; ".join(result.concepts_missing), result.feedback, "; ".join(f.code for f in result.flags)]
+
+
+def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader, chunk_size: int,
+                 cache_size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    config = {"rubric": rubric.model_dump(mode="json"), "header": plan.header, "fmt": [fmt.encoding, fmt.delimiter],
+              "map": [plan.cmap.layout, plan.cmap.id_col, plan.cmap.question_col, plan.cmap.answer_col,
+                      plan.cmap.questions], "chunk": chunk_size, "cache": cache_size,
+              "max_chars": grader.max_answer_chars, "review": grader.review_threshold,
+              "model": str(getattr(grader.embedder, "name", getattr(grader.embedder, "model", ""))),
+              "combiner": getattr(grader.combiner, "metadata", None), "version": JOURNAL_VERSION}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _read_journal(path: Path) -> tuple[str | None, int, int]:
+    """(fingerprint, rows done, bytes written) of the last complete journal record."""
+    fingerprint, rows, size = None, 0, 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break  # the record being written when the run died
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                break
+            if "fingerprint" in rec:
+                fingerprint = rec["fingerprint"]
+            else:
+                rows, size = int(rec["rows"]), int(rec["bytes"])
+    return fingerprint, rows, size
+
+
+class _Cache:
+    """Grades of answers already seen, keyed by (question, normalised answer); cleared when full.
+
+    It changes only at chunk boundaries and only from the written rows, so a
+    resumed run rebuilds exactly the state an uninterrupted run had.
+    """
+
+    def __init__(self, size: int):
+        self.size, self.data = size, {}
+
+    @staticmethod
+    def key(qid: str, answer: str, limit: int) -> tuple:
+        text = normalize(answer[:limit])
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return qid, digest, len(answer) > limit
+
+    def end_chunk(self, entries: list[tuple[tuple, list[str]]]) -> None:
+        for key, fields in entries:
+            self.data.setdefault(key, fields)
+        if len(self.data) > self.size:
+            self.data.clear()
+
+
+def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str | Path | None = None, *,
+              grader=None, layout: str = "auto", id_col: str | None = None, question_col: str | None = None,
+              answer_col: str | None = None, maps: list[str] | None = None, encoding: str | None = None,
+              delimiter: str | None = None, chunk_size: int = 500, resume: bool = False,
+              progress: bool | None = None, cache_size: int = 20_000, log=None) -> BatchResult:
+    """Grade every answer in a submissions CSV and write the graded CSV to ``output``.
+
+    ``output`` defaults to ``<name>.graded.csv`` beside the input. ``grader`` is a
+    :class:`~grader.engine.Grader` (default: one with the shared default model).
+    ``log`` receives one-line messages (the mapping used, warnings); default: stderr.
+    Raises :class:`InputDataError` for a file that cannot be read as a table at all.
+    """
+    src = Path(submissions)
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    out = Path(output) if output else src.with_name(src.stem + ".graded.csv")
+    if out.resolve() == src.resolve():
+        raise InputDataError("the output would overwrite the input; choose another -o", field="output",
+                             source=str(src))
+    if chunk_size < 1:
+        raise InputDataError(f"chunk_size must be >= 1. Got {chunk_size}.", field="chunk_size")
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    fmt = detect_format(src, encoding, delimiter)
+    info = scan(src, fmt)
+    if info.unclosed_quote_line:
+        raise InputDataError(f"line {info.unclosed_quote_line}: a quoted field opens here and is never closed, so "
+                             "every later line would become part of one cell; close the quote and run again",
+                             source=str(src))
+    cmap = map_columns(info.header, rubric, layout=layout, id_col=id_col, question_col=question_col,
+                       answer_col=answer_col, maps=maps, source=str(src))
+    log(f"{src}: {fmt.describe()}, {info.rows} rows\n{cmap.describe()}")
+    warnings = []
+    if info.rows == 0:
+        warnings.append(f"{src}: the file has a header but no answer rows")
+    if grader is None:
+        from grader.engine import Grader
+
+        grader = Grader(rubric)
+    plan = _Plan(cmap, rubric, max(info.max_width, len(info.header)))
+    qids = [None] if cmap.layout == "long" else list(cmap.questions)
+    summary = Summary(list(plan.ids) if cmap.layout == "long" else qids)
+    questions = {q.id: q for q in rubric.questions}
+    limit = grader.max_answer_chars
+    part, journal = out.with_name(out.name + ".part"), out.with_name(out.name + ".journal")
+    fingerprint = _fingerprint(src, rubric, plan, fmt, grader, chunk_size, cache_size)
+    cache = _Cache(cache_size)
+    done, size = 0, 0
+    if resume and journal.exists() and part.exists():
+        old, done, size = _read_journal(journal)
+        if old != fingerprint:
+            raise InputDataError(f"{journal} belongs to a run with another input file, rubric or options; run "
+                                 "without --resume to start over", field="resume", source=str(src))
+        if part.stat().st_size < size:
+            raise InputDataError(f"{part} is shorter than its journal says; run without --resume to start over",
+                                 field="resume", source=str(src))
+        log(f"resuming after {done} of {info.rows} rows")
+    elif resume:
+        log("nothing to resume: starting from the first row")
+    if not (resume and done):
+        done, size = 0, 0
+    resumed_from = done
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if size == 0:
+        head = (b"\xef\xbb\xbf" if fmt.output_encoding == "utf-8-sig" else b"")
+        head += format_rows([plan.header], fmt.delimiter).encode("utf-8")
+        with open(part, "wb") as fh:
+            fh.write(head)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with open(journal, "wb") as jf:
+            jf.write(json.dumps({"fingerprint": fingerprint}).encode() + b"\n")
+            jf.write(json.dumps({"rows": 0, "bytes": len(head)}).encode() + b"\n")
+            jf.flush()
+            os.fsync(jf.fileno())
+        size = len(head)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    from tqdm import tqdm
+
+    bar = tqdm(total=info.rows, initial=done, unit="row", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    graded_now = answers = 0
+    id_col = cmap.id_col
+    with CsvReader(src, fmt) as reader, open(part, "r+b") as fh, open(journal, "ab") as jf:
+        fh.truncate(size)
+        fh.seek(size)
+        next(reader)  # the header
+        row_no = 0
+        replay = _replayer(part, fmt, plan, done) if done else None
+        for chunk in reader.chunks(chunk_size):
+            entries: list[tuple[tuple, list[str]]] = []
+            if row_no + len(chunk) <= done:  # written before the interruption: rebuild state, do not regrade
+                for (line, row), written in zip(chunk, replay):
+                    row_no += 1
+                    units, _ = plan.units(row)
+                    _account(plan, summary, units, written, row_no, row, id_col, limit, entries, cache)
+                    answers += sum(q is not None for q, _ in units)
+                cache.end_chunk(entries)
+                continue
+            parsed = [plan.units(row) for _, row in chunk]
+            todo: dict[tuple, tuple[str, str]] = {}
+            for units, _ in parsed:
+                for qid, answer in units:
+                    if qid is not None:
+                        key = cache.key(qid, answer, limit)
+                        if key not in cache.data and key not in todo:
+                            todo[key] = (qid, answer)
+            results = dict(zip(todo, grader.grade_many(list(todo.values())))) if todo else {}
+            graded_now += len(todo)
+            rows_out = []
+            for (line, row), (units, errors) in zip(chunk, parsed):
+                row_no += 1
+                cells = [clean(c) for c in row] + [""] * (plan.width - len(row))
+                added: list[str] = []
+                total = max_total = 0.0
+                for qid, answer in units:
+                    if qid is None:
+                        added += [""] * len(FIELDS)
+                        continue
+                    answers += 1
+                    key = cache.key(qid, answer, limit)
+                    fields = cache.data.get(key) or _fields(results[key])
+                    added += fields
+                    total += float(fields[0])
+                    max_total += float(fields[1])
+                    if len(answer) > limit and isinstance(questions[qid], ShortAnswerQuestion):
+                        errors.append(f"{qid + ': ' if cmap.layout == 'wide' else ''}the answer has {len(answer)} "
+                                      f"characters, over the limit of {limit}; it was graded on its first {limit} "
+                                      "characters and flagged 'truncated'")
+                if cmap.layout == "wide":
+                    added += [f"{total:g}", f"{max_total:g}"]
+                added.append("; ".join(errors))
+                rows_out.append(cells + added)
+            data = format_rows(rows_out, fmt.delimiter).encode("utf-8")
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+            size += len(data)
+            done = row_no
+            jf.write(json.dumps({"rows": done, "bytes": size}).encode() + b"\n")
+            jf.flush()
+            os.fsync(jf.fileno())
+            # Summary and cache are fed from the written cells, exactly as a resumed run replays them.
+            entries = []
+            base = row_no - len(chunk)
+            for k, ((line, row), written) in enumerate(zip(chunk, _parse_written(data, fmt))):
+                _account(plan, summary, parsed[k][0], written, base + k + 1, row, id_col, limit, entries, cache)
+            cache.end_chunk(entries)
+            bar.update(len(chunk))
+    bar.close()
+    os.replace(part, out)
+    journal.unlink(missing_ok=True)
+    return BatchResult(out, fmt, cmap, summary.rows, summary.error_rows, answers, graded_now, resumed_from,
+                       summary, warnings)
+
+
+def _account(plan: _Plan, summary: Summary, units, written: list[str], row_no: int, row: list[str],
+             id_col, limit: int, entries: list, cache) -> None:
+    """Add one written row to the summary (and, when replaying, its grades to the cache entries)."""
+    error = written[plan.error_index] if plan.error_index < len(written) else ""
+    summary.add_row(error)
+    student = clean(row[id_col]) if id_col is not None and id_col < len(row) else ""
+    for qid, answer in units:
+        if qid is None:
+            continue
+        start = plan.blocks[None if plan.cmap.layout == "long" else qid]
+        fields = written[start:start + len(FIELDS)]
+        if cache is not None:
+            entries.append((cache.key(qid, answer, limit), fields))
+        summary.add(qid, dict(zip(FIELDS, fields)), error, student, clean(answer), row_no)
+
+
+def _parse_written(data: bytes, fmt: CsvFormat) -> list[list[str]]:
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=fmt.delimiter))
+
+
+def _replayer(part: Path, fmt: CsvFormat, plan: _Plan, rows: int):
+    """The first ``rows`` data rows already written to the part file."""
+    out = CsvReader(part, CsvFormat("utf-8-sig", fmt.delimiter))
+    next(out)
+
+    def gen():
+        try:
+            for _ in range(rows):
+                yield next(out)
+        finally:
+            out.close()
+    return gen()

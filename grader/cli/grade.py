@@ -1,0 +1,78 @@
+"""``grader grade``: grade a submissions CSV and write the graded CSV, a summary and a report."""
+
+from __future__ import annotations
+
+import sys
+
+from grader.cli.common import add_model_options, make_grader
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("grade", help="grade a CSV of submissions (long or wide layout)",
+                       description="Grade every answer in SUBMISSIONS and write the graded CSV. "
+                                   "Exits 1 when any row has an error.")
+    p.add_argument("submissions", metavar="SUBMISSIONS.csv", help="submissions CSV (long or wide layout)")
+    p.add_argument("--rubric", required=True, help="rubric YAML file")
+    p.add_argument("-o", "--output", default=None, help="graded CSV to write (default: SUBMISSIONS.graded.csv)")
+    cols = p.add_argument_group("columns (default: detected from the header; the mapping used is printed)")
+    cols.add_argument("--layout", choices=["auto", "long", "wide"], default="auto",
+                      help="long: one row per answer; wide: one column per question (default: auto)")
+    cols.add_argument("--id-col", default=None, help="student id column (a header, or #N for the N-th column)")
+    cols.add_argument("--question-col", default=None, help="question id column of a long file")
+    cols.add_argument("--answer-col", default=None, help="answer column of a long file")
+    cols.add_argument("--map", dest="maps", action="append", default=[], metavar="HEADER=QUESTION_ID",
+                      help="grade column HEADER (or #N) as question QUESTION_ID in a wide file; repeatable")
+    fmt = p.add_argument_group("file format (default: detected)")
+    fmt.add_argument("--encoding", default=None, help="input encoding, e.g. utf-8, utf-16, cp1252")
+    fmt.add_argument("--delimiter", default=None, help="input delimiter: ',', ';' or 'tab'")
+    run_ = p.add_argument_group("run")
+    run_.add_argument("--resume", action="store_true",
+                      help="continue an interrupted run from its journal instead of starting over")
+    run_.add_argument("--chunk-size", type=int, default=500, help="rows read, graded and written at a time "
+                                                                  "(default: 500)")
+    run_.add_argument("--max-answer-chars", type=int, default=None,
+                      help="answers longer than this are graded on their start and flagged (default: 20000)")
+    out = p.add_argument_group("summary")
+    out.add_argument("--summary", default=None, metavar="FILE.csv", help="also write the per-question summary as CSV")
+    out.add_argument("--report", default=None, metavar="DIR",
+                     help="write an HTML report (distribution plots, answers needing review) to DIR/index.html")
+    out.add_argument("--quiet", action="store_true", help="print neither the mapping nor the summary table")
+    add_model_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from grader.batch import grade_csv
+    from grader.errors import ConfigError
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(args.rubric)
+    if args.max_answer_chars is not None and args.max_answer_chars < 1:
+        raise ConfigError(f"--max-answer-chars must be >= 1. Got {args.max_answer_chars}.", field="max_answer_chars")
+    grader = make_grader(args, rubric)
+    if args.max_answer_chars is not None:
+        grader.max_answer_chars = args.max_answer_chars
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    result = grade_csv(args.submissions, rubric, args.output, grader=grader, layout=args.layout,
+                       id_col=args.id_col, question_col=args.question_col, answer_col=args.answer_col,
+                       maps=args.maps, encoding=args.encoding, delimiter=args.delimiter, chunk_size=args.chunk_size,
+                       resume=args.resume, log=log)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.summary:
+        result.summary.write_csv(args.summary)
+    if args.report:
+        from grader.report import write_report
+
+        write_report(result, args.report, rubric)
+    if not args.quiet:
+        print(result.summary.format_table())
+        print(f"{result.answers} answers in {result.rows} rows; {result.graded_now} distinct answers graded now"
+              + (f" (resumed after row {result.resumed_rows})" if result.resumed_rows else ""))
+        print(f"wrote {result.output}" + (f", {args.summary}" if args.summary else "")
+              + (f", {args.report}/index.html" if args.report else ""))
+    if result.error_rows:
+        print(f"grader grade: {result.error_rows} row(s) have errors; see the 'error' column of {result.output}",
+              file=sys.stderr)
+        return 1
+    return 0
