@@ -80,3 +80,40 @@ class ConfigError(GraderError):
     code = "invalid_config"
     exit_code = 2
     http_status = 422
+
+
+class UnknownRubricError(GraderError):
+    """A rubric id is not among the rubrics the service loaded."""
+
+    code = "unknown_rubric"
+    exit_code = 2
+    http_status = 404
+
+
+class AuthenticationError(GraderError):
+    """An HTTP request has no API key or a wrong one."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class LimitError(GraderError):
+    """A request exceeds a configured limit (answer length, batch size)."""
+
+    code = "limit_exceeded"
+    exit_code = 2
+    http_status = 422
+
+
+class PayloadTooLargeError(LimitError):
+    """A request body exceeds the configured number of bytes."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class ServiceUnavailableError(GraderError):
+    """The service cannot grade now: the model is not loaded yet, or the queue is full."""
+
+    code = "unavailable"
+    http_status = 503

@@ -1,0 +1,182 @@
+"""The state behind the routes: loaded rubrics, one Grader per rubric, the model and the batcher.
+
+It resolves requests to (grader, question, answer) items, enforces the answer
+limit, and hands items to the micro-batcher, which calls ``Grader.grade_pairs``.
+All grading happens in the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Callable, Sequence
+
+from grader.api.batching import BatchOutcome, MicroBatcher
+from grader.errors import GraderError, LimitError, ServiceUnavailableError, UnknownRubricError
+from grader.rubric import Rubric, ShortAnswerQuestion
+
+log = logging.getLogger("grader.api")
+
+# Answers of a few lengths: the first encoder calls at each new shape are slow on CPU.
+WARMUP_ANSWERS = ("Gradients vanish.",
+                  "The same weight matrix multiplies the hidden state at every step, so gradients shrink.",
+                  " ".join(["The cell state is updated additively through gates, so information persists."] * 4))
+
+
+class GradingService:
+    """Rubrics, graders and batcher of one running app.
+
+    ``loader`` returns a loaded embedder; it runs once, in a background thread,
+    after the server starts, so ``/healthz`` answers at once and ``/readyz``
+    only when grading can begin.
+    """
+
+    def __init__(self, settings, rubrics: dict[str, Rubric], *, metrics=None,
+                 loader: Callable[[], object] | None = None):
+        self.settings = settings
+        self.rubrics = dict(rubrics)
+        self.metrics = metrics
+        self.loader = loader or self._default_loader
+        self.graders: dict[str, object] = {}
+        self.inline = None
+        self.embedder = None
+        self.state = "loading"
+        self.error: str | None = None
+        self.load_seconds: float | None = None
+        self.batcher = MicroBatcher(self._run_batch, max_size=settings.batch_max_size,
+                                    wait_s=settings.batch_wait_ms / 1000.0, max_queue=settings.queue_max,
+                                    metrics=metrics)
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def _default_loader(self):
+        from grader.engine import get_embedder
+
+        s = self.settings
+        return get_embedder(s.model, s.device, s.backend).load()
+
+    async def start(self) -> None:
+        """Start the batcher and load the model in the background."""
+        await self.batcher.start()
+        self._thread = threading.Thread(target=self.load, name="grader-load", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the batcher; waiting requests get 503."""
+        await self.batcher.stop()
+
+    def load(self) -> None:
+        """Load the model and combiner, build one Grader per rubric and warm them up (blocking)."""
+        from grader.engine import Grader, load_combiner
+
+        started = time.perf_counter()
+        s = self.settings
+        try:
+            embedder = self.loader()
+            combiner = load_combiner(s.combiner)
+            options = dict(embedder=embedder, combiner=combiner, review_threshold=s.review_threshold,
+                           max_answer_chars=s.max_answer_chars)
+            graders = {rid: Grader(r, **options) for rid, r in self.rubrics.items()}
+            inline = Grader(None, **options)
+            for rid, grader in graders.items():  # vectors of every question now, not on the first request
+                short = [q for q in self.rubrics[rid].questions if isinstance(q, ShortAnswerQuestion)]
+                if short:
+                    for answer in WARMUP_ANSWERS:
+                        grader.grade_pairs([(q, answer) for q in short])
+                    grader.grade_pairs([(short[0], f"{a} ({i})") for i, a in enumerate(WARMUP_ANSWERS * 3)])
+        except GraderError as exc:
+            self.state, self.error = "failed", str(exc)
+            log.error("model failed to load: %s", exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz instead of killing the server
+            self.state, self.error = "failed", f"{type(exc).__name__} while loading the model"
+            log.exception("model failed to load")
+            return
+        self.embedder, self.graders, self.inline = embedder, graders, inline
+        self.load_seconds = time.perf_counter() - started
+        self.state = "ready"
+        if self.metrics is not None:
+            self.metrics.ready.set(1)
+        log.info("ready: %d rubric(s), model loaded and warmed up in %.1f s", len(graders), self.load_seconds)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def model_info(self) -> dict | None:
+        """Name, device and backend of the loaded model."""
+        info = getattr(self.embedder, "info", None)
+        return info() if callable(info) else None
+
+    def require_ready(self) -> None:
+        """Raise 503 unless the model is loaded."""
+        if self.state == "failed":
+            raise ServiceUnavailableError(f"the model failed to load: {self.error}")
+        if not self.ready:
+            raise ServiceUnavailableError("the model is still loading; retry shortly (see GET /readyz)")
+
+    # -- resolving requests -------------------------------------------------------------
+    def rubric(self, rubric_id: str, field: str = "rubric_id") -> Rubric:
+        """A loaded rubric, or 404 naming the loaded ones."""
+        rubric = self.rubrics.get(rubric_id)
+        if rubric is None:
+            ids = ", ".join(sorted(self.rubrics)) or "none"
+            raise UnknownRubricError(f"rubric '{rubric_id}' is not loaded. Loaded rubrics: {ids}.", field=field)
+        return rubric
+
+    def check_answer(self, answer: str, field: str) -> None:
+        """422 naming ``field`` when the answer is longer than ``max_answer_chars``."""
+        limit = self.settings.max_answer_chars
+        if len(answer) > limit:
+            raise LimitError(f"field '{field}' is {len(answer)} characters long; the limit is {limit} "
+                             "(GRADER_MAX_ANSWER_CHARS).", field=field)
+
+    def check_batch(self, size: int, field: str = "items") -> None:
+        """422 when a batch has more items than ``max_batch_size``."""
+        limit = self.settings.max_batch_size
+        if size > limit:
+            raise LimitError(f"field '{field}' holds {size} items; the limit is {limit} (GRADER_MAX_BATCH_SIZE).",
+                             field=field)
+
+    def resolve(self, request, prefix: str = "") -> tuple:
+        """(grader, question, answer) for a GradeRequest; errors name fields under ``prefix``."""
+        self.check_answer(request.answer, f"{prefix}answer")
+        if request.question is not None:
+            return (self.inline, request.question.to_question(f"{prefix}question"), request.answer)
+        rubric = self.rubric(request.rubric_id, f"{prefix}rubric_id")
+        try:
+            question = rubric.question(request.question_id)
+        except GraderError as exc:
+            exc.field = f"{prefix}question_id"
+            raise
+        return (self.graders.get(rubric.id), question, request.answer)
+
+    # -- grading ------------------------------------------------------------------------
+    async def grade(self, items: Sequence[tuple]) -> list[BatchOutcome]:
+        """Grade resolved items through the batcher; each outcome holds a result or that item's exception."""
+        self.require_ready()
+        futures = self.batcher.submit(list(items))
+        done, pending = await asyncio.wait(futures, timeout=self.settings.grade_timeout_s)
+        for fut in pending:
+            fut.cancel()
+        if pending:
+            raise ServiceUnavailableError(f"grading took longer than {self.settings.grade_timeout_s:g} s "
+                                          "(GRADER_GRADE_TIMEOUT_S); retry shortly")
+        return [f.result() for f in futures]
+
+    def _run_batch(self, items: list[tuple]) -> list:
+        """Runs in the model thread: one ``grade_pairs`` call per grader in the batch."""
+        groups: dict[int, list[int]] = {}
+        for i, (grader, _, _) in enumerate(items):
+            groups.setdefault(id(grader), []).append(i)
+        out: list = [None] * len(items)
+        for indices in groups.values():
+            grader = items[indices[0]][0]
+            results = grader.grade_pairs([(items[i][1], items[i][2]) for i in indices])
+            for i, result in zip(indices, results):
+                out[i] = result
+        if self.metrics is not None:
+            self.metrics.answers.labels("ok").inc(len(items))
+        return out

@@ -1,0 +1,103 @@
+"""Settings of the HTTP service: one pydantic-settings class read from ``GRADER_*`` variables.
+
+Every field is documented in the README's "Settings" table;
+``tests/test_api_settings.py`` fails when one is not.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from grader.errors import ConfigError
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or name (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every setting of ``grader serve``; each reads ``GRADER_<NAME>`` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GRADER_", extra="ignore", frozen=True)
+
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), description="API keys accepted in the X-API-Key header, comma-separated.")
+    open: bool = Field(default=False, description="Serve without API keys (allowed on a loopback host only).")
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port to listen on (0 picks a free one).")
+    rubrics_dir: Path = Field(default=Path("rubrics"), description="Folder of rubric YAML files, all loaded at startup.")
+    model: str | None = Field(default=None, description="Embedding model: 'minilm', 'mpnet' or a local folder.")
+    device: str | None = Field(default=None, description="'cpu', 'cuda' or 'cuda:N' (default: CUDA when present).")
+    backend: Literal["auto", "fp32", "fp16", "int8"] = Field(default="auto", description="Encoder precision.")
+    combiner: str | None = Field(default=None, description="Combiner JSON (default: models/default.json).")
+    review_threshold: float = Field(default=0.6, ge=0, le=1,
+                                    description="Confidence below which an answer is flagged for review.")
+    max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body; larger gets 413.")
+    max_answer_chars: int = Field(default=10_000, gt=0, description="Longest answer; longer gets 422.")
+    max_batch_size: int = Field(default=100, gt=0, description="Most items in one POST /v1/grade/batch.")
+    batch_wait_ms: float = Field(default=2.0, ge=0,
+                                 description="How long the micro-batcher collects concurrent requests.")
+    batch_max_size: int = Field(default=32, gt=0, description="Most answers graded in one model call.")
+    queue_max: int = Field(default=2_000, gt=0, description="Most answers waiting to be graded; more gets 503.")
+    grade_timeout_s: float = Field(default=30.0, gt=0, description="Longest a request waits for its grade; then 503.")
+    include_signals: bool = Field(default=True, description="Include the raw combiner signals in results.")
+    docs: bool = Field(default=True, description="Serve OpenAPI docs at /docs and /openapi.json.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value):
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.lower() if isinstance(value, str) else value
+
+    def key_bytes(self) -> list[bytes]:
+        """The API keys as bytes, for constant-time comparison."""
+        return [k.get_secret_value().encode("utf-8") for k in self.api_keys]
+
+    def check_security(self) -> None:
+        """Refuse to serve without keys unless open, and open only on a loopback host."""
+        if self.open and not is_loopback(self.host):
+            raise ConfigError(f"--open (GRADER_OPEN) is allowed only on a loopback host such as 127.0.0.1. "
+                              f"Got host '{self.host}'.", field="open")
+        if not self.api_keys and not self.open:
+            raise ConfigError("no API keys: set GRADER_API_KEYS (comma-separated) or pass --open to serve "
+                              "without keys on a loopback host", field="api_keys")
+
+
+def make_settings(**overrides) -> Settings:
+    """Settings from the environment with ``overrides``; an invalid value raises ConfigError naming it."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        got = err.get("input")
+        shown = "" if field == "api_keys" or isinstance(got, (dict, list)) else f" Got {got!r}."
+        raise ConfigError(f"setting '{field}' (GRADER_{(field or '').upper()}): {err['msg']}.{shown}",
+                          field=field) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once; tests call ``get_settings.cache_clear()`` or pass their own."""
+    return make_settings()
