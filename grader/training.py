@@ -94,11 +94,15 @@ def with_examples(question: ShortAnswerQuestion, examples: list[LabeledAnswer], 
 
 def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
                   questions: dict[str, ShortAnswerQuestion] | None = None, example_counts=(0,), seed: int = 0,
-                  levels: np.ndarray | None = None, example_pool: list[LabeledAnswer] | None = None) -> Dataset:
+                  levels: np.ndarray | None = None, example_pool: list[LabeledAnswer] | None = None,
+                  cache: dict | None = None) -> Dataset:
     """Signals for ``rows``; for each N in ``example_counts`` N answers per question become its examples.
 
     Examples are drawn from ``example_pool`` (default: ``rows``) and the rows drawn are not scored.
     Empty answers are left out: the grader gives them 0 by rule, not by the combiner.
+    ``cache`` (a dict kept by the caller) holds signals per (question, answer) so that folds
+    and learning-curve points sharing a question configuration compute them once.
+    Questions that are not short-answer (multiple choice, true/false) are graded exactly and skipped.
     """
     questions = questions or build_questions(rows)
     classes = targets(rows, target, levels)
@@ -114,8 +118,10 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
     X, y, fr, groups, used, counts = [], [], [], [], [], []
     for qid, idx in by_q.items():
         question = questions[qid]
+        if not isinstance(question, ShortAnswerQuestion):
+            continue
         idx = [i for i in idx if rows[i].answer.strip() and normalize(rows[i].answer)]
-        encodings = grader.encode_answers(rows[i].answer for i in idx)
+        encodings = grader.encode_answers(grader.clip(rows[i].answer)[0] for i in idx)
         for n in example_counts:
             candidates = pool_by_q.get(qid, [])
             rng = np.random.default_rng(_seed(seed, qid, n))
@@ -123,13 +129,17 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
             examples = [pool[j] for j in picked]
             q = with_examples(question, examples, target == "label") if examples else question
             prepared = grader.prepare(q)
+            known = cache.setdefault(q, {}) if cache is not None else {}
             skip = {id(pool[j]) for j in picked} if pool is rows else set()
             for i in idx:
                 r = rows[i]
                 if id(r) in skip or classes[i] is None:
                     continue
-                sig = answer_signals(prepared, grader.clip(r.answer)[0], encodings[grader.clip(r.answer)[0]])
-                X.append(sig.features)
+                text = grader.clip(r.answer)[0]
+                features = known.get(text)
+                if features is None:
+                    features = known[text] = answer_signals(prepared, text, encodings[text]).features
+                X.append(features)
                 y.append(classes[i])
                 fr.append(np.nan if r.fraction is None else r.fraction)
                 groups.append(qid)
@@ -173,3 +183,135 @@ def training_metadata(data: Dataset, grader: Grader, **extra) -> dict:
         "label_counts": {str(k): int(v) for k, v in zip(labels, counts)},
         **extra,
     }
+
+
+DEFAULT_EXAMPLE_COUNTS = (0, 5, 20)
+
+
+class CachingEmbedder:
+    """Wraps an embedder so that each distinct text is encoded once per run.
+
+    Folds, learning-curve points and baselines all reuse the same encodings; an
+    evaluation encodes every distinct answer in one batched pass up front (:meth:`warm`).
+    """
+
+    def __init__(self, embedder):
+        self.inner = embedder
+        self._cache: dict = {}
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    @property
+    def name(self):
+        """The wrapped model's name."""
+        return self.inner.name
+
+    @property
+    def sha256(self):
+        """The wrapped model's weight hash."""
+        return self.inner.sha256
+
+    def warm(self, texts) -> None:
+        """Encode every not yet cached text, in one batched pass."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            self._cache.update(zip(missing, self.inner.encode_tokens(missing)))
+
+    def encode_tokens(self, texts):
+        """Cached :meth:`Embedder.encode_tokens`."""
+        texts = list(texts)
+        self.warm(texts)
+        return [self._cache[t] for t in texts]
+
+    def encode(self, texts):
+        """Cached sentence vectors (the sentence vectors of :meth:`encode_tokens`)."""
+        texts = list(texts)
+        if not texts:
+            return self.inner.encode([])
+        return np.stack([e.vector for e in self.encode_tokens(texts)])
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+def questions_for(rows: list[LabeledAnswer], rubric=None) -> dict:
+    """The question of each question_id: from ``rubric`` when given (matched by id), else built from the rows."""
+    if rubric is None:
+        return build_questions(rows)
+    from grader.corpus import _safe_id
+
+    ids = {q.id: q for q in rubric.questions}
+    out, missing = {}, []
+    for qid in dict.fromkeys(r.question_id for r in rows):
+        question = ids.get(qid) or ids.get(_safe_id(qid))
+        if question is None:
+            missing.append(qid)
+        else:
+            out[qid] = question
+    if missing:
+        raise InputDataError(f"question_id(s) {missing[:10]} are not in rubric '{rubric.id}' "
+                             f"(it has {sorted(ids)[:20]})", field="question_id")
+    return out
+
+
+def validate_combiner(data: Dataset, C: float = 1.0, class_weight=None, folds: int = 5) -> dict:
+    """Held-out figures of a combiner trained like ``fit_combiner``, folds grouped by question.
+
+    Reported per number of graded examples the question had (``examples_N``) and overall.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    from grader.metrics import label_metrics
+
+    n_groups = len(np.unique(data.groups))
+    if n_groups < 2:
+        return {"note": "one question only: no grouped validation possible"}
+    pred = np.empty(len(data.y), dtype=object)
+    conf = np.zeros(len(data.y))
+    for train, test in GroupKFold(n_splits=min(folds, n_groups)).split(data.X, data.y, data.groups):
+        if len(np.unique(data.y[train])) < 2:
+            return {"note": "a fold holds a single label: no grouped validation possible"}
+        sub = Dataset(data.X[train], data.y[train], data.fractions[train], data.groups[train])
+        model = fit_combiner(sub, C=C, class_weight=class_weight)
+        proba = model.predict_proba(data.X[test])
+        pred[test] = model.classes_[proba.argmax(axis=1)]
+        conf[test] = proba.max(axis=1)
+    out = {"protocol": f"GroupKFold by question_id, {min(folds, n_groups)} folds, on training signals"}
+    for n in sorted(set(data.example_count.tolist())):
+        mask = data.example_count == n
+        m = label_metrics(data.y[mask], pred[mask], confidence=conf[mask])
+        out[f"examples_{n}"] = {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", "coverage_at_90",
+                                                  "coverage_at_95")}
+    return out
+
+
+def train_from_rows(rows: list[LabeledAnswer], *, target: str | None = None, embedder=None, rubric=None,
+                    example_counts=DEFAULT_EXAMPLE_COUNTS, seed: int = 0, C: float = 1.0, class_weight=None,
+                    validate: bool = True, fingerprint: str | None = None, label_col: str = "label",
+                    ) -> tuple[GradeCombiner, dict]:
+    """Fit a combiner on labelled rows; returns it and the metadata to save with it."""
+    target = resolve_target(rows, target)
+    levels = score_levels(rows) if target == "score" else None
+    fractions = label_fractions_of(rows) if target == "label" else {}
+    grader = Grader.for_signals(embedder, label_fractions=fractions)
+    questions = questions_for(rows, rubric)
+    data = build_dataset(grader, rows, target, questions=questions, example_counts=tuple(example_counts),
+                         seed=seed, levels=levels)
+    if len(np.unique(data.y)) < 2:
+        raise InputDataError(f"training needs at least 2 distinct {target} values; got {sorted(set(data.y))}",
+                             field=label_col if target == "label" else "score")
+    combiner = fit_combiner(data, C=C, class_weight=class_weight)
+    meta = training_metadata(
+        data, grader, target=target, label_col=label_col if target == "label" else None,
+        labels=[str(c) for c in combiner.classes_],
+        label_fractions={str(c): float(f) for c, f in zip(combiner.classes_, combiner.label_fractions_)},
+        score_levels=None if levels is None else [float(v) for v in levels],
+        example_counts=[int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
+        corpus_fingerprint=fingerprint, rows_in_file=len(rows),
+        rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
+                      "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},
+    )
+    if validate:
+        meta["validation"] = validate_combiner(data, C=C, class_weight=class_weight)
+    return combiner, meta

@@ -1,0 +1,314 @@
+"""Agreement with human graders under a named protocol, with baselines side by side.
+
+Protocols (:func:`evaluate`):
+
+* ``zero-shot``: a fitted combiner (default ``models/default.json``) grades every row.
+* ``train-test``: train on one corpus, test on another (SemEval-2013 style).
+* ``unseen-answers``: K folds within each question; the answers of a question are
+  split across folds.
+* ``unseen-questions``: K folds grouped by ``question_id`` (GroupKFold).
+
+Which graded examples a test question gets:
+
+* with ``examples_per_question=N`` (and at each learning-curve point N), N of the
+  question's own labelled answers become its graded examples and the rest are
+  scored (at least one answer is always scored);
+* otherwise, the question's answers in the training set, when it has any (the
+  instructor graded those); a question never seen in training gets none.
+
+Each fold trains a fresh combiner (on examples drawn per ``example_counts``, so it
+learns to use them) and the two baselines on the same training rows. Test answers
+go through the full engine, exactly as ``grader score`` would grade them. Every
+distinct text is encoded once per run and signals are cached by question and answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import GroupKFold
+
+from grader.baselines import BASELINES, ThresholdBaseline
+from grader.combiner import GradeCombiner
+from grader.corpus import LabeledAnswer
+from grader.engine import Grader, get_embedder, load_combiner
+from grader.errors import ConfigError, InputDataError
+from grader.features import FEATURES
+from grader.metrics import label_metrics, score_metrics
+from grader.rubric import ShortAnswerQuestion
+from grader.training import (DEFAULT_EXAMPLE_COUNTS, CachingEmbedder, build_dataset, fit_combiner,
+                             label_fractions_of, questions_for, resolve_target, score_class, score_levels, targets,
+                             with_examples)
+
+log = logging.getLogger(__name__)
+PROTOCOLS = ("zero-shot", "train-test", "unseen-answers", "unseen-questions")
+SYSTEMS = ("grader",) + BASELINES
+MAX_QWK_LEVELS = 21
+
+
+@dataclass
+class Predictions:
+    """One system's grades of the scored rows at one number of examples per question."""
+
+    rows: list[LabeledAnswer] = field(default_factory=list)
+    true: list[str] = field(default_factory=list)
+    pred: list[str] = field(default_factory=list)
+    confidence: list[float] = field(default_factory=list)
+    pred_fraction: list[float] = field(default_factory=list)
+    fold: list[int] = field(default_factory=list)
+    examples: list[int] = field(default_factory=list)
+
+    def add(self, row, true, pred, confidence, fraction, fold, examples) -> None:
+        """Record one graded row."""
+        self.rows.append(row)
+        self.true.append(true)
+        self.pred.append(pred)
+        self.confidence.append(float(confidence))
+        self.pred_fraction.append(float(fraction))
+        self.fold.append(fold)
+        self.examples.append(examples)
+
+    def scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Human and predicted scores on the human scale, for rows with a human score."""
+        keep = [i for i, r in enumerate(self.rows) if r.fraction is not None and np.isfinite(self.pred_fraction[i])]
+        true = np.array([self.rows[i].score for i in keep], dtype=np.float64)
+        pred = np.array([self.pred_fraction[i] * self.rows[i].max_score for i in keep], dtype=np.float64)
+        return true, pred
+
+    def metrics(self, labels: list[str] | None = None) -> dict:
+        """Label metrics (with coverage) and, where humans gave scores, score metrics."""
+        if not self.true:
+            return {"n": 0}
+        out = label_metrics(self.true, self.pred, groups=[r.question_id for r in self.rows],
+                            confidence=self.confidence, labels=labels)
+        true, pred = self.scores()
+        if len(true):
+            levels = np.unique(np.round(true, 6))
+            if len(levels) > MAX_QWK_LEVELS:
+                levels = np.linspace(true.min(), true.max(), 11)
+            out["score"] = score_metrics(true, pred, levels)
+        return out
+
+
+@dataclass
+class Evaluation:
+    """The outcome of :func:`evaluate`: a JSON-ready summary and every prediction behind it."""
+
+    summary: dict
+    predictions: dict  # (system, N or None) -> Predictions
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode())
+
+
+def splits(rows: list[LabeledAnswer], protocol: str, folds: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """(train indices, test indices) of each fold of ``protocol`` over ``rows``."""
+    if protocol == "unseen-questions":
+        groups = np.array([r.question_id for r in rows], dtype=object)
+        n_groups = len(np.unique(groups))
+        if n_groups < 2:
+            raise ConfigError(f"--cv unseen-questions needs at least 2 questions; the corpus has {n_groups}",
+                              field="cv")
+        splitter = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
+        return [(list(a), list(b)) for a, b in splitter.split(np.zeros(len(rows)), groups=groups)]
+    if protocol == "unseen-answers":
+        fold_of = np.zeros(len(rows), dtype=int)
+        by_q: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            by_q.setdefault(r.question_id, []).append(i)
+        for qid, idx in by_q.items():
+            order = np.random.default_rng(_seed(seed, qid)).permutation(idx)
+            fold_of[order] = np.arange(len(order)) % folds
+        out = [(list(np.flatnonzero(fold_of != k)), list(np.flatnonzero(fold_of == k))) for k in range(folds)]
+        return [(a, b) for a, b in out if b]
+    raise ConfigError(f"--cv must be one of ('unseen-answers', 'unseen-questions'). Got '{protocol}'.", field="cv")
+
+
+def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows: list[LabeledAnswer] | None = None,
+             combiner: GradeCombiner | str | None = None, cv: str | None = None, folds: int = 5,
+             examples_per_question: int | None = None, learning_curve=(), seed: int = 0, rubric=None,
+             embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = 1.0, class_weight=None,
+             label_col: str = "label") -> Evaluation:
+    """Grade ``rows`` under a protocol and compare with the human labels or scores.
+
+    ``cv`` ('unseen-answers' | 'unseen-questions') with ``folds``, or ``train_rows``, train
+    fresh combiners; otherwise ``combiner`` (default: the shipped one) is used as is.
+    """
+    started = time.perf_counter()
+    if cv is not None and train_rows is not None:
+        raise ConfigError("use either --cv or --train, not both", field="cv")
+    if combiner is not None and (cv is not None or train_rows is not None):
+        raise ConfigError("--combiner evaluates a trained model as is; it cannot be combined with --cv or --train, "
+                          "which train a fresh one per fold", field="combiner")
+    if cv is not None and folds < 2:
+        raise ConfigError(f"--folds must be >= 2. Got {folds}.", field="folds")
+    points = [examples_per_question] + [int(n) for n in learning_curve if int(n) != examples_per_question]
+    if any(n is not None and n < 0 for n in points):
+        raise ConfigError(f"numbers of examples per question must be >= 0. Got {points}.", field="examples")
+    protocol = cv or ("train-test" if train_rows is not None else "zero-shot")
+    target = resolve_target(rows, target)
+    if train_rows is not None:
+        resolve_target(train_rows, target)
+    all_rows = rows + (train_rows or [])
+    levels = score_levels(all_rows) if target == "score" else None
+    classes = targets(rows, target, levels)
+    questions = questions_for(all_rows, rubric)
+
+    embedder = CachingEmbedder(embedder or get_embedder())
+    signals = Grader.for_signals(embedder)
+    embedder.warm(dict.fromkeys(signals.clip(r.answer)[0] for r in all_rows if r.answer.strip()))
+    encoded = time.perf_counter()
+
+    if protocol in ("zero-shot", "train-test"):
+        folds_ = [(None, list(range(len(rows))))]
+    else:
+        folds_ = splits(rows, protocol, folds, seed)
+    predictions = {(s, n): Predictions() for s in SYSTEMS for n in points}
+    cache: dict = {}
+    fitted = []
+    for k, (train_idx, test_idx) in enumerate(folds_):
+        if protocol == "zero-shot":
+            train, model = [], (combiner if isinstance(combiner, GradeCombiner) else load_combiner(combiner))
+        else:
+            train = train_rows if protocol == "train-test" else [rows[i] for i in train_idx]
+            model = None
+        systems = _fit_systems(train, target, levels, questions, embedder, model, example_counts, seed, C,
+                               class_weight, cache)
+        fitted.append(systems)
+        test = [i for i in test_idx if classes[i] is not None]
+        for n in points:
+            _grade_fold(systems, embedder, [rows[i] for i in test], [classes[i] for i in test], train, n, questions,
+                        target, levels, seed, k, predictions)
+        log.info("fold %d/%d done", k + 1, len(folds_))
+    graded = time.perf_counter()
+
+    train_labels = set().union(*(set(map(str, s["grader"].classes_)) for s in fitted))
+    true_labels = sorted({c for c in classes if c is not None})
+    labels = sorted(train_labels | set(true_labels))
+    main = {s: predictions[(s, examples_per_question)].metrics(labels) for s in SYSTEMS if s in fitted[0]}
+    curve = []
+    for n in points[1:] if learning_curve else []:
+        entry = {"examples_per_question": n}
+        for s in SYSTEMS:
+            if s in fitted[0]:
+                m = predictions[(s, n)].metrics(labels)
+                entry[s] = {key: m.get(key) for key in ("n", "accuracy", "macro_f1", "weighted_f1", "coverage_at_90",
+                                                        "coverage_at_95")}
+                if "score" in m:
+                    entry[s].update({key: m["score"][key] for key in ("pearson", "qwk", "rmse")})
+        curve.append(entry)
+    if learning_curve and examples_per_question in [int(n) for n in learning_curve]:
+        curve.sort(key=lambda e: e["examples_per_question"])
+    summary = {
+        "protocol": {"name": protocol, "folds": len(folds_) if cv else None, "examples_per_question":
+                     examples_per_question, "learning_curve": [int(n) for n in learning_curve] or None,
+                     "seed": seed, "example_counts": list(example_counts) if protocol != "zero-shot" else None,
+                     "C": C if protocol != "zero-shot" else None, "class_weight": class_weight},
+        "target": target, "label_col": label_col if target == "label" else None,
+        "rows": len(rows), "questions": len({r.question_id for r in rows}),
+        "rows_without_target": sum(c is None for c in classes),
+        "labels_seen_in_training": sorted(train_labels),
+        "labels_not_seen_in_training": sorted(set(true_labels) - train_labels),
+        "score_levels": None if levels is None else [float(v) for v in levels],
+        "embedding_model": embedder.name, "embedding_sha256": embedder.sha256,
+        "systems": main,
+        "margin": _margins(main),
+        "learning_curve": curve or None,
+        "timing_s": {"encode": round(encoded - started, 2), "grade": round(graded - encoded, 2),
+                     "total": round(time.perf_counter() - started, 2), "distinct_texts_encoded": len(embedder)},
+    }
+    if protocol == "zero-shot":
+        summary["systems_note"] = "baselines need training data; use --cv or --train to compare with them"
+    return Evaluation(summary, predictions)
+
+
+def _margins(main: dict) -> dict:
+    """The grader's lead over each baseline on the headline metrics."""
+    out = {}
+    for b in BASELINES:
+        if b in main and main["grader"].get("n"):
+            out[b] = {m: main["grader"][m] - main[b][m] for m in ("accuracy", "macro_f1", "weighted_f1")}
+    return out
+
+
+def _fit_systems(train, target, levels, questions, embedder, combiner, example_counts, seed, C, class_weight, cache):
+    """The grader's combiner and the baselines, fitted on ``train`` (combiner only, as given, when no training)."""
+    if combiner is not None:
+        return {"grader": combiner}
+    fractions = label_fractions_of(train) if target == "label" else {}
+    signals = Grader.for_signals(embedder, label_fractions=fractions)
+    try:
+        data = build_dataset(signals, train, target, questions=questions, example_counts=tuple(example_counts),
+                             seed=seed, levels=levels, cache=cache)
+    except InputDataError as exc:
+        raise InputDataError(f"training fold: {exc.message}", field=exc.field, source=exc.source) from None
+    if len(np.unique(data.y)) < 2:
+        raise InputDataError(f"a training fold holds only the {target} {sorted(set(data.y))}; it needs at least 2",
+                             field="label" if target == "label" else "score")
+    model = fit_combiner(data, C=C, class_weight=class_weight)
+    label_fractions = dict(zip(map(str, model.classes_), model.label_fractions_))
+    out = {"grader": model}
+    for b in BASELINES:
+        out[b] = ThresholdBaseline(b, label_fractions).fit(data.X, data.y)
+    return out
+
+
+def _test_questions(test, classes, train, n, questions, target, seed, fold):
+    """Each test question with its graded examples, and the indices of ``test`` left to score."""
+    by_q: dict[str, list[int]] = {}
+    for i, r in enumerate(test):
+        by_q.setdefault(r.question_id, []).append(i)
+    train_by_q: dict[str, list[LabeledAnswer]] = {}
+    for r in train:
+        if r.answer.strip() and (r.label or r.fraction is not None):
+            train_by_q.setdefault(r.question_id, []).append(r)
+    out, scored = {}, []
+    for qid, idx in by_q.items():
+        question = questions[qid]
+        if not isinstance(question, ShortAnswerQuestion):
+            out[qid] = question
+            scored += [(i, 0) for i in idx]
+            continue
+        if n is None:
+            examples = train_by_q.get(qid, [])
+            keep = idx
+        else:
+            usable = [i for i in idx if test[i].answer.strip()]
+            order = list(np.random.default_rng(_seed(seed, qid, n, fold)).permutation(usable)) if usable else []
+            take = min(n, max(0, len(idx) - 1))
+            drawn = set(order[:take])
+            examples = [test[i] for i in order[:take]]
+            keep = [i for i in idx if i not in drawn]
+        out[qid] = with_examples(question, examples, target == "label") if examples else question
+        scored += [(i, len(examples)) for i in keep]
+    return out, scored
+
+
+def _grade_fold(systems, embedder, test, classes, train, n, questions, target, levels, seed, fold,
+                predictions) -> None:
+    """Grade the scored test rows of one fold at N examples per question with every fitted system."""
+    test_questions, scored = _test_questions(test, classes, train, n, questions, target, seed, fold)
+    grader = Grader(None, embedder=embedder, combiner=systems["grader"])
+    results = grader.grade_pairs([(test_questions[test[i].question_id], test[i].answer) for i, _ in scored])
+    for (i, n_ex), res in zip(scored, results):
+        row, true = test[i], classes[i]
+        frac = res.points / res.max_points if res.max_points else 0.0
+        pred = score_class(frac, levels) if target == "score" else res.label
+        predictions[("grader", n)].add(row, true, pred, res.confidence, frac, fold, n_ex)
+        for b in BASELINES:
+            if b not in systems:
+                continue
+            if not res.signals:  # graded by rule (empty answer, choice question): same for every system
+                predictions[(b, n)].add(row, true, pred, res.confidence, frac, fold, n_ex)
+                continue
+            x = np.array([[res.signals[f] for f in FEATURES]])
+            base = systems[b]
+            proba = base.predict_proba(x)[0]
+            bfrac = float(proba @ base.fractions_) if np.isfinite(base.fractions_).all() else np.nan
+            label = str(base.classes_[proba.argmax()])
+            predictions[(b, n)].add(row, true, label, proba.max(), bfrac, fold, n_ex)
