@@ -26,6 +26,7 @@ DELIMITERS = (",", ";", "\t")
 SAMPLE_BYTES = 256 * 1024
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PREFERRED = ("utf_8", "utf_16", "utf_16_le", "utf_16_be", "cp1252")
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -55,7 +56,9 @@ def detect_encoding(sample: bytes, source: str = "<csv>") -> tuple[str, bool]:
     """
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample).best()
+    # LMS exports come in these; asking for them first keeps the library from exotic guesses (a column of
+    # accented letters in UTF-8 also decodes as Korean cp949). Anything else still gets a full detection.
+    best = from_bytes(sample, cp_isolation=list(PREFERRED)).best() or from_bytes(sample).best()
     if best is None:
         raise InputDataError("the file is not text (binary data or an unknown encoding); export the responses "
                              "as CSV (UTF-8, UTF-16 or Windows-1252)", source=source)
