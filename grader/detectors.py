@@ -2,17 +2,25 @@
 
 Each detector looks at one answer and may return a :class:`Detection`: a flag
 with its reason and, when the attack is certain, a cap on the grade fraction.
+Every detector is tuned so that honest answers (short, terse, misspelt, with
+formulas or lists) are left alone: see ``bench/robustness.py`` for the rates.
+Reasons are shown to students, so none quotes the model answer.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
 from grader.result import Flag
-from grader.text import Analysis
+from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, stem
+
+PARTIAL_CAP = 0.4  # "at most partial credit": below the 50% at which an answer counts as accepted
 
 
 @dataclass(frozen=True)
@@ -34,9 +42,172 @@ class AnswerView:
     reference_stems: frozenset
     key_found: int
     key_total: int
+    question: object | None = None  # the ShortAnswerQuestion (reference answers, key phrases), when known
 
 
 Detector = Callable[[AnswerView], "Detection | None"]
+
+
+def _hit(code: str, reason: str, cap: float = 1.0, review: bool = True) -> Detection:
+    return Detection(Flag(code, reason, review), cap)
+
+
+# -- what a question offers, computed once per question ----------------------------------
+@dataclass(frozen=True)
+class _Reference:
+    sentences: tuple[tuple[frozenset, frozenset], ...]  # (content stems, negated content stems) per sentence
+    words: frozenset  # every word (normalised) of the reference answers
+    bigrams: frozenset
+    phrasings: tuple[tuple[str, ...], ...]  # key-phrase phrasings as word sequences
+    negated: frozenset = frozenset()  # stems the reference answers themselves negate somewhere
+
+
+@lru_cache(maxsize=512)
+def _reference(question, language: str) -> _Reference:
+    refs = tuple(getattr(question, "reference_answers", ()) or ())
+    sentences, words, bigrams = [], set(), set()
+    for ref in refs:
+        a = analyze(ref, language)
+        norms = [w.norm for w in a.words]
+        words.update(norms)
+        bigrams.update(zip(norms, norms[1:]))
+        for s, e in a.sentences:
+            sentences.append((_content(a, s, e), _negated(a, s, e)))
+    phrasings = []
+    for kp in getattr(question, "key_phrases", ()) or ():
+        for text in (kp.text, *kp.alternatives):
+            seq = tuple(w.norm for w in analyze(text, language).words)
+            if len(seq) >= 2:
+                phrasings.append(seq)
+    negated = frozenset().union(*(n for _, n in sentences)) if sentences else frozenset()
+    return _Reference(tuple(sentences), frozenset(words), frozenset(bigrams), tuple(phrasings), negated)
+
+
+def _content(a: Analysis, s: int, e: int) -> frozenset:
+    stop = STOPWORDS.get(a.language, STOPWORDS["en"])
+    return frozenset(w.stem for w in a.words[s:e] if w.norm not in stop and len(w.norm) > 1)
+
+
+_FALSITY = re.compile(r"\b(?:not\s+(?:true|the\s+case|correct)|(?:false|wrong|incorrect|untrue)\s+(?:to\s+say\s+)?that|"
+                      r"stimmt\s+nicht|nicht\s+(?:wahr|richtig|der\s+fall))\b", re.IGNORECASE)
+
+
+def _negated(a: Analysis, s: int, e: int) -> frozenset:
+    """Content stems of words [s, e) inside a negation scope; all of them after "it is not true that"."""
+    stop = STOPWORDS.get(a.language, STOPWORDS["en"])
+    whole = bool(_FALSITY.search(a.span_text(s, e)))
+    return frozenset(w.stem for w, neg in zip(a.words[s:e], a.negated[s:e])
+                     if (neg or whole) and w.norm not in stop and len(w.norm) > 1)
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[frozenset, frozenset]:
+    """Whole English words of the encoder's vocabulary, and their stems (empty when it cannot be read)."""
+    try:
+        from grader.weights import resolve_model
+
+        path = resolve_model(None)[0] / "vocab.txt"
+        words = {w.strip() for w in path.read_text(encoding="utf-8").splitlines()}
+    except Exception:  # no vocabulary: the character heuristics still work
+        return frozenset(), frozenset()
+    words = {w for w in words if w.isalpha() and len(w) > 1}
+    return frozenset(words), frozenset(stem(w) for w in words)
+
+
+# -- non-words -------------------------------------------------------------------------------
+_VOWELS = set("aeiouyäöüéèêàáíóúâîôû")
+_TOKEN_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def _looks_random(token: str) -> bool:
+    """A token no writer would type: symbols inside letters, letters mixed with digits, case flips, no vowels."""
+    core = _TOKEN_EDGE.sub("", token)
+    if len(core) < 3:
+        return False
+    letters = [c for c in core if c.isalpha()]
+    symbols = sum(not c.isalnum() for c in core)
+    digits = sum(c.isdigit() for c in core)
+    flips = sum(a.islower() and b.isupper() for a, b in zip(core, core[1:]))
+    no_vowel = letters and not (_VOWELS & {c.lower() for c in letters})
+    consonant_run = max((len(r) for r in re.findall(r"[^aeiouy\W\d_]+", core.lower())), default=0)
+    odd = sum(c in "#$%&@~!?|\\{}[]<>`" for c in core)  # characters no word or formula has inside it
+    interleaved = re.search(r"[^\W\d_]+\d+[^\W\d_]+|\d+[^\W\d_]+\d+", core) is not None
+    return bool((odd and (letters or digits)) or (symbols and letters and symbols >= 2) or interleaved
+                or flips >= 2 or (no_vowel and len(core) >= 5) or consonant_run >= 5)
+
+
+def _unknown_words(view: AnswerView) -> tuple[int, int]:
+    """(unknown, all) words of an English answer; unknown: in no vocabulary, the question or the reference."""
+    vocab, vocab_stems = _vocabulary()
+    if not vocab:
+        return 0, 0
+    stop = STOPWORDS["en"]
+    known_stems = view.prompt_stems | view.reference_stems
+    words = view.analysis.words
+    unknown = 0
+    for w in words:
+        if len(w.norm) <= 2 or any(c.isdigit() for c in w.norm) or w.norm in stop or w.norm in vocab:
+            continue
+        if w.stem in known_stems or w.stem in vocab_stems or stem(w.norm.rstrip("s")) in vocab_stems:
+            continue
+        unknown += 1
+    return unknown, len(words)
+
+
+def random_characters(view: AnswerView) -> Detection | None:
+    """Most tokens are random character strings."""
+    tokens = view.text.split()
+    if len(tokens) < 3:
+        return None
+    random_share = sum(_looks_random(t) for t in tokens) / len(tokens)
+    if random_share >= 0.4:
+        return _hit("random_characters", f"{random_share:.0%} of the answer's tokens are random characters", 0.0)
+    return None
+
+
+def gibberish(view: AnswerView) -> Detection | None:
+    """Most words are no words of the language (English answers; needs the encoder's vocabulary)."""
+    if view.analysis.language != "en":
+        return None
+    unknown, total = _unknown_words(view)
+    if total >= 4 and unknown / total >= 0.5 and random_characters(view) is None:
+        return _hit("gibberish", f"{unknown} of the answer's {total} words are not words", 0.0)
+    return None
+
+
+# -- lists, shuffles, copies -----------------------------------------------------------------
+def keyword_list(view: AnswerView) -> Detection | None:
+    """A bare list of key phrases or content words, not sentences: at most partial credit."""
+    words = view.analysis.words
+    norms = [w.norm for w in words]
+    if len(norms) < 5:
+        return None
+    ref = _reference(view.question, view.analysis.language) if view.question is not None else None
+    if ref and ref.phrasings:
+        covered = np.zeros(len(norms), dtype=bool)
+        used = set()
+        for seq in ref.phrasings:
+            n = len(seq)
+            for i in range(len(norms) - n + 1):
+                if tuple(norms[i : i + n]) == seq:
+                    covered[i : i + n] = True
+                    used.add(seq)
+        if len(used) >= 2 and covered.mean() >= 0.7:
+            return _hit("keyword_list", "the answer lists the rubric's key phrases instead of answering in sentences",
+                        PARTIAL_CAP)
+    stop = STOPWORDS.get(view.analysis.language, STOPWORDS["en"])
+    norms = [n for n in norms if n.isalpha() and len(n) > 1]  # formulas and numbers are not keywords
+    if len(norms) < 8 or answer_language(view.text)[0] not in (None, view.analysis.language):
+        return None
+    function_share = sum(n in stop for n in norms) / len(norms)
+    if function_share > 0.08:
+        return None
+    segments = [s for s in re.split(r"[,;\n•|/]+", view.text) if s.strip()]
+    per_segment = len(norms) / max(1, len(segments))
+    long_run = max(len(s.split()) for s in segments)
+    if (len(segments) >= 6 and per_segment <= 1.6) or long_run >= 10:
+        return _hit("keyword_list", "the answer is a list of words without sentences", PARTIAL_CAP)
+    return None
 
 
 def restates_question(view: AnswerView) -> Detection | None:
@@ -48,11 +219,178 @@ def restates_question(view: AnswerView) -> Detection | None:
     copied = len(stems & view.prompt_stems) / len(stems)
     if copied >= 0.6 and len(new) <= 2 and view.signals.get("q_sim", 0.0) >= 0.75 \
             and view.signals.get("ref_minus_q", 0.0) <= 0.05:
-        return Detection(Flag("restates_question", "the answer restates the question without answering it"), 0.0)
+        return _hit("restates_question", "the answer restates the question without answering it", 0.0)
     return None
 
 
-DETECTORS: list[Detector] = [restates_question]
+_DET = frozenset("the a an this these those its their each every".split())
+_PREP = frozenset("of in on at by for with from into onto over under between through during about".split())
+_CONJ = frozenset("and or but nor".split())
+_BAD = {(a, b) for a in _DET for b in _DET | _PREP | _CONJ} | {(a, b) for a in _PREP for b in _PREP | _CONJ} \
+    | {(a, b) for a in _CONJ for b in _CONJ}
+
+
+def shuffled_words(view: AnswerView) -> Detection | None:
+    """Words without syntax: the reference's words out of order, or function words in impossible order."""
+    words = view.analysis.words
+    norms = [w.norm for w in words]
+    if len(norms) < 8:
+        return None
+    ref = _reference(view.question, view.analysis.language) if view.question is not None else None
+    if ref and ref.words:
+        from_ref = sum(n in ref.words for n in norms) / len(norms)
+        bigrams = list(zip(norms, norms[1:]))
+        in_order = sum(b in ref.bigrams for b in bigrams) / len(bigrams)
+        if from_ref >= 0.95 and in_order < 0.25:
+            return _hit("shuffled_words", "the answer's words come from the model answer but in scrambled order", 0.0)
+    if view.analysis.language == "en":
+        # Within a sentence, "the of", "of and", "a the" do not occur in written English.
+        bad = sum((a.norm, b.norm) in _BAD for s, e in view.analysis.sentences for a, b in zip(words[s:e - 1], words[s + 1:e])
+                  if view.text[a.end : b.start].strip() == "")
+        if bad >= 3 and bad / len(norms) >= 0.06:
+            return _hit("shuffled_words", f"the answer has no syntax ({bad} impossible word sequences)", 0.0)
+    return None
+
+
+# -- hostile content ---------------------------------------------------------------------------
+_INJECTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b[^.!?\n]{0,40}\b(?:rubric|instructions?|reference|rules?|prompt|"
+    r"grading|criteria|previous|above)\b"
+    r"|\b(?:award|give|grant|assign)\b[^.!?\n]{0,30}\b(?:full|maximum|max|all|100\s*%|perfect)\b[^.!?\n]{0,15}"
+    r"\b(?:marks?|points?|score|credit|grade)\b"
+    r"|\b(?:mark|grade|score|rate|label)\b[^.!?\n]{0,30}\bas\s+(?:fully\s+)?correct\b"
+    r"|\b(?:note|message|instruction)s?\s+(?:to|for)\s+(?:the\s+)?(?:grader|marker|examiner|ai|model)\b"
+    r"|^\s*(?:system|assistant)\s*:|\bas\s+an?\s+(?:ai|language\s+model|grading\s+assistant)\b"
+    r"|\b(?:score|grade|points)\s*[:=]\s*(?:100\s*%|\d+\s*/\s*\d+)"
+    r"|\b(?:ignoriere|vergiss)\b[^.!?\n]{0,40}\b(?:bewertung|anweisungen|rubrik)\b"
+    r"|\bvolle\s+punkt(?:zahl|e)\b",
+    re.IGNORECASE | re.MULTILINE)
+
+
+def prompt_injection(view: AnswerView) -> Detection | None:
+    """An instruction aimed at the grader rather than an answer to the question."""
+    m = _INJECTION.search(view.text)
+    if m:
+        return _hit("prompt_injection", "the answer contains an instruction aimed at the grader", 0.0)
+    return None
+
+
+_HOSTILE_MARKUP = re.compile(
+    r"<\s*/?\s*(?:script|iframe|object|embed|svg|style|link|meta|form|input|base)\b|\bon[a-z]+\s*=\s*[\"']?"
+    r"(?=[^<>]*>)|javascript\s*:|data\s*:\s*text/html|display\s*:\s*none|visibility\s*:\s*hidden"
+    r"|<[a-z][^<>]*\bhidden\b[^<>]*>|font-size\s*:\s*0",
+    re.IGNORECASE)
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>")
+
+
+def markup(view: AnswerView) -> Detection | None:
+    """HTML: scripts and hidden text earn nothing; harmless tags are only flagged."""
+    if _HOSTILE_MARKUP.search(view.text):
+        return _hit("markup", "the answer contains script or hidden HTML content", 0.0)
+    if len(_TAG.findall(view.text)) >= 2:
+        return _hit("markup", "the answer contains HTML tags")
+    return None
+
+
+_FUNCTION_WORDS = {
+    "en": STOPWORDS["en"],
+    "de": STOPWORDS["de"],
+    "fr": frozenset("""le la les des du un une et est sont que qui dans pour par sur avec ce cette ces il elle nous
+        vous ils elles pas ne plus mais ou donc car au aux se sa son ses leur été être avoir fait aussi très
+        c'est n'est qu'il d'un d'une l'on cela ça comme""".split()),
+    "es": frozenset("""el la los las del un una y es son que en por para con como pero más se su sus lo al esta
+        este estos está están muy también cuando donde porque sin sobre entre ya hay fue ser tiene cada esa
+        ese""".split()),
+}
+
+
+def answer_language(text: str) -> tuple[str | None, dict[str, int]]:
+    """The language whose function words the text uses most (None when it gives too little evidence)."""
+    words = [w.casefold().replace("’", "'") for w in re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)?", text[:5000])]
+    counts = {lang: sum(w in fw for w in words) for lang, fw in _FUNCTION_WORDS.items()}
+    best = max(counts, key=counts.get)
+    second = max(v for k, v in counts.items() if k != best)
+    if counts[best] < 4 or counts[best] < 2 * second:
+        return None, counts
+    return best, counts
+
+
+def other_language(view: AnswerView) -> Detection | None:
+    """The answer is written in another language than the question."""
+    expected = view.analysis.language
+    found, counts = answer_language(view.text)
+    if found is None or found == expected or expected not in _FUNCTION_WORDS:
+        return None
+    if counts[found] < 3 * max(1, counts[expected]):
+        return None
+    return _hit("other_language", f"the answer is written in '{found}', the question expects '{expected}'", 0.0)
+
+
+# -- length games ------------------------------------------------------------------------------
+def repetition(view: AnswerView) -> Detection | None:
+    """The same text repeated over and over."""
+    norms = [w.norm for w in view.analysis.words]
+    if len(norms) < 30:
+        return None
+    grams = list(zip(*(norms[i:] for i in range(5))))
+    distinct = len(set(grams)) / len(grams)
+    sentences = Counter(tuple(norms[s:e]) for s, e in view.analysis.sentences)
+    top = max(sentences.values())
+    if distinct < 0.35 or top >= 5:
+        return _hit("repetition", f"the answer repeats itself ({top} copies of one sentence)" if top >= 5
+                    else "the answer repeats the same words over and over", PARTIAL_CAP)
+    return None
+
+
+def padding(view: AnswerView) -> Detection | None:
+    """Much of the answer is text unrelated to the question (relevance of each sentence)."""
+    topic = view.prompt_stems | view.reference_stems
+    a = view.analysis
+    if not topic or len(a.words) < 80:
+        return None
+    off_words = 0
+    for s, e in a.sentences:
+        stems = _content(a, s, e)
+        if len(stems) >= 4 and len(stems & topic) / len(stems) < 0.15:
+            off_words += e - s
+    if off_words >= 100 and off_words / len(a.words) >= 0.3:
+        return _hit("padding", f"{off_words} of the answer's {len(a.words)} words are unrelated to the question",
+                    PARTIAL_CAP)
+    return None
+
+
+# -- meaning ---------------------------------------------------------------------------------
+def contradiction(view: AnswerView) -> Detection | None:
+    """Sentences that restate a model-answer sentence but negate its words: they claim the opposite."""
+    if view.question is None:
+        return None
+    a = view.analysis
+    ref = _reference(view.question, a.language)
+    agree = contradict = 0
+    for s, e in a.sentences:
+        stems = _content(a, s, e)
+        if not stems:
+            continue
+        best = max(ref.sentences, key=lambda r: len(stems & r[0]) / max(1, len(r[0])), default=None)
+        if best is None:
+            continue
+        ref_stems = best[0]
+        shared = stems & ref_stems
+        if len(ref_stems) < 4 or len(shared) / len(ref_stems) < 0.6 or len(shared) / len(stems) < 0.5:
+            continue
+        # Two or more of the sentence's shared words negated where the model answer asserts them.
+        if len((_negated(a, s, e) & shared) - ref.negated) >= 2:
+            contradict += 1
+        else:
+            agree += 1
+    if not contradict:
+        return None
+    reason = f"{contradict} statement(s) of the answer contradict the model answer (a misconception)"
+    return _hit("contradiction", reason, 0.0 if contradict >= agree else 0.5)
+
+
+DETECTORS: list[Detector] = [restates_question, random_characters, gibberish, keyword_list, shuffled_words,
+                             prompt_injection, markup, other_language, repetition, padding, contradiction]
 
 
 def detect(view: AnswerView) -> list[Detection]:

@@ -242,7 +242,7 @@ class Grader:
             flags.append(Flag("missing_required", "a required concept is missing: "
                               + "; ".join(c.concept for c in missing_required), review=False))
         view = AnswerView(text, sig.analysis, dict(zip(FEATURES, sig.features.tolist())), prepared.prompt_stems,
-                          prepared.reference_stems, sum(c.found for c in concepts), len(concepts))
+                          prepared.reference_stems, sum(c.found for c in concepts), len(concepts), question)
         detections = detect(view)
         flags.extend(d.flag for d in detections)
         cap = min(cap, cap_of(detections))
