@@ -33,6 +33,14 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
 
 
+def outcome_error(exc: BaseException, headers: dict | None = None) -> JSONResponse:
+    """The response for an answer whose grading raised: its GraderError, or a 500 that names no detail."""
+    if isinstance(exc, GraderError):
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+    log.error("grading an answer failed: %s", type(exc).__name__)
+    return error_response(500, "internal_error", "grading this answer failed", headers=headers)
+
+
 def field_path(loc) -> str | None:
     """``("body", "items", 3, "answer")`` -> ``"items[3].answer"``; None for the whole body."""
     parts = list(loc)

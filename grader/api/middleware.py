@@ -73,6 +73,11 @@ class BodyLimitMiddleware:
             "payload_too_large", f"the request body is larger than {self.max_bytes} bytes (GRADER_MAX_BODY_BYTES)"))
 
 
+async def send_wrapper_error(send) -> None:
+    """A 500 in the one error shape, saying nothing about the cause."""
+    await _send_json(send, 500, error_body("internal_error", "the server failed to handle the request"))
+
+
 class AccessLogMiddleware:
     """One log line and one metrics sample per request: request id, route template, status, time, sizes."""
 
@@ -89,11 +94,12 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         status = 500
         sent = 0
+        status_sent = False
 
         async def send_wrapper(message):
-            nonlocal status, sent
+            nonlocal status, sent, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             elif message["type"] == "http.response.body":
@@ -102,6 +108,11 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:  # noqa: BLE001 - answered here so no traceback (which may quote input) is logged
+            log.error("%s failed: unexpected %s", request_id, type(exc).__name__)
+            self.metrics.errors.labels("internal_error").inc()
+            if status_sent is False:
+                await send_wrapper_error(send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response
 
 from grader.api import examples as ex
+from grader.api.errors import outcome_error
 from grader.api.deps import ApiKey, AppSettings, Service
 from grader.api.schemas import BatchItemOut, BatchRequest, BatchResponse, ErrorDetail, GradeRequest, GradeResponse
 from grader.errors import GraderError
@@ -38,12 +39,12 @@ async def grade(body: Annotated[GradeRequest, Body(openapi_examples=GRADE_EXAMPL
     service.require_ready()
     item = service.resolve(body)
     outcome = (await service.grade([item]))[0]
-    response.headers["X-Batch-Id"] = str(outcome.batch_id)
-    response.headers["X-Batch-Size"] = str(outcome.batch_size)
+    batch = {"X-Batch-Id": str(outcome.batch_id), "X-Batch-Size": str(outcome.batch_size)}
     if isinstance(outcome.value, BaseException):
-        if isinstance(outcome.value, GraderError):
-            raise outcome.value
-        raise RuntimeError("grading failed") from outcome.value
+        if service.metrics is not None:
+            service.metrics.answers.labels("failed").inc()
+        return outcome_error(outcome.value, headers=batch)
+    response.headers.update(batch)
     return GradeResponse.from_result(outcome.value, signals=settings.include_signals)
 
 

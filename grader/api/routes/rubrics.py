@@ -7,6 +7,7 @@ import math
 from fastapi import APIRouter
 
 from grader.api import examples as ex
+from grader.api.errors import outcome_error
 from grader.api.deps import ApiKey, AppSettings, Service
 from grader.api.schemas import AttemptRequest, AttemptResponse, GradeResponse, RubricDetail, RubricList, RubricSummary
 from grader.errors import GraderError, InputDataError
@@ -55,8 +56,7 @@ async def grade_attempt(rubric_id: str, body: AttemptRequest, service: Service, 
         if isinstance(outcome.value, BaseException):  # an attempt is one grade: a failed item fails it
             if isinstance(outcome.value, GraderError):
                 outcome.value.field = f"answers.{q.id}"
-                raise outcome.value
-            raise RuntimeError("grading failed") from outcome.value
+            return outcome_error(outcome.value)
         results.append(GradeResponse.from_result(outcome.value, signals=settings.include_signals))
     return AttemptResponse(
         rubric_id=rubric.id, attempt_id=body.attempt_id,
