@@ -1,0 +1,197 @@
+"""Load test of the HTTP service on loopback at 1, 8 and 32 concurrent clients.
+
+    .venv/bin/python bench/load.py [--requests 300] [--max-seconds 30] [--url http://127.0.0.1:8000 --key K]
+
+Starts ``grader serve`` in a subprocess (unless --url is given), sends POST /v1/grade
+for distinct short answers to rubrics/rnn_lstm.yaml q5, and prints p50/p95/p99 latency,
+throughput and errors per concurrency level. It then grades the same answers offline
+with ``Grader.grade_many`` in batches of the server's batch size and compares
+throughput at 32 clients with that. Each level is bounded in requests and seconds.
+
+Targets on the 2-core CPU machine (issue #5): p50 <= 25 ms at 1 client, p99 <= 150 ms
+at 8 clients, zero errors, throughput at 32 clients >= 70% of offline batch throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RUBRIC = ROOT / "rubrics" / "rnn_lstm.yaml"
+FRAGMENTS = [
+    "The vanilla RNN multiplies the hidden state by the same weight matrix at every step.",
+    "Gradients shrink or explode exponentially over long sequences.",
+    "Backpropagation through time repeats the same multiplication many times.",
+    "The LSTM adds a separate cell state.",
+    "The cell state is updated additively instead of multiplicatively.",
+    "Gates decide how much old information to keep and how much new information to write.",
+    "When the forget gate is close to one the gradient flows back unchanged.",
+    "LSTMs have more parameters, so they remember more.",
+    "The LSTM uses attention to look at earlier time steps.",
+    "Information can persist across hundreds of steps.",
+    "RNNs forget things because their memory is too small.",
+    "The tanh nonlinearity squashes the signal at every step.",
+]
+
+
+def make_answers(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct answers of 1-5 sentences built from typical student statements."""
+    rng = random.Random(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        k = rng.randint(1, 5)
+        text = " ".join(rng.sample(FRAGMENTS, k))
+        if rng.random() < 0.5:
+            text = text.lower()
+        text += f" ({len(out)})"
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
+
+
+async def run_level(url: str, key: str, answers: list[str], clients: int, max_requests: int,
+                    max_seconds: float) -> dict:
+    """Drive the server with ``clients`` concurrent clients; return latencies, errors and throughput."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    batch_sizes: list[int] = []
+    counter = iter(range(max_requests))
+    deadline = time.perf_counter() + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=60, limits=limits) as client:
+        async def worker():
+            for i in counter:
+                if time.perf_counter() > deadline:
+                    return
+                body = {"rubric_id": "rnn_lstm", "question_id": "q5", "answer": answers[i % len(answers)]}
+                t = time.perf_counter()
+                try:
+                    r = await client.post("/v1/grade", json=body)
+                    ok = r.status_code == 200
+                    code = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    ok, code = False, type(exc).__name__
+                latencies.append(time.perf_counter() - t)
+                if ok:
+                    batch_sizes.append(int(r.headers.get("X-Batch-Size", "1")))
+                else:
+                    errors[code] = errors.get(code, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"clients": clients, "requests": len(latencies), "seconds": elapsed, "errors": errors,
+            "rps": len(latencies) / elapsed, "p50": pct(latencies, 50) * 1000, "p95": pct(latencies, 95) * 1000,
+            "p99": pct(latencies, 99) * 1000, "batch": statistics.mean(batch_sizes) if batch_sizes else 0.0}
+
+
+def offline_throughput(answers: list[str], batch_size: int, max_seconds: float) -> float:
+    """Answers per second of ``Grader.grade_many`` in batches of ``batch_size`` on the same answers."""
+    from grader import Grader, load_rubric
+
+    grader = Grader(load_rubric(RUBRIC))
+    grader.grade_many([("q5", a) for a in answers[:batch_size]])  # load and warm up
+    done, started = 0, time.perf_counter()
+    for i in range(0, len(answers), batch_size):
+        grader.grade_many([("q5", a) for a in answers[i:i + batch_size]])
+        done += len(answers[i:i + batch_size])
+        if time.perf_counter() - started > max_seconds:
+            break
+    return done / (time.perf_counter() - started)
+
+
+def start_server(port: int, key: str, batch_max: int) -> subprocess.Popen:
+    """``grader serve`` in a subprocess, logging warnings only."""
+    env = {**os.environ, "GRADER_API_KEYS": key, "GRADER_LOG_LEVEL": "warning",
+           "GRADER_BATCH_MAX_SIZE": str(batch_max), "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen([sys.executable, "-m", "grader", "serve", "--rubrics", str(RUBRIC.parent),
+                             "--port", str(port)], cwd=ROOT, env=env)
+
+
+def wait_ready(url: str, timeout: float = 300) -> None:
+    """Block until GET /readyz answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the server at {url} was not ready within {timeout:g} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the load test and print the figures next to the targets."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", help="an already running server (default: start one)")
+    p.add_argument("--key", default="bench-key", help="API key for --url")
+    p.add_argument("--requests", type=int, default=300, help="requests per concurrency level")
+    p.add_argument("--max-seconds", type=float, default=30, help="time bound per concurrency level")
+    p.add_argument("--clients", default="1,8,32", help="concurrency levels")
+    p.add_argument("--batch-max", type=int, default=32, help="GRADER_BATCH_MAX_SIZE of the started server")
+    args = p.parse_args(argv)
+
+    answers = make_answers(args.requests)
+    proc = None
+    url = args.url
+    if url is None:
+        from grader.api.server import free_port
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_server(port, args.key, args.batch_max)
+    try:
+        wait_ready(url)
+        asyncio.run(run_level(url, args.key, make_answers(20, seed=99), 4, 40, 30))  # warm-up
+        rows = [asyncio.run(run_level(url, args.key, answers, int(c), args.requests, args.max_seconds))
+                for c in args.clients.split(",")]
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
+    offline = offline_throughput(answers, args.batch_max, args.max_seconds)
+
+    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'req/s':>7} {'mean batch':>10}")
+    for r in rows:
+        print(f"{r['clients']:>7} {r['requests']:>8} {sum(r['errors'].values()):>6} {r['p50']:>8.1f} "
+              f"{r['p95']:>8.1f} {r['p99']:>8.1f} {r['rps']:>7.1f} {r['batch']:>10.1f}"
+              + (f"  errors: {r['errors']}" if r["errors"] else ""))
+    print(f"offline grade_many, batches of {args.batch_max}: {offline:.1f} answers/s")
+    by = {r["clients"]: r for r in rows}
+    checks = []
+    if 1 in by:
+        checks.append(("p50 at 1 client <= 25 ms", by[1]["p50"], 25.0, by[1]["p50"] <= 25))
+    if 8 in by:
+        checks.append(("p99 at 8 clients <= 150 ms", by[8]["p99"], 150.0, by[8]["p99"] <= 150))
+    errors = sum(sum(r["errors"].values()) for r in rows)
+    checks.append(("zero errors", errors, 0, errors == 0))
+    if 32 in by:
+        share = by[32]["rps"] / offline * 100
+        checks.append(("32-client throughput >= 70% of offline", share, 70.0, share >= 70))
+    print("\ntargets:")
+    for name, value, target, ok in checks:
+        print(f"  {'PASS' if ok else 'MISS'}  {name}: {value:.1f} (target {target:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
