@@ -30,6 +30,7 @@ DEFAULT_COMBINER = Path(__file__).resolve().parent.parent / "models" / "default.
 REVIEW_THRESHOLD = 0.6
 MAX_ANSWER_CHARS = 20_000
 _PREPARED_CACHE = 256
+ENCODE_CHUNK = 1024  # distinct answers encoded per encoder call in a batch
 
 _embedders: dict[tuple, SentenceTransformerEmbedder] = {}
 _embedders_lock = threading.Lock()
@@ -188,13 +189,14 @@ class Grader:
                 continue
             # Identical answers (up to case and spacing) to the same question are graded once.
             pending.setdefault((question, normalize(text), truncated), []).append(i)
-        if pending:
-            firsts = {key: idx[0] for key, idx in pending.items()}
-            encodings = self.encode_answers(clipped[i][0] for i in firsts.values())
-            for key, first in firsts.items():
-                question = key[0]
-                text, truncated = clipped[first]
-                result = self._grade_short(question, text, encodings[text], truncated)
+        keys = list(pending)
+        # Encode in chunks so token vectors of a huge batch are never all held at once.
+        for c in range(0, len(keys), ENCODE_CHUNK):
+            chunk = keys[c : c + ENCODE_CHUNK]
+            encodings = self.encode_answers(clipped[pending[key][0]][0] for key in chunk)
+            for key in chunk:
+                text, truncated = clipped[pending[key][0]]
+                result = self._grade_short(key[0], text, encodings[text], truncated)
                 for i in pending[key]:
                     results[i] = result
         return results  # type: ignore[return-value]

@@ -1,0 +1,136 @@
+"""Grading throughput against the raw encoder, cold start, peak memory and scaling.
+
+    .venv/bin/python bench/throughput.py                 # fp32 default model, 3 runs, median
+    .venv/bin/python bench/throughput.py --backend int8  # grader on int8 vs raw fp32 encoder
+    .venv/bin/python bench/throughput.py --scaling 1000,10000,100000
+
+Each measurement runs in a fresh subprocess so timings and peak RSS are not
+polluted by earlier work. The raw encoder is plain ``SentenceTransformer.encode``
+on the same answers, which is what a user compares against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAF_EN = ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
+
+WORKER = r"""
+import json, resource, sys, time
+start = time.perf_counter()
+mode, corpus, n, backend, device, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
+sys.path.insert(0, {root!r})
+from bench.throughput import load_corpus
+questions, pairs = load_corpus(corpus, n)
+answers = [a for _, a in pairs]
+out = {{}}
+if mode == "raw":
+    from sentence_transformers import SentenceTransformer
+    from grader.weights import resolve_model
+    model = SentenceTransformer(str(resolve_model("minilm")[0]), device=None if device == "auto" else device)
+    model.encode(answers[:64], batch_size=batch)
+    t = time.perf_counter()
+    model.encode(answers, batch_size=batch)
+    out["seconds"] = time.perf_counter() - t
+else:
+    from grader.engine import Grader, get_embedder
+    grader = Grader(None, embedder=get_embedder(None, None if device == "auto" else device, backend, batch))
+    first = grader.grade_pairs(pairs[:1])
+    out["first_grade_s"] = time.perf_counter() - start
+    grader.grade_pairs(pairs[:64])
+    t = time.perf_counter()
+    grader.grade_pairs(pairs)
+    out["seconds"] = time.perf_counter() - t
+out["answers"] = len(answers)
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT " + json.dumps(out))
+"""
+
+
+def load_corpus(name: str, n: int):
+    """(questions, [(question, answer)]) for 'saf_en' (real answers) or 'generated' (n answers of 5-30 words)."""
+    from grader.corpus import build_questions, read_corpus
+
+    rows = read_corpus(SAF_EN)
+    questions = build_questions(rows)
+    if name == "saf_en":
+        pairs = [(questions[r.question_id], r.answer) for r in rows]
+        return questions, pairs[:n] if n else pairs
+    rng = random.Random(0)
+    vocabulary = sorted({w for r in rows for w in r.answer.split() if w.isalpha()})
+    qs = list(questions.values())
+    pairs = []
+    for i in range(n):
+        words = rng.choices(vocabulary, k=rng.randint(5, 30))
+        pairs.append((qs[i % len(qs)], " ".join(words) + f" {i}."))  # unique: dedup must not help
+    return questions, pairs
+
+
+def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int) -> dict:
+    """Run one measurement in a fresh interpreter and return its figures."""
+    code = WORKER.format(root=str(ROOT))
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, mode, corpus, str(n), backend, device, str(batch)],
+                          capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"worker failed ({mode} {corpus}):\n{proc.stderr[-3000:]}")
+    out = json.loads(line[7:])
+    out["wall_s"] = wall
+    return out
+
+
+def cold_start(backend: str, device: str) -> float:
+    """Seconds from launching `grader score` to its printed grade."""
+    started = time.perf_counter()
+    proc = subprocess.run([str(Path(sys.executable).parent / "grader"), "score", "--rubric", "rubrics/rnn_lstm.yaml",
+                           "--question", "q5", "--backend", backend, "--no-signals",
+                           "LSTMs keep a cell state that is updated additively through gates."]
+                          + ([] if device == "auto" else ["--device", device]), capture_output=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr.decode()[-2000:])
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backend", default="fp32", choices=["fp32", "int8", "fp16", "auto"])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--generated", type=int, default=10_000, help="size of the generated corpus")
+    parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table")
+    args = parser.parse_args()
+
+    print(f"backend={args.backend} device={args.device} batch={args.batch_size} runs={args.runs} (median)")
+    print(f"{'corpus':<10} {'answers':>8} {'grader/s':>9} {'raw fp32/s':>11} {'ratio':>6} {'peak RSS MB':>12}")
+    for corpus, n in (("saf_en", 0), ("generated", args.generated)):
+        graded, raw, rss = [], [], []
+        for _ in range(args.runs):
+            g = run_worker("grade", corpus, n, args.backend, args.device, args.batch_size)
+            r = run_worker("raw", corpus, n, "fp32", args.device, args.batch_size)
+            graded.append(g["answers"] / g["seconds"])
+            raw.append(r["answers"] / r["seconds"])
+            rss.append(g["peak_rss_mb"])
+        gm, rm = statistics.median(graded), statistics.median(raw)
+        print(f"{corpus:<10} {g['answers']:>8} {gm:>9.1f} {rm:>11.1f} {gm / rm:>6.2f} {statistics.median(rss):>12.0f}")
+    starts = [cold_start(args.backend, args.device) for _ in range(args.runs)]
+    print(f"cold start to first grade (`grader score`, median of {args.runs}): {statistics.median(starts):.2f} s")
+    if args.scaling:
+        print(f"\n{'answers':>8} {'seconds':>8} {'answers/s':>10} {'peak RSS MB':>12}")
+        for n in [int(x) for x in args.scaling.split(",")]:
+            g = run_worker("grade", "generated", n, args.backend, args.device, args.batch_size)
+            print(f"{n:>8} {g['seconds']:>8.1f} {n / g['seconds']:>10.1f} {g['peak_rss_mb']:>12.0f}")
+
+
+if __name__ == "__main__":
+    main()
