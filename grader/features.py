@@ -166,15 +166,15 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     q = prepared.question
 
     ref_sim = float((prepared.references @ vec).max()) if len(prepared.references) else 0.0
-    ref_matches = [spans.match(t) for t in prepared.reference_targets]
+    ref_matches = spans.match_all(prepared.reference_targets)
     ref_cover = float(np.mean([m.strength for m in ref_matches])) if ref_matches else 0.0
-    key_matches = [spans.match(t) for t in prepared.key_targets]
+    key_matches = spans.match_all(prepared.key_targets)
     if key_matches:
         total = sum(k.points for k in q.key_phrases)
         concept_cover = sum(k.points * key_credit(m) for k, m in zip(q.key_phrases, key_matches)) / total
     else:
         concept_cover = float(np.mean([m.strength >= FOUND for m in ref_matches])) if ref_matches else 0.0
-    mis_matches = [spans.match(t) for t in prepared.misconception_targets]
+    mis_matches = spans.match_all(prepared.misconception_targets)
     misconception = max((m.strength for m in mis_matches), default=0.0)
 
     precision = 0.0

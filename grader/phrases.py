@@ -87,8 +87,14 @@ class AnswerSpans:
         self.negated_words = np.array(analysis.negated, dtype=bool)
         self.ranges = _span_ranges(analysis, self.content)
         self.vectors = _pool(words, encoding, self.ranges)
-        self.negated = np.array([self._is_negated(s, e) for s, e in self.ranges], dtype=bool)
-        self.span_content = np.array([self.content[s:e].sum() for s, e in self.ranges], dtype=np.float32)
+        # Per-span counts from prefix sums: O(1) per span however many spans a long answer has.
+        bounds = np.array(self.ranges, dtype=np.int64).reshape(-1, 2)
+        content_sum = np.concatenate([[0], np.cumsum(self.content)])
+        negated_sum = np.concatenate([[0], np.cumsum(self.content & self.negated_words)])
+        self.span_content = (content_sum[bounds[:, 1]] - content_sum[bounds[:, 0]]).astype(np.float32)
+        negated_content = negated_sum[bounds[:, 1]] - negated_sum[bounds[:, 0]]
+        # A span is negated when most of its content words sit inside a negation scope.
+        self.negated = (self.span_content > 0) & (negated_content >= 0.5 * self.span_content)
         self.sentence_stems = [
             frozenset(words[i].stem for i in range(s, e) if self.content[i] and not self.negated_words[i])
             for s, e in analysis.sentences
@@ -97,17 +103,22 @@ class AnswerSpans:
             words[i].stem for i in range(len(words)) if self.content[i] and self.negated_words[i]
         )
 
-    def _is_negated(self, start: int, end: int) -> bool:
-        content = self.content[start:end]
-        if not content.any():
-            return False
-        return self.negated_words[start:end][content].mean() >= 0.5
-
     def similarities(self, matrix: np.ndarray) -> np.ndarray:
         """Cosine similarity of every span (rows) with every row of ``matrix`` (columns)."""
         if len(self.ranges) == 0 or len(matrix) == 0:
             return np.zeros((len(self.ranges), len(matrix)), dtype=np.float32)
         return self.vectors @ matrix.T
+
+    def match_all(self, targets: list[Target]) -> list[Match]:
+        """Best match of each target, with one matrix product for all of them."""
+        if not targets:
+            return []
+        sims = self.similarities(np.concatenate([t.vectors for t in targets]))
+        out, col = [], 0
+        for t in targets:
+            out.append(self.match(t, sims[:, col : col + len(t.vectors)]))
+            col += len(t.vectors)
+        return out
 
     def match(self, target: Target, sims: np.ndarray | None = None) -> Match:
         """Best match of ``target`` in this answer; ``sims`` are its precomputed span similarities."""
