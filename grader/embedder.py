@@ -57,6 +57,23 @@ def pick_device(requested: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def auto_batch_size(device: str, dimension: int, backend: str) -> int:
+    """Texts per forward pass: 32 on CPU; on CUDA, sized to the card's memory.
+
+    Activations of a 256-token text cost roughly ``seq * dim * layers_factor`` bytes; a
+    conservative 2 MB per text per 384 dimensions in fp32 (half that in fp16) keeps a
+    batch well inside memory while making it large enough to fill the GPU.
+    """
+    if not device.startswith("cuda"):
+        return 32
+    import torch
+
+    index = torch.device(device).index or 0
+    free, _ = torch.cuda.mem_get_info(index)
+    per_text = 2_000_000 * (dimension / 384) * (0.5 if backend == "fp16" else 1.0)
+    return int(max(64, min(1024, (0.25 * free) // per_text)))
+
+
 def _cpu_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -126,7 +143,7 @@ class SentenceTransformerEmbedder:
         self._needs_type_ids = "token_type_ids" in getattr(self._tokenizer, "model_input_names", ())
         self._prefix, self._suffix = _special_tokens(self._tokenizer)
         self._lead = len(self._prefix)
-        self.batch_size = self.requested_batch_size or (256 if device.startswith("cuda") else 32)
+        self.batch_size = self.requested_batch_size or auto_batch_size(device, dimension, backend)
         self.name, self.sha256, self.device, self.backend = name, sha, device, backend
         self._torch = torch
         self._model = model
