@@ -16,12 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_array, check_X_y
 
 from grader.errors import ModelError
@@ -90,6 +87,8 @@ class GradeCombiner(ClassifierMixin, BaseEstimator):
         return self
 
     def _fit_lr(self, Z, y):
+        from sklearn.linear_model import LogisticRegression  # fitting only: keeps grading start-up light
+
         lr = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=5000)
         lr.fit(Z, y)
         coef, intercept = lr.coef_, lr.intercept_
@@ -126,6 +125,8 @@ class GradeCombiner(ClassifierMixin, BaseEstimator):
 
     def _held_out_logits(self, Z, y, groups) -> np.ndarray | None:
         """Logits of every answer from a model that did not see it (None when folds cannot be made)."""
+        from sklearn.model_selection import GroupKFold, StratifiedKFold
+
         n_splits = min(self.cv, len(np.unique(groups)) if groups is not None else self.cv)
         if n_splits < 2:
             return None
@@ -146,6 +147,8 @@ class GradeCombiner(ClassifierMixin, BaseEstimator):
 
     def _fit_temperature(self, logits: np.ndarray, y: np.ndarray) -> float:
         """Softmax temperature minimising held-out log loss."""
+        from scipy.optimize import minimize_scalar
+
         index = {c: i for i, c in enumerate(self.classes_)}
         target = np.array([index[v] for v in y])
 
