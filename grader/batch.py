@@ -263,27 +263,25 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
                 cache.end_chunk(entries)
                 continue
             parsed = [plan.units(row) for _, row in chunk]
+            keys = [[cache.key(q, a, limit) if q is not None else None for q, a in units] for units, _ in parsed]
             todo: dict[tuple, tuple[str, str]] = {}
-            for units, _ in parsed:
-                for qid, answer in units:
-                    if qid is not None:
-                        key = cache.key(qid, answer, limit)
-                        if key not in cache.data and key not in todo:
-                            todo[key] = (qid, answer)
+            for (units, _), row_keys in zip(parsed, keys):
+                for (qid, answer), key in zip(units, row_keys):
+                    if key is not None and key not in cache.data and key not in todo:
+                        todo[key] = (qid, answer)
             results = dict(zip(todo, grader.grade_many(list(todo.values())))) if todo else {}
             graded_now += len(todo)
             rows_out = []
-            for (line, row), (units, errors) in zip(chunk, parsed):
+            for (line, row), (units, errors), row_keys in zip(chunk, parsed, keys):
                 row_no += 1
-                cells = [clean(c) for c in row] + [""] * (plan.width - len(row))
+                cells = row + [""] * (plan.width - len(row))
                 added: list[str] = []
                 total = max_total = 0.0
-                for qid, answer in units:
+                for (qid, answer), key in zip(units, row_keys):
                     if qid is None:
                         added += [""] * len(FIELDS)
                         continue
                     answers += 1
-                    key = cache.key(qid, answer, limit)
                     fields = cache.data.get(key) or _fields(results[key])
                     added += fields
                     total += float(fields[0])
@@ -309,7 +307,8 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
             entries = []
             base = row_no - len(chunk)
             for k, ((line, row), written) in enumerate(zip(chunk, _parse_written(data, fmt))):
-                _account(plan, summary, parsed[k][0], written, base + k + 1, row, id_col, limit, entries, cache)
+                _account(plan, summary, parsed[k][0], written, base + k + 1, row, id_col, limit, entries, cache,
+                         keys[k])
             cache.end_chunk(entries)
             bar.update(len(chunk))
     bar.close()
@@ -320,18 +319,17 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
 
 
 def _account(plan: _Plan, summary: Summary, units, written: list[str], row_no: int, row: list[str],
-             id_col, limit: int, entries: list, cache) -> None:
-    """Add one written row to the summary (and, when replaying, its grades to the cache entries)."""
+             id_col, limit: int, entries: list, cache, keys=None) -> None:
+    """Add one written row to the summary and its grades to the cache entries of the chunk."""
     error = written[plan.error_index] if plan.error_index < len(written) else ""
     summary.add_row(error)
     student = clean(row[id_col]) if id_col is not None and id_col < len(row) else ""
-    for qid, answer in units:
+    for k, (qid, answer) in enumerate(units):
         if qid is None:
             continue
         start = plan.blocks[None if plan.cmap.layout == "long" else qid]
         fields = written[start:start + len(FIELDS)]
-        if cache is not None:
-            entries.append((cache.key(qid, answer, limit), fields))
+        entries.append((keys[k] if keys else cache.key(qid, answer, limit), fields))
         summary.add(qid, dict(zip(FIELDS, fields)), error, student, clean(answer), row_no)
 
 

@@ -253,12 +253,12 @@ def _ends_in_open_quote(path: Path, fmt: CsvFormat, line: int) -> bool:
 
 def undecodable(cell: str) -> bool:
     """Whether a cell read by :class:`CsvReader` held bytes the file's encoding cannot decode."""
-    return bool(_SURROGATE.search(cell))
+    return not cell.isascii() and bool(_SURROGATE.search(cell))
 
 
 def clean(cell: str) -> str:
     """The cell with undecodable bytes replaced by U+FFFD so it can be written as UTF-8."""
-    return _SURROGATE.sub("\ufffd", cell) if undecodable(cell) else cell
+    return cell if cell.isascii() else _SURROGATE.sub("\ufffd", cell)
 
 
 def neutralize(cell: str) -> str:
