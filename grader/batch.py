@@ -20,7 +20,7 @@ from pathlib import Path
 
 from grader.csvio import CsvFormat, CsvReader, clean, detect_format, format_rows, scan, undecodable
 from grader.errors import InputDataError
-from grader.mapping import ColumnMap, map_columns
+from grader.mapping import ColumnMap, map_columns, match_question
 from grader.rubric import Rubric, ShortAnswerQuestion, load_rubric
 from grader.summary import Summary
 from grader.text import normalize
@@ -67,6 +67,8 @@ class _Plan:
         taken = {h.strip().lower() for h in header}
         prefix = "grader_" if any(a.lower() in taken for a in added) else ""
         self.header = header + [prefix + a for a in added]
+        self._ids = set(self.ids)
+        self._resolved: dict[str, str | None] = {}
         self.error_index = len(self.header) - 1
 
     def units(self, row: list[str]) -> tuple[list[tuple[str | None, str]], list[str]]:
@@ -82,12 +84,13 @@ class _Plan:
                 errors.append(f"column {name!r} holds bytes that are not valid text; they were replaced by U+FFFD")
         cell = lambda i: clean(row[i]) if i is not None and i < len(row) else ""  # noqa: E731
         if c.layout == "long":
-            qid = cell(c.question_col).strip()
-            if not qid:
+            value = cell(c.question_col).strip()
+            if not value:
                 errors.append(f"no question id in column {c.header[c.question_col]!r}")
                 return [(None, "")], errors
-            if qid not in self.ids:
-                errors.append(f"unknown question {qid!r} in column {c.header[c.question_col]!r}; the rubric has "
+            qid = self.resolve(value)
+            if qid is None:
+                errors.append(f"unknown question {value!r} in column {c.header[c.question_col]!r}; the rubric has "
                               f"{', '.join(self.ids)}")
                 return [(None, "")], errors
             return [(qid, cell(c.answer_col))], errors
@@ -96,6 +99,17 @@ class _Plan:
             text = cell(col)
             units.append((qid, "" if text.strip() in BLANK_MARKS else text))
         return units, errors
+
+    def resolve(self, value: str) -> str | None:
+        """The rubric question a long file's question cell names: its id, "Q5", "5" or its prompt."""
+        if value in self._ids:
+            return value
+        if value not in self._resolved:
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            hit = match_question(value, self.rubric)
+            self._resolved[value] = hit[0] if hit else None
+        return self._resolved[value]
 
     @property
     def ids(self) -> list[str]:

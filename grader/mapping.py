@@ -24,9 +24,11 @@ QUESTION_NAMES = ("question_id", "question id", "questionid", "qid", "question",
                   "item id")
 ANSWER_NAMES = ("answer", "response", "student answer", "answer text", "response text", "submission", "text",
                 "student_answer", "student response")
-_NUMBER = re.compile(r"^(?:(?P<kind>q|question|frage|response|answer|item|r)\s*\.?\s*#?\s*)?(?P<n>\d+)"
+_NUMBER = re.compile(r"^(?:(?P<kind>q|question|frage|aufgabe|response|answer|antwort|réponse|reponse|respuesta|"
+                     r"item|r)\s*\.?\s*#?\s*)?(?P<n>\d+)"
                      r"(?:\s*[/:.)\-]\s*(?P<rest>.*))?$", re.I)
 _SKIP = re.compile(r"^(?:right answer|correct answer|richtige antwort|grade|mark|score|points?)\b", re.I)
+_RESPONSE_KINDS = {"response", "answer", "antwort", "réponse", "reponse", "respuesta", "r"}
 # How sure a header match is; among columns for one question the highest rank wins.
 RANK_ID, RANK_RESPONSE, RANK_PROMPT, RANK_NUMBER = 4, 3, 2, 1
 PROMPT_THRESHOLD = 0.6
@@ -122,7 +124,7 @@ def match_question(header: str, rubric: Rubric) -> tuple[str, int, str] | None:
         rest = (m.group("rest") or "").strip()
         kind = (m.group("kind") or "").lower()
         if qid and (not rest or kind and len(rest) < 12):
-            rank = RANK_RESPONSE if kind in ("response", "answer", "r") else RANK_NUMBER
+            rank = RANK_RESPONSE if kind in _RESPONSE_KINDS else RANK_NUMBER
             return qid, rank, f"header names question number {n}"
         if rest:  # Canvas: "12345: What is the fundamental ...?"
             text = _norm(rest)

@@ -77,6 +77,22 @@ def test_wide_example_class_gives_wide_output_with_totals(tmp_path, grader, rubr
     assert result.graded_now < result.answers
 
 
+def test_long_question_cells_may_name_questions_by_number_or_case(tmp_path, grader, rubric):
+    src = write(tmp_path / "in.csv", [["student", "question", "response"], ["a", "Q3", "True"], ["b", "3", "t"],
+                                      ["c", "Question 4", "False"], ["d", "Q9", "x"]])
+    rows = rows_of(grade(tmp_path, src, grader, rubric).output)
+    assert [r["points"] for r in rows] == ["1", "1", "1", ""]
+    assert "unknown question 'Q9'" in rows[3]["error"]
+
+
+def test_cp1252_wide_export_maps_localised_headers(tmp_path, grader, rubric):
+    result = grade(tmp_path, FIXTURES / "cp1252_semicolon.csv", grader, rubric)
+    assert result.columns.questions == {"q3": 3, "q4": 4, "q5": 5}
+    rows = rows_of(result.output, ";")
+    assert rows[0]["Nachname"] == "Müller" and rows[0]["q3_points"] == "1" and rows[0]["q4_points"] == "1"
+    assert result.output.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
 def test_identical_answers_up_to_case_and_spacing_are_graded_once(tmp_path, grader, rubric):
     variants = [GOOD, GOOD.upper(), "  " + GOOD.replace(" ", "   ") + " "]
     rows = [["id", "question_id", "answer"]] + [[str(i), "q5", variants[i % 3]] for i in range(30)]

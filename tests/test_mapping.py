@@ -13,7 +13,7 @@ MOODLE = ["Surname", "First name", "Email address", "State", "Started on", "Comp
 
 @pytest.mark.parametrize("header,qid", [
     ("q5", "q5"), ("Q5", "q5"), ("Q. 5", "q5"), ("Q. 5 /5.00", "q5"), ("Question 5", "q5"), ("question_5", "q5"),
-    ("5", "q5"), ("Response 3", "q3"), ("Answer 2", "q2"), ("Frage 4", "q4"),
+    ("5", "q5"), ("Response 3", "q3"), ("Antwort 3", "q3"), ("Answer 2", "q2"), ("Frage 4", "q4"),
     ("What is the fundamental architectural insight that allows LSTMs to maintain long-range dependencies", "q5"),
     ("12345: What is the fundamental architectural insight that allows LSTMs to maintain long-range", "q5"),
     ("GRUs consistently outperform LSTMs on tasks requiring very long-range memory...", "q4"),

@@ -53,10 +53,15 @@ def run(args) -> int:
     if args.max_answer_chars is not None:
         grader.max_answer_chars = args.max_answer_chars
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    result = grade_csv(args.submissions, rubric, args.output, grader=grader, layout=args.layout,
-                       id_col=args.id_col, question_col=args.question_col, answer_col=args.answer_col,
-                       maps=args.maps, encoding=args.encoding, delimiter=args.delimiter, chunk_size=args.chunk_size,
-                       resume=args.resume, log=log)
+    try:
+        result = grade_csv(args.submissions, rubric, args.output, grader=grader, layout=args.layout,
+                           id_col=args.id_col, question_col=args.question_col, answer_col=args.answer_col,
+                           maps=args.maps, encoding=args.encoding, delimiter=args.delimiter,
+                           chunk_size=args.chunk_size, resume=args.resume, log=log)
+    except KeyboardInterrupt:
+        print("grader grade: interrupted; the rows graded so far are kept: run the same command with --resume "
+              "to continue", file=sys.stderr)
+        raise
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.summary:
