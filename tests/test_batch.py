@@ -268,3 +268,13 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, grader, rubric,
     assert "row/s" not in capsys.readouterr().err
     grade(tmp_path, src, grader, rubric, progress=True)
     assert "row" in capsys.readouterr().err
+
+
+def test_every_option_of_grader_grade_is_in_the_readme():
+    from grader.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Batch grading"):]
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["grade"]
+    options = [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+    assert options and not [o for o in options if f"`{o}" not in section and f" {o}" not in section]
