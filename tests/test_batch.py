@@ -278,3 +278,15 @@ def test_every_option_of_grader_grade_is_in_the_readme():
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["grade"]
     options = [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
     assert options and not [o for o in options if f"`{o}" not in section and f" {o}" not in section]
+
+
+def test_grade_columns_never_clash_with_input_columns(tmp_path, grader, rubric):
+    src = write(tmp_path / "in.csv", [["student_id", "question_id", "answer", "points"], ["s1", "q3", "True", "7"]])
+    row = rows_of(grade(tmp_path, src, grader, rubric).output)[0]
+    assert row["points"] == "7" and row["grader_points"] == "1" and "grader_error" in row
+
+
+def test_the_output_may_not_overwrite_the_input(tmp_path, grader, rubric):
+    src = write(tmp_path / "in.csv", [["student_id", "question_id", "answer"], ["s1", "q3", "True"]])
+    with pytest.raises(InputDataError, match="overwrite the input"):
+        grade_csv(src, rubric, src, grader=grader)
