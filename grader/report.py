@@ -28,6 +28,7 @@ def plot_question(stats, path: Path, labels: list[str]) -> None:
     values = sorted(stats.points)
     width = min((b - a for a, b in zip(values, values[1:])), default=1.0) * 0.8 or 0.8
     ax1.bar([float(v) for v in values], [stats.points[v] for v in values], width=width, color="#4a7ab5")
+    ax1.set_xlim(-width, stats.max_points + width)  # the whole scale, so a bunched class shows as bunched
     ax1.set_xlabel("points")
     ax1.set_ylabel("answers")
     ax1.set_title(f"{stats.question_id}: points (max {stats.max_points:g})")
