@@ -125,14 +125,13 @@ def _looks_random(token: str) -> bool:
     if len(core) < 3:
         return False
     letters = [c for c in core if c.isalpha()]
-    symbols = sum(not c.isalnum() for c in core)
     digits = sum(c.isdigit() for c in core)
     flips = sum(a.islower() and b.isupper() for a, b in zip(core, core[1:]))
-    no_vowel = letters and not (_VOWELS & {c.lower() for c in letters})
+    no_vowel = core.isalpha() and not (_VOWELS & {c.lower() for c in letters})
     consonant_run = max((len(r) for r in re.findall(r"[^aeiouy\W\d_]+", core.lower())), default=0)
-    odd = sum(c in "#$%&@~!?|\\{}[]<>`" for c in core)  # characters no word or formula has inside it
+    odd = sum(c in "#$%&@~!?|\\{}`" for c in core)  # characters no word or formula has inside it
     interleaved = re.search(r"[^\W\d_]+\d+[^\W\d_]+|\d+[^\W\d_]+\d+", core) is not None
-    return bool((odd and (letters or digits)) or (symbols and letters and symbols >= 2) or interleaved
+    return bool((odd and (letters or digits)) or interleaved
                 or flips >= 2 or (no_vowel and len(core) >= 5) or consonant_run >= 5)
 
 
@@ -376,7 +375,9 @@ def contradiction(view: AnswerView) -> Detection | None:
             continue
         ref_stems = best[0]
         shared = stems & ref_stems
-        if len(ref_stems) < 4 or len(shared) / len(ref_stems) < 0.6 or len(shared) / len(stems) < 0.5:
+        # It restates that sentence: most of it, or a part of it in hardly any other words.
+        restates = len(shared) / len(ref_stems) >= 0.6 and len(shared) / len(stems) >= 0.5
+        if len(ref_stems) < 4 or len(shared) < 4 or not (restates or len(shared) / len(stems) >= 0.7):
             continue
         # Two or more of the sentence's shared words negated where the model answer asserts them.
         if len((_negated(a, s, e) & shared) - ref.negated) >= 2:

@@ -1,0 +1,120 @@
+"""Each detector fires on its attack, with a reason, and leaves honest answers alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.attacks import attack, sources_from_rubric
+from grader.detectors import DETECTORS, _looks_random, answer_language
+
+# Which flag each attack must raise (adjective insertion is not detected: it is graded down on content).
+FLAG_OF = {
+    "gibberish": "gibberish",
+    "random_chars": "random_characters",
+    "shuffled_reference": "shuffled_words",
+    "keyword_list": "keyword_list",
+    "copied_question": "restates_question",
+    "negated_reference": "contradiction",
+    "padded_answer": "padding",
+    "prompt_injection": "prompt_injection",
+    "markup": "markup",
+    "other_language": "other_language",
+    "repetition": "repetition",
+}
+MODEL_ANSWER = None  # read from the rubric
+PARAPHRASE = ("A plain RNN pushes its hidden state through the same recurrent weights at each time step, so during "
+              "backpropagation the gradient is multiplied by that matrix again and again and shrinks or blows up. "
+              "LSTMs add a cell state that is changed by addition; gates decide what to forget and what to write, "
+              "so a forget gate close to one lets information and gradients pass through many steps.")
+PARTIAL = "Vanilla RNNs suffer from vanishing gradients because the same weights are multiplied at every step."
+GERMAN = ("Das einfache RNN multipliziert den versteckten Zustand bei jedem Schritt mit derselben Gewichtsmatrix, "
+          "deshalb verschwinden oder explodieren die Gradienten. Das LSTM hat einen eigenen Zellzustand, der "
+          "additiv aktualisiert wird, und die Gates entscheiden, wie viel alte Information behalten wird.")
+
+
+@pytest.fixture(scope="module")
+def q5_source(rubric):
+    return next(s for s in sources_from_rubric(rubric) if s.question_id == "q5")
+
+
+@pytest.fixture(scope="module")
+def honest(rubric):
+    q5 = rubric.question("q5")
+    return {"model answer": q5.reference_answers[0], "paraphrase": PARAPHRASE, "partial": PARTIAL}
+
+
+@pytest.mark.parametrize("kind", sorted(FLAG_OF))
+def test_flag_fires_on_its_attack(grader, q5_source, kind):
+    answers = [attack(q5_source, kind, v) for v in range(2)]
+    for answer, result in zip(answers, grader.grade_many([("q5", a) for a in answers])):
+        codes = {f.code: f for f in result.flags}
+        assert FLAG_OF[kind] in codes, (answer[:200], list(codes))
+        flag = codes[FLAG_OF[kind]]
+        assert flag.reason and flag.review
+        assert result.needs_review
+        assert q5_source.references[0][:40] not in flag.reason  # reasons never quote the model answer
+        assert f"Note: {flag.reason}." in result.feedback or flag.code == "restates_question"
+
+
+def test_honest_answers_are_not_flagged(grader, honest):
+    results = grader.grade_many([("q5", a) for a in honest.values()])
+    for (name, answer), result in zip(honest.items(), results):
+        gaming = [f.code for f in result.flags if f.code not in {"misconception", "missing_required"}]
+        assert not gaming, (name, gaming)
+    assert results[0].fraction >= 0.8 and results[1].fraction >= 0.5
+    assert 0 < results[2].fraction < results[1].fraction
+
+
+def test_a_correct_answer_in_german_is_flagged_for_review(grader):
+    result = grader.grade("q5", GERMAN)
+    assert "other_language" in {f.code for f in result.flags}
+    assert result.points == 0 and result.needs_review
+
+
+def test_contradiction_counts_as_misconception_and_negated_concept_is_not_found(grader):
+    answer = "The LSTM does not update its cell state additively, and the gates do not decide what to keep."
+    result = grader.grade("q5", answer)
+    assert "contradiction" in {f.code for f in result.flags}
+    assert "misconception" in next(f.reason for f in result.flags if f.code == "contradiction")
+    assert result.fraction < 0.5
+    additive = next(c for c in result.concepts if c.concept == "a separate cell state that is updated additively")
+    assert not additive.found and additive.negated
+
+
+def test_keyword_list_keeps_at_most_partial_credit(grader, rubric):
+    phrases = [k.text for k in rubric.question("q5").key_phrases]
+    result = grader.grade("q5", "; ".join(phrases))
+    assert "keyword_list" in {f.code for f in result.flags}
+    assert 0 <= result.fraction < 0.5
+
+
+def test_harmless_tags_are_flagged_without_a_cap(grader, honest):
+    result = grader.grade("q5", f"<p>{honest['model answer']}</p><br/>")
+    flag = next(f for f in result.flags if f.code == "markup")
+    assert "HTML tags" in flag.reason
+    assert result.fraction >= 0.8
+
+
+def test_every_detector_has_a_docstring():
+    for detector in DETECTORS:
+        assert detector.__doc__, detector.__name__
+
+
+@pytest.mark.parametrize("token,expected", [
+    ("x7#kQ!2", True), ("H053q", True), ("tIxpyWzj", True), ("qwrtzpl", True),
+    ("cwnd", False), ("ss_thresh", False), ("0.6^3", False), ("IPv4", False), ("TCP/IP", False), ("30m", False),
+    ("multiplicatively", False), ("P(X=3)", False),
+])
+def test_random_token_heuristic(token, expected):
+    assert _looks_random(token) is expected
+
+
+@pytest.mark.parametrize("text,language", [
+    ("The cell state is updated additively and the gates decide what to keep.", "en"),
+    ("Der Zellzustand wird additiv aktualisiert und die Gates entscheiden, was bleibt.", "de"),
+    ("La réponse est que le LSTM a une cellule qui est mise à jour par addition.", "fr"),
+    ("La respuesta es que el LSTM tiene una celda que se actualiza por suma y es muy estable.", "es"),
+    ("cwnd ss_thresh RTT", None),
+])
+def test_answer_language(text, language):
+    assert answer_language(text)[0] == language
