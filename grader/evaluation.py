@@ -40,7 +40,7 @@ from grader.errors import ConfigError, InputDataError
 from grader.features import FEATURES
 from grader.metrics import label_metrics, score_metrics
 from grader.rubric import ShortAnswerQuestion
-from grader.training import (DEFAULT_EXAMPLE_COUNTS, CachingEmbedder, build_dataset, fit_combiner,
+from grader.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, CachingEmbedder, build_dataset, fit_combiner,
                              label_fractions_of, questions_for, resolve_target, score_class, score_levels, targets,
                              with_examples)
 
@@ -132,8 +132,8 @@ def splits(rows: list[LabeledAnswer], protocol: str, folds: int, seed: int) -> l
 def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows: list[LabeledAnswer] | None = None,
              combiner: GradeCombiner | str | None = None, cv: str | None = None, folds: int = 5,
              examples_per_question: int | None = None, learning_curve=(), seed: int = 0, rubric=None,
-             embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = 1.0, class_weight=None,
-             label_col: str = "label") -> Evaluation:
+             embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = DEFAULT_C, class_weight=None,
+             label_col: str = "label", ignore=DEFAULT_IGNORED) -> Evaluation:
     """Grade ``rows`` under a protocol and compare with the human labels or scores.
 
     ``cv`` ('unseen-answers' | 'unseen-questions') with ``folds``, or ``train_rows``, train
@@ -178,7 +178,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
             train = train_rows if protocol == "train-test" else [rows[i] for i in train_idx]
             model = None
         systems = _fit_systems(train, target, levels, questions, embedder, model, example_counts, seed, C,
-                               class_weight, cache)
+                               class_weight, cache, ignore)
         fitted.append(systems)
         test = [i for i in test_idx if classes[i] is not None]
         for n in points:
@@ -208,7 +208,8 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "protocol": {"name": protocol, "folds": len(folds_) if cv else None, "examples_per_question":
                      examples_per_question, "learning_curve": [int(n) for n in learning_curve] or None,
                      "seed": seed, "example_counts": list(example_counts) if protocol != "zero-shot" else None,
-                     "C": C if protocol != "zero-shot" else None, "class_weight": class_weight},
+                     "C": C if protocol != "zero-shot" else None, "class_weight": class_weight,
+                     "ignored_features": list(ignore) if protocol != "zero-shot" else None},
         "target": target, "label_col": label_col if target == "label" else None,
         "rows": len(rows), "questions": len({r.question_id for r in rows}),
         "rows_without_target": sum(c is None for c in classes),
@@ -236,7 +237,8 @@ def _margins(main: dict) -> dict:
     return out
 
 
-def _fit_systems(train, target, levels, questions, embedder, combiner, example_counts, seed, C, class_weight, cache):
+def _fit_systems(train, target, levels, questions, embedder, combiner, example_counts, seed, C, class_weight, cache,
+                 ignore):
     """The grader's combiner and the baselines, fitted on ``train`` (combiner only, as given, when no training)."""
     if combiner is not None:
         return {"grader": combiner}
@@ -250,7 +252,7 @@ def _fit_systems(train, target, levels, questions, embedder, combiner, example_c
     if len(np.unique(data.y)) < 2:
         raise InputDataError(f"a training fold holds only the {target} {sorted(set(data.y))}; it needs at least 2",
                              field="label" if target == "label" else "score")
-    model = fit_combiner(data, C=C, class_weight=class_weight)
+    model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore)
     label_fractions = dict(zip(map(str, model.classes_), model.label_fractions_))
     out = {"grader": model}
     for b in BASELINES:

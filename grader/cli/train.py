@@ -1,0 +1,96 @@
+"""``grader train``: fit the combiner on answers humans have graded."""
+
+from __future__ import annotations
+
+import json
+
+
+def parse_counts(text: str, option: str) -> tuple[int, ...]:
+    """'0,5,20' -> (0, 5, 20); errors name the option and the value given."""
+    from grader.errors import ConfigError
+
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} must be comma-separated whole numbers such as 0,5,20. Got '{text}'.",
+                          field=option) from None
+    if not values or any(v < 0 for v in values):
+        raise ConfigError(f"{option} must list numbers >= 0. Got '{text}'.", field=option)
+    return values
+
+
+def training_options(args) -> dict:
+    """C, class_weight and ignored signals from the command line, checked."""
+    from grader.errors import ConfigError
+    from grader.training import DEFAULT_C, DEFAULT_IGNORED, check_feature_names
+
+    C = DEFAULT_C if args.C is None else args.C
+    if C <= 0:
+        raise ConfigError(f"--C must be > 0. Got {C}.", field="C")
+    if args.ignore_features is None:
+        ignore = DEFAULT_IGNORED
+    elif args.ignore_features.strip().lower() == "none":
+        ignore = ()
+    else:
+        ignore = check_feature_names([n.strip() for n in args.ignore_features.split(",") if n.strip()])
+    return {"C": C, "class_weight": None if args.class_weight == "none" else args.class_weight, "ignore": ignore}
+
+
+def add_parser(sub) -> None:
+    from grader.cli.common import add_model_options
+
+    p = sub.add_parser("train", help="fit the combiner on labelled answers and save it as JSON",
+                       description="Fit the combiner on a labelled corpus (the ../shared/data CSV format).")
+    p.add_argument("corpus", metavar="LABELED.csv", help="graded answers: question_id, answer, label and/or score")
+    p.add_argument("-o", "--output", required=True, help="where to write the combiner JSON (e.g. models/NAME.json)")
+    p.add_argument("--rubric", default=None, help="take questions from this rubric, matched by question_id "
+                   "(default: build them from the question and reference_answer columns)")
+    p.add_argument("--label-col", default="label", help="column holding the human labels (default: label)")
+    p.add_argument("--target", choices=["label", "score"], default=None,
+                   help="learn labels or points (score/max_score); default: labels when filled, else scores")
+    p.add_argument("--examples-schedule", default="0,5,20",
+                   help="numbers of graded examples per question simulated during training (default: 0,5,20)")
+    p.add_argument("--seed", type=int, default=0, help="seed for drawing the simulated examples (default: 0)")
+    p.add_argument("--C", type=float, default=None, help="inverse regularisation strength (default: 0.1)")
+    p.add_argument("--ignore-features", default=None, metavar="LIST",
+                   help="signals the combiner gives zero weight (default: q_overlap,ref_minus_q; 'none' for all)")
+    p.add_argument("--class-weight", choices=["none", "balanced"], default="none",
+                   help="weight labels by inverse frequency (default: none)")
+    p.add_argument("--no-validate", action="store_true", help="skip the grouped-by-question validation figures")
+    add_model_options(p, combiner=False)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from grader.corpus import corpus_fingerprint, read_corpus
+    from grader.engine import get_embedder
+    from grader.errors import ConfigError
+    from grader.rubric import load_rubric
+    from grader.training import train_from_rows
+
+    schedule = parse_counts(args.examples_schedule, "--examples-schedule")
+    options = training_options(args)
+    out = Path(args.output)
+    if out.suffix.lower() != ".json":
+        raise ConfigError(f"--output must be a .json file. Got '{out}'.", field="output")
+    rubric = load_rubric(args.rubric) if args.rubric else None
+    rows = read_corpus(args.corpus, label_col=args.label_col)
+    embedder = get_embedder(args.model, args.device, args.backend)
+    combiner, meta = train_from_rows(
+        rows, target=args.target, embedder=embedder, rubric=rubric, example_counts=schedule, seed=args.seed,
+        **options, validate=not args.no_validate,
+        fingerprint=corpus_fingerprint(args.corpus), label_col=args.label_col)
+    meta["training_file"] = Path(args.corpus).name
+    if rubric is not None:
+        meta["rubric"] = rubric.id
+    combiner.save(out, meta)
+    summary = {"output": str(out), "target": meta["target"], "labels": meta["labels"],
+               "training_rows": meta["training_rows"], "training_questions": meta["training_questions"]}
+    validation = meta.get("validation") or {}
+    for key, fig in validation.items():
+        if key.startswith("examples_"):
+            summary[f"validation_{key}"] = {k: round(fig[k], 4) for k in ("accuracy", "macro_f1")}
+    print(json.dumps(summary, indent=2))
+    return 0
