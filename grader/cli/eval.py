@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
                        "Without --cv or --train the combiner (default models/default.json) is used as is.")
     p.add_argument("corpus", metavar="LABELED.csv", help="graded answers in the ../shared/data CSV format")
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--label-col", default="label", help="column holding the human labels (default: label)")
+    target.add_argument("--label-col", default=None, help="column holding the human labels (default: label)")
     target.add_argument("--target", choices=["label", "score"], default=None,
                         help="compare labels or points (default: labels when filled, else scores)")
     protocol = p.add_mutually_exclusive_group()
@@ -44,8 +44,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from grader.cli.train import parse_counts, training_options
-    from grader.corpus import read_corpus
+    from grader.cli.train import parse_counts, read_labeled, training_options
     from grader.engine import get_embedder
     from grader.errors import ConfigError
     from grader.eval_report import format_table, write_report
@@ -63,8 +62,8 @@ def run(args) -> int:
     curve = parse_counts(args.learning_curve, "--learning-curve") if args.learning_curve else ()
     schedule = parse_counts(args.examples_schedule, "--examples-schedule")
     rubric = load_rubric(args.rubric) if args.rubric else None
-    rows = read_corpus(args.corpus, label_col=args.label_col)
-    train_rows = read_corpus(args.train, label_col=args.label_col) if args.train else None
+    rows = read_labeled(args.corpus, args)
+    train_rows = read_labeled(args.train, args) if args.train else None
     result = evaluate(
         rows, target=args.target, train_rows=train_rows, combiner=args.combiner, cv=args.cv, folds=args.folds,
         examples_per_question=args.examples_per_question, learning_curve=curve, seed=args.seed, rubric=rubric,

@@ -19,6 +19,20 @@ def parse_counts(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
+def read_labeled(path, args):
+    """Rows of a labelled corpus; a --label-col given (or --target label) must be a column of the file."""
+    from grader.corpus import read_corpus
+    from grader.errors import InputDataError
+
+    explicit = args.label_col is not None or args.target == "label"
+    args.label_col = args.label_col or "label"
+    rows = read_corpus(path, label_col=args.label_col)
+    if explicit and args.label_col not in rows[0].extra:
+        raise InputDataError(f"no column '{args.label_col}'; the header has {list(rows[0].extra) + ['answer']}",
+                             field=args.label_col, source=str(path))
+    return rows
+
+
 def training_options(args) -> dict:
     """C, class_weight and ignored signals from the command line, checked."""
     from grader.errors import ConfigError
@@ -45,7 +59,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="where to write the combiner JSON (e.g. models/NAME.json)")
     p.add_argument("--rubric", default=None, help="take questions from this rubric, matched by question_id "
                    "(default: build them from the question and reference_answer columns)")
-    p.add_argument("--label-col", default="label", help="column holding the human labels (default: label)")
+    p.add_argument("--label-col", default=None, help="column holding the human labels (default: label)")
     p.add_argument("--target", choices=["label", "score"], default=None,
                    help="learn labels or points (score/max_score); default: labels when filled, else scores")
     p.add_argument("--examples-schedule", default="0,5,20",
@@ -64,7 +78,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from grader.corpus import corpus_fingerprint, read_corpus
+    from grader.corpus import corpus_fingerprint
     from grader.engine import get_embedder
     from grader.errors import ConfigError
     from grader.rubric import load_rubric
@@ -76,7 +90,7 @@ def run(args) -> int:
     if out.suffix.lower() != ".json":
         raise ConfigError(f"--output must be a .json file. Got '{out}'.", field="output")
     rubric = load_rubric(args.rubric) if args.rubric else None
-    rows = read_corpus(args.corpus, label_col=args.label_col)
+    rows = read_labeled(args.corpus, args)
     embedder = get_embedder(args.model, args.device, args.backend)
     combiner, meta = train_from_rows(
         rows, target=args.target, embedder=embedder, rubric=rubric, example_counts=schedule, seed=args.seed,
