@@ -258,6 +258,20 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
     from tqdm import tqdm
 
     bar = tqdm(total=info.rows, initial=done, unit="row", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    try:
+        graded_now, answers = _run(src, fmt, plan, cmap, cache, summary, grader, questions, part, journal, chunk_size,
+                                   done, size, bar)
+    finally:
+        bar.close()
+    os.replace(part, out)
+    journal.unlink(missing_ok=True)
+    return BatchResult(out, fmt, cmap, summary.rows, summary.error_rows, answers, graded_now, resumed_from,
+                       summary, warnings)
+
+
+def _run(src, fmt, plan, cmap, cache, summary, grader, questions, part, journal, chunk_size, done, size, bar):
+    """Grade the rows after ``done`` and append them to the part file; returns (graded now, answers)."""
+    limit = grader.max_answer_chars
     graded_now = answers = 0
     id_col = cmap.id_col
     with CsvReader(src, fmt) as reader, open(part, "r+b") as fh, open(journal, "ab") as jf:
@@ -325,11 +339,7 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
                          keys[k])
             cache.end_chunk(entries)
             bar.update(len(chunk))
-    bar.close()
-    os.replace(part, out)
-    journal.unlink(missing_ok=True)
-    return BatchResult(out, fmt, cmap, summary.rows, summary.error_rows, answers, graded_now, resumed_from,
-                       summary, warnings)
+    return graded_now, answers
 
 
 def _account(plan: _Plan, summary: Summary, units, written: list[str], row_no: int, row: list[str],
