@@ -96,6 +96,9 @@ def run(corpus: Path, folds: int = 5, per_question: int = 3, seed: int = 0, exam
                 genuine[f"correct_{tag}"] += res.label == r.label
                 if defended:
                     genuine["n"] += 1
+                    if r.label == "incorrect":  # the base rate that adjective insertion starts from
+                        genuine["incorrect"] += 1
+                        genuine["incorrect_accepted"] += accepted(res)
                     codes = detector_flags(res)
                     genuine["flagged"] += bool(codes)
                     flags_on_genuine.update(codes)
@@ -117,7 +120,8 @@ def run(corpus: Path, folds: int = 5, per_question: int = 3, seed: int = 0, exam
                     for k, s in ((k, attack_stats[k]) for k in ATTACKS) if s["n"]},
         "genuine": {"n": genuine["n"], "flagged": genuine["flagged"] / n,
                     "accuracy_with": genuine["correct_with"] / n, "accuracy_without": genuine["correct_without"] / n,
-                    "flags": dict(flags_on_genuine)},
+                    "flags": dict(flags_on_genuine),
+                    "incorrect_accepted": genuine["incorrect_accepted"] / max(1, genuine["incorrect"])},
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -134,6 +138,7 @@ def report(figures: dict) -> str:
     lines += ["", f"genuine answers: {g['n']}; flagged by a detector: {g['flagged']:.2%} {g['flags']}",
               f"accuracy on genuine answers: {g['accuracy_with']:.2%} with defences, "
               f"{g['accuracy_without']:.2%} without (drop {100 * (g['accuracy_without'] - g['accuracy_with']):.2f} points)",
+              f"genuine answers labelled incorrect that are accepted: {g.get('incorrect_accepted', 0):.1%}",
               f"targets: worst attack accepted {worst:.1%} (<= 5%), flagged {g['flagged']:.2%} (<= 3%), "
               f"drop {100 * (g['accuracy_without'] - g['accuracy_with']):.2f} (<= 1 point)",
               f"{figures['folds']} folds by question, {figures['per_question']} attacks per type and question, "
