@@ -40,6 +40,7 @@ QUESTIONS = {
             ["Ice is heavier than water.", "Because it is white.", "Fish push it up."]),
 }
 LABELS = ("correct", "partially_correct", "incorrect")
+FAST = {"example_counts": (0, 3)}  # a short training schedule keeps the tests fast
 
 
 def corpus_rows(blank_prompts: bool = False, scale: float = 1.0, five_way: bool = False, labels: bool = True):
@@ -85,8 +86,8 @@ def _strip_timing(summary):
 
 
 def test_unseen_questions_is_grouped_and_deterministic(corpus, cached):
-    a = evaluate(corpus, cv="unseen-questions", folds=4, seed=3, embedder=cached)
-    b = evaluate(corpus, cv="unseen-questions", folds=4, seed=3, embedder=cached)
+    a = evaluate(corpus, cv="unseen-questions", folds=4, seed=3, embedder=cached, **FAST)
+    b = evaluate(corpus, cv="unseen-questions", folds=4, seed=3, embedder=cached, **FAST)
     assert _strip_timing(a.summary) == _strip_timing(b.summary)
     s = a.summary
     assert s["protocol"]["name"] == "unseen-questions" and s["protocol"]["folds"] == 4
@@ -106,7 +107,7 @@ def test_unseen_questions_is_grouped_and_deterministic(corpus, cached):
 
 
 def test_unseen_answers_scores_every_answer_once(corpus, cached):
-    ev = evaluate(corpus, cv="unseen-answers", folds=3, embedder=cached)
+    ev = evaluate(corpus, cv="unseen-answers", folds=3, embedder=cached, **FAST)
     p = ev.predictions[("grader", None)]
     assert sorted(r.row for r in p.rows) == sorted(r.row for r in corpus)
     # every question appears in every fold's test set, and its training answers are its examples
@@ -118,18 +119,18 @@ def test_train_test_files(tmp_path, cached):
     rows = corpus_rows()
     train = read_corpus(write_corpus(tmp_path / "train.csv", [r for r in rows if r["question_id"] != "ice"]))
     test = read_corpus(write_corpus(tmp_path / "test.csv", [r for r in rows if r["question_id"] == "ice"]))
-    s = evaluate(test, train_rows=train, embedder=cached).summary
+    s = evaluate(test, train_rows=train, embedder=cached, **FAST).summary
     assert s["protocol"]["name"] == "train-test" and s["systems"]["grader"]["n"] == 10
 
 
 def test_examples_per_question_scores_the_rest(corpus, cached):
-    ev = evaluate(corpus, cv="unseen-questions", folds=2, examples_per_question=3, embedder=cached)
+    ev = evaluate(corpus, cv="unseen-questions", folds=2, examples_per_question=3, embedder=cached, **FAST)
     p = ev.predictions[("grader", 3)]
     assert len(p.rows) == 40 - 4 * 3 and set(p.examples) == {3}
 
 
 def test_learning_curve_points(corpus, cached):
-    s = evaluate(corpus, cv="unseen-questions", folds=2, learning_curve=(0, 2, 5), embedder=cached).summary
+    s = evaluate(corpus, cv="unseen-questions", folds=2, learning_curve=(0, 2, 5), embedder=cached, **FAST).summary
     curve = s["learning_curve"]
     assert [c["examples_per_question"] for c in curve] == [0, 2, 5]
     assert [c["grader"]["n"] for c in curve] == [40, 32, 20]
@@ -144,7 +145,7 @@ def test_zero_shot_default_combiner(corpus, cached):
 
 def test_five_labels(tmp_path, cached):
     rows = read_corpus(write_corpus(tmp_path / "c.csv", corpus_rows()), label_col="label_5way")
-    s = evaluate(rows, cv="unseen-answers", folds=2, embedder=cached, label_col="label_5way").summary
+    s = evaluate(rows, cv="unseen-answers", folds=2, embedder=cached, label_col="label_5way", **FAST).summary
     assert len(s["labels_seen_in_training"]) == 5
     assert len(s["systems"]["grader"]["confusion_matrix"]) == 5
 
@@ -152,7 +153,7 @@ def test_five_labels(tmp_path, cached):
 def test_scores_zero_to_five_without_labels(tmp_path, cached):
     cols = [c for c in COLUMNS if c not in ("label", "label_5way")]
     rows = read_corpus(write_corpus(tmp_path / "c.csv", corpus_rows(scale=5.0, labels=False), cols))
-    s = evaluate(rows, cv="unseen-questions", folds=2, embedder=cached).summary
+    s = evaluate(rows, cv="unseen-questions", folds=2, embedder=cached, **FAST).summary
     assert s["target"] == "score" and s["score_levels"] == [0.0, 0.5, 1.0]
     score = s["systems"]["grader"]["score"]
     assert score["levels"] == [0.0, 2.5, 5.0] and score["n"] == 40
@@ -161,7 +162,7 @@ def test_scores_zero_to_five_without_labels(tmp_path, cached):
 
 def test_no_question_text_and_no_reference(tmp_path, cached):
     rows = read_corpus(write_corpus(tmp_path / "c.csv", corpus_rows(blank_prompts=True)))
-    s = evaluate(rows, cv="unseen-questions", folds=2, learning_curve=(0, 4), embedder=cached).summary
+    s = evaluate(rows, cv="unseen-questions", folds=2, learning_curve=(0, 4), embedder=cached, **FAST).summary
     curve = {c["examples_per_question"]: c["grader"] for c in s["learning_curve"]}
     assert curve[4]["n"] == 24 and curve[4]["accuracy"] > 0.5  # the examples are the only guide here
     assert s["systems"]["cosine"]["n"] == 40
@@ -172,7 +173,7 @@ def test_label_not_seen_in_training(tmp_path, cached):
     test_rows = [dict(r, label="excellent") if r["label"] == "correct" else r for r in rows if r["question_id"] == "ice"]
     train = read_corpus(write_corpus(tmp_path / "train.csv", [r for r in rows if r["question_id"] != "ice"]))
     test = read_corpus(write_corpus(tmp_path / "test.csv", test_rows))
-    s = evaluate(test, train_rows=train, embedder=cached).summary
+    s = evaluate(test, train_rows=train, embedder=cached, **FAST).summary
     assert s["labels_not_seen_in_training"] == ["excellent"]
     m = s["systems"]["grader"]
     assert "excellent" in m["labels"] and m["accuracy"] <= 0.6  # the 4 'excellent' answers are always wrong
@@ -180,9 +181,9 @@ def test_label_not_seen_in_training(tmp_path, cached):
 
 def test_protocol_errors(corpus, cached):
     with pytest.raises(ConfigError, match="--cv or --train"):
-        evaluate(corpus, cv="unseen-answers", train_rows=corpus, embedder=cached)
+        evaluate(corpus, cv="unseen-answers", train_rows=corpus, embedder=cached, **FAST)
     with pytest.raises(ConfigError, match="unseen-questions needs at least 2"):
-        evaluate([r for r in corpus if r.question_id == "ice"], cv="unseen-questions", embedder=cached)
+        evaluate([r for r in corpus if r.question_id == "ice"], cv="unseen-questions", embedder=cached, **FAST)
 
 
 def test_missing_column_and_empty_file(tmp_path):
@@ -200,7 +201,7 @@ def test_missing_column_and_empty_file(tmp_path):
 def test_report_folder(corpus, cached, tmp_path):
     from grader.eval_report import format_table, write_report
 
-    ev = evaluate(corpus, cv="unseen-questions", folds=2, learning_curve=(0, 3), embedder=cached)
+    ev = evaluate(corpus, cv="unseen-questions", folds=2, learning_curve=(0, 3), embedder=cached, **FAST)
     out = write_report(ev, tmp_path / "report")
     names = {p.name for p in out.iterdir()}
     assert {"report.md", "metrics.json", "predictions.csv", "index.html", "confusion_matrix.png", "reliability.png",
