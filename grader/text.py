@@ -42,6 +42,12 @@ NEGATION_CUES = {
 # Two-word cues ("rather than X", "instead of X") negate what follows them.
 _NEGATION_BIGRAMS = {("rather", "than"), ("instead", "of"), ("as", "opposed"), ("no", "longer")}
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
+# "It is not true that X, Y and Z": everything after the cue, to the end of the sentence, is negated.
+_SENTENCE_NEGATION = re.compile(
+    r"\b(?:it\s+is|it's|that\s+is|this\s+is)\s+(?:not\s+(?:true|the\s+case|correct|right)|false|wrong|untrue|"
+    r"incorrect|a\s+myth)\s+(?:that\b)?"
+    r"|\b(?:es\s+)?(?:ist|stimmt)\s+(?:nicht\s+(?:wahr|richtig|so)|nicht|falsch)\s*,?\s*dass\b",
+    re.IGNORECASE)
 
 _STEMMERS = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "nl": "dutch"}
 
@@ -149,6 +155,12 @@ def analyze(text: str, language: str = "en") -> Analysis:
                 for j in range(first, min(ce, first + NEGATION_SCOPE)):
                     negated[j] = True
             i += 1
+    for s, e in sentences:
+        start, end = words[s].start, words[e - 1].end
+        for m in _SENTENCE_NEGATION.finditer(text, start, end):
+            for j in range(s, e):
+                if words[j].start >= m.end():
+                    negated[j] = True
     return Analysis(text, language, tuple(words), tuple(sentences), tuple(clauses), tuple(negated))
 
 

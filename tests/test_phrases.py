@@ -69,3 +69,14 @@ def test_long_answers_are_encoded_in_windows(embedder):
     enc = embedder.encode_tokens([text])[0]
     assert len(enc.tokens) == len(enc.offsets) >= 700
     assert enc.offsets[-1][1] == len(text)  # the words past the encoder's window still have vectors
+
+
+@pytest.mark.parametrize("text", [
+    "It is not true that the LSTM updates its cell state additively through gates and keeps the gradient.",
+    "It is false that the cell state is updated additively, with gates deciding what to keep.",
+])
+def test_sentence_level_negation_covers_the_whole_sentence(grader, text):
+    result = grader.grade("q5", text)
+    found = {c.concept for c in result.concepts if c.found}
+    assert "a separate cell state that is updated additively" not in found
+    assert "additive updates with gating" not in found
