@@ -191,7 +191,8 @@ def keyword_list(view: AnswerView) -> Detection | None:
                 if tuple(norms[i : i + n]) == seq:
                     covered[i : i + n] = True
                     used.add(seq)
-        if len(used) >= 2 and covered.mean() >= 0.7:
+        # Key phrases written inside real sentences leave other words uncovered; a bare list leaves none.
+        if len(used) >= 2 and covered.mean() >= 0.9:
             return _hit("keyword_list", "the answer lists the rubric's key phrases instead of answering in sentences",
                         PARTIAL_CAP)
     stop = STOPWORDS.get(view.analysis.language, STOPWORDS["en"])
