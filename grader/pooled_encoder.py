@@ -47,26 +47,44 @@ def describe(folder: Path) -> dict | None:
     return {"pooling": mode, "normalize": _STANDARD[2] in types, "max_seq_length": int(sbert.get("max_seq_length", 512))}
 
 
-def load(folder: Path, spec: dict, device: str):
-    """(module, tokenizer, max_seq_length) for a folder that :func:`describe` accepted."""
-    import torch
+def _encoder(folder: Path):
+    """(encoder returning the last hidden state, tokenizer, hidden size, max positions)."""
+    from grader import bert
+
+    if bert.supports(folder):
+        model = bert.load_bert(folder)
+        return model, bert.FastTokenizer(folder), model.hidden_size, model.max_positions
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in CLI output or server logs
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    transformer = AutoModel.from_pretrained(str(folder), local_files_only=True)
-    max_len = min(spec["max_seq_length"], getattr(transformer.config, "max_position_embeddings", 512))
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+
+    def run(**features):
+        return model(**features, return_dict=True).last_hidden_state
+
+    model.last_hidden = run
+    return model, tokenizer, int(model.config.hidden_size), int(getattr(model.config, "max_position_embeddings", 512))
+
+
+def load(folder: Path, spec: dict, device: str):
+    """(module, tokenizer, max_seq_length) for a folder that :func:`describe` accepted."""
+    import torch
+
+    encoder, tokenizer, hidden, max_positions = _encoder(folder)
+    max_len = min(spec["max_seq_length"], max_positions)
 
     class PooledEncoder(torch.nn.Module):
         """Encoder + pooling + normalisation, returning what sentence-transformers modules return."""
 
         def __init__(self):
             super().__init__()
-            self.transformer = transformer
+            self.transformer = encoder
 
         def forward(self, features: dict) -> dict:
-            out = self.transformer(**features, return_dict=True).last_hidden_state
+            run = getattr(self.transformer, "last_hidden", None) or self.transformer
+            out = run(**features)
             mask = features["attention_mask"].unsqueeze(-1).to(out.dtype)
             if spec["pooling"] == "mean":
                 pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -79,5 +97,5 @@ def load(folder: Path, spec: dict, device: str):
             return {"token_embeddings": out, "sentence_embedding": pooled}
 
     module = PooledEncoder().to(device).eval()
-    module.dimension = int(transformer.config.hidden_size)
+    module.dimension = hidden
     return module, tokenizer, max_len
