@@ -1,7 +1,7 @@
 """Grading throughput against the raw encoder, cold start, peak memory and scaling.
 
     .venv/bin/python bench/throughput.py                 # fp32 default model, 3 runs, median
-    .venv/bin/python bench/throughput.py --backend int8  # grader on int8 vs raw fp32 encoder
+    .venv/bin/python bench/throughput.py --backends fp32,int8  # also the grader on int8 vs raw fp32
     .venv/bin/python bench/throughput.py --scaling 1000,10000,100000
 
 Each measurement runs in a fresh subprocess so timings and peak RSS are not
@@ -104,31 +104,40 @@ def cold_start(backend: str, device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backend", default="fp32", choices=["fp32", "int8", "fp16", "auto"])
+    parser.add_argument("--backends", default="fp32", help="comma-separated: fp32, int8, fp16 (CUDA), auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--generated", type=int, default=10_000, help="size of the generated corpus")
     parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table")
     args = parser.parse_args()
 
-    print(f"backend={args.backend} device={args.device} batch={args.batch_size} runs={args.runs} (median)")
-    print(f"{'corpus':<10} {'answers':>8} {'grader/s':>9} {'raw fp32/s':>11} {'ratio':>6} {'peak RSS MB':>12}")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    print(f"backends={','.join(backends)} device={args.device} batch={args.batch_size} runs={args.runs} (median)")
+    print(f"{'corpus':<10} {'backend':<8} {'answers':>8} {'grader/s':>9} {'raw fp32/s':>11} {'ratio':>6} {'peak RSS MB':>12}")
     for corpus, n in (("saf_en", 0), ("generated", args.generated)):
-        graded, raw, rss = [], [], []
+        graded = {b: [] for b in backends}
+        rss = {b: [] for b in backends}
+        raw = []
         for _ in range(args.runs):
-            g = run_worker("grade", corpus, n, args.backend, args.device, args.batch_size)
             r = run_worker("raw", corpus, n, "fp32", args.device, args.batch_size)
-            graded.append(g["answers"] / g["seconds"])
             raw.append(r["answers"] / r["seconds"])
-            rss.append(g["peak_rss_mb"])
-        gm, rm = statistics.median(graded), statistics.median(raw)
-        print(f"{corpus:<10} {g['answers']:>8} {gm:>9.1f} {rm:>11.1f} {gm / rm:>6.2f} {statistics.median(rss):>12.0f}")
-    starts = [cold_start(args.backend, args.device) for _ in range(args.runs)]
-    print(f"cold start to first grade (`grader score`, median of {args.runs}): {statistics.median(starts):.2f} s")
+            for b in backends:
+                g = run_worker("grade", corpus, n, b, args.device, args.batch_size)
+                graded[b].append(g["answers"] / g["seconds"])
+                rss[b].append(g["peak_rss_mb"])
+        rm = statistics.median(raw)
+        for b in backends:
+            gm = statistics.median(graded[b])
+            print(f"{corpus:<10} {b:<8} {r['answers']:>8} {gm:>9.1f} {rm:>11.1f} {gm / rm:>6.2f} "
+                  f"{statistics.median(rss[b]):>12.0f}")
+    for b in backends:
+        starts = [cold_start(b, args.device) for _ in range(args.runs)]
+        print(f"cold start to first grade (`grader score --backend {b}`, median of {args.runs}): "
+              f"{statistics.median(starts):.2f} s")
     if args.scaling:
         print(f"\n{'answers':>8} {'seconds':>8} {'answers/s':>10} {'peak RSS MB':>12}")
         for n in [int(x) for x in args.scaling.split(",")]:
-            g = run_worker("grade", "generated", n, args.backend, args.device, args.batch_size)
+            g = run_worker("grade", "generated", n, backends[0], args.device, args.batch_size)
             print(f"{n:>8} {g['seconds']:>8.1f} {n / g['seconds']:>10.1f} {g['peak_rss_mb']:>12.0f}")
 
 
