@@ -186,10 +186,9 @@ class SentenceTransformerEmbedder:
         order = sorted(range(len(chunks)), key=lambda c: len(chunks[c][1]))
         sent = [None] * len(chunks)
         toks = [None] * len(chunks)
-        for b in range(0, len(order), self.batch_size):
-            batch = [chunks[c] for c in order[b : b + self.batch_size]]
-            s, t = self._forward([ids for _, ids, _ in batch])
-            for k, c in enumerate(order[b : b + self.batch_size]):
+        for members in _batches(order, [len(chunks[c][1]) for c in order], self.batch_size):
+            s, t = self._forward([chunks[c][1] for c in members])
+            for k, c in enumerate(members):
                 sent[c], toks[c] = s[k], t[k]
         per_text: list[list[int]] = [[] for _ in texts]
         for c, (i, _, _) in enumerate(chunks):
@@ -226,7 +225,24 @@ class SentenceTransformerEmbedder:
         sentence = out["sentence_embedding"].float().cpu().numpy()
         tokens = out["token_embeddings"].float().cpu().numpy()
         lead = self._lead
-        return sentence, [tokens[r, lead : lead + len(ids)] for r, ids in enumerate(id_lists)]
+        # Copies, not views: a view would keep the whole padded batch array alive with the encoding.
+        return sentence, [tokens[r, lead : lead + len(ids)].copy() for r, ids in enumerate(id_lists)]
+
+
+TOKENS_PER_TEXT = 128  # a batch holds at most batch_size * this many tokens, so long texts come fewer at a time
+
+
+def _batches(order: list[int], lengths: list[int], batch_size: int):
+    """Consecutive groups of ``order`` (sorted by length) within a token budget; activations stay bounded."""
+    budget = batch_size * TOKENS_PER_TEXT
+    group: list[int] = []
+    for c, n in zip(order, lengths):
+        if group and (len(group) == batch_size or (len(group) + 1) * max(n, 1) > budget):
+            yield group
+            group = []
+        group.append(c)
+    if group:
+        yield group
 
 
 def _load_pipeline(folder, device: str):

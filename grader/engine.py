@@ -31,7 +31,7 @@ DEFAULT_COMBINER = Path(__file__).resolve().parent.parent / "models" / "default.
 REVIEW_THRESHOLD = 0.6
 MAX_ANSWER_CHARS = 20_000
 _PREPARED_CACHE = 256
-ENCODE_CHUNK = 1024  # distinct answers encoded per encoder call in a batch
+ENCODE_CHUNK = 256  # distinct answers encoded per encoder call in a batch
 
 _embedders: dict[tuple, SentenceTransformerEmbedder] = {}
 _embedders_lock = threading.Lock()
