@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py                 # fp32 default model, 3 runs, median
     .venv/bin/python bench/throughput.py --backends fp32,int8  # also the grader on int8 vs raw fp32
-    .venv/bin/python bench/throughput.py --scaling 1000,10000,100000
+    .venv/bin/python bench/throughput.py --scaling-only --scaling 1000,10000,100000
 
 Each measurement runs in a fresh subprocess so timings and peak RSS are not
 polluted by earlier work. The raw encoder is plain ``SentenceTransformer.encode``
@@ -109,12 +109,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--generated", type=int, default=10_000, help="size of the generated corpus")
     parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table")
+    parser.add_argument("--scaling-only", action="store_true", help="print only the scaling table")
     args = parser.parse_args()
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if args.scaling_only:
+        args.runs = 0
     print(f"backends={','.join(backends)} device={args.device} batch={args.batch_size} runs={args.runs} (median)")
-    print(f"{'corpus':<10} {'backend':<8} {'answers':>8} {'grader/s':>9} {'raw fp32/s':>11} {'ratio':>6} {'peak RSS MB':>12}")
-    for corpus, n in (("saf_en", 0), ("generated", args.generated)):
+    if args.runs:
+        print(f"{'corpus':<10} {'backend':<8} {'answers':>8} {'grader/s':>9} {'raw fp32/s':>11} {'ratio':>6} "
+              f"{'peak RSS MB':>12}")
+    for corpus, n in (("saf_en", 0), ("generated", args.generated)) if args.runs else ():
         graded = {b: [] for b in backends}
         rss = {b: [] for b in backends}
         raw = []
@@ -130,7 +135,7 @@ def main() -> None:
             gm = statistics.median(graded[b])
             print(f"{corpus:<10} {b:<8} {r['answers']:>8} {gm:>9.1f} {rm:>11.1f} {gm / rm:>6.2f} "
                   f"{statistics.median(rss[b]):>12.0f}")
-    for b in backends:
+    for b in backends if args.runs else ():
         starts = [cold_start(b, args.device) for _ in range(args.runs)]
         print(f"cold start to first grade (`grader score --backend {b}`, median of {args.runs}): "
               f"{statistics.median(starts):.2f} s")
