@@ -166,7 +166,10 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     q = prepared.question
 
     ref_sim = float((prepared.references @ vec).max()) if len(prepared.references) else 0.0
-    ref_matches = spans.match_all(prepared.reference_targets)
+    # Span-by-reference-sentence similarities serve both coverage and precision.
+    ref_sims = (spans.similarities(np.concatenate([t.vectors for t in prepared.reference_targets]))
+                if prepared.reference_targets else None)
+    ref_matches = spans.match_all(prepared.reference_targets, ref_sims)
     ref_cover = float(np.mean([m.strength for m in ref_matches])) if ref_matches else 0.0
     key_matches = spans.match_all(prepared.key_targets)
     if key_matches:
@@ -178,12 +181,11 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     misconception = max((m.strength for m in mis_matches), default=0.0)
 
     precision = 0.0
-    if prepared.reference_targets and analysis.sentences:
-        ref_matrix = np.concatenate([t.vectors for t in prepared.reference_targets])
+    if ref_sims is not None and analysis.sentences:
         sentences = set(analysis.sentences)
         sentence_rows = [i for i, r in enumerate(spans.ranges) if r in sentences]
         if sentence_rows:
-            precision = float(spans.similarities(ref_matrix)[sentence_rows].max(axis=1).mean())
+            precision = float(ref_sims[sentence_rows].max(axis=1).mean())
     q_sim = float(prepared.prompt_vector @ vec) if prepared.prompt_vector is not None else 0.0
 
     stems = analysis.content_stems()

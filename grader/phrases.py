@@ -109,11 +109,12 @@ class AnswerSpans:
             return np.zeros((len(self.ranges), len(matrix)), dtype=np.float32)
         return self.vectors @ matrix.T
 
-    def match_all(self, targets: list[Target]) -> list[Match]:
-        """Best match of each target, with one matrix product for all of them."""
+    def match_all(self, targets: list[Target], sims: np.ndarray | None = None) -> list[Match]:
+        """Best match of each target, with one matrix product for all of them (or the given ``sims``)."""
         if not targets:
             return []
-        sims = self.similarities(np.concatenate([t.vectors for t in targets]))
+        if sims is None:
+            sims = self.similarities(np.concatenate([t.vectors for t in targets]))
         out, col = [], 0
         for t in targets:
             out.append(self.match(t, sims[:, col : col + len(t.vectors)]))
