@@ -5,31 +5,24 @@ and grid search work on it). It is a multinomial logistic regression over
 standardised signals, with a temperature fitted on held-out folds so that its
 probabilities are calibrated. Each label carries the mean grade fraction of
 its training answers; the expected fraction under the predicted probabilities
-gives partial credit. It is saved as JSON, never pickle.
+gives partial credit. It is saved as JSON, never pickle. Prediction and the
+file format live in :mod:`grader.linear_combiner`, which grading loads without
+importing scikit-learn.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
-from scipy.special import log_softmax, softmax
+from scipy.special import log_softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_X_y
 
-from grader.errors import ModelError
+from grader.linear_combiner import FORMAT, KNOWN_LABEL_FRACTIONS, LinearCombiner
 
-FORMAT = "grader-combiner/1"
-# Fractions for label names common in grading corpora, used when training data has no scores.
-KNOWN_LABEL_FRACTIONS = {
-    "correct": 1.0, "partially_correct": 0.5, "partially correct": 0.5, "partial": 0.5, "incorrect": 0.0,
-    "wrong": 0.0, "contradictory": 0.0, "irrelevant": 0.0, "non_domain": 0.0, "true": 1.0, "false": 0.0,
-    "partially_correct_incomplete": 0.5,
-}
+__all__ = ["FORMAT", "KNOWN_LABEL_FRACTIONS", "GradeCombiner"]
 
 
 def _numeric(label) -> float | None:
@@ -40,7 +33,7 @@ def _numeric(label) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class GradeCombiner(ClassifierMixin, BaseEstimator):
+class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
     """Calibrated multinomial logistic regression over grading signals.
 
     Parameters
@@ -159,7 +152,9 @@ class GradeCombiner(ClassifierMixin, BaseEstimator):
         best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
         return float(math.exp(best.x))
 
-    # -- prediction -----------------------------------------------------------------
+    def _params(self) -> dict:
+        return self.get_params()
+
     def _check_fitted(self):
         if not hasattr(self, "coef_"):
             raise NotFittedError("This GradeCombiner is not fitted yet. Call `fit` or load one with `load`.")
@@ -167,88 +162,4 @@ class GradeCombiner(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """Uncalibrated class logits."""
         self._check_fitted()
-        X = check_array(X, dtype=np.float64)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but the combiner expects {self.n_features_in_}.")
-        return ((X - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Calibrated class probabilities, columns in ``classes_`` order."""
-        return softmax(self.decision_function(X) / self.temperature_, axis=1)
-
-    def predict(self, X) -> np.ndarray:
-        """Most probable label of each answer."""
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
-
-    def predict_fraction(self, X) -> np.ndarray:
-        """Expected grade fraction in [0, 1] under the predicted probabilities."""
-        return self.predict_proba(X) @ self.label_fractions_
-
-
-    # -- persistence ----------------------------------------------------------------
-    def to_dict(self, metadata: dict | None = None) -> dict:
-        """JSON-ready state: parameters, learned arrays and ``metadata``."""
-        self._check_fitted()
-        return {
-            "format": FORMAT,
-            "params": self.get_params(),
-            "feature_names": self.feature_names_,
-            "classes": [str(c) for c in self.classes_],
-            "label_fractions": self.label_fractions_.tolist(),
-            "mean": self.mean_.tolist(),
-            "scale": self.scale_.tolist(),
-            "coef": self.coef_.tolist(),
-            "intercept": self.intercept_.tolist(),
-            "temperature": self.temperature_,
-            "metadata": dict(metadata or getattr(self, "metadata_", {}) or {}),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict, source: str = "<combiner>") -> "GradeCombiner":
-        """Rebuild a fitted combiner from :meth:`to_dict` output, checking every field."""
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ModelError(f"not a grader combiner (expected format '{FORMAT}')", source=source)
-        try:
-            model = cls(**data["params"])
-            model.feature_names_ = list(data["feature_names"])
-            model.classes_ = np.array(data["classes"], dtype=object)
-            model.label_fractions_ = np.array(data["label_fractions"], dtype=np.float64)
-            model.mean_ = np.array(data["mean"], dtype=np.float64)
-            model.scale_ = np.array(data["scale"], dtype=np.float64)
-            model.coef_ = np.array(data["coef"], dtype=np.float64)
-            model.intercept_ = np.array(data["intercept"], dtype=np.float64)
-            model.temperature_ = float(data["temperature"])
-            model.metadata_ = dict(data.get("metadata") or {})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"combiner file is incomplete or malformed: {exc}", source=source) from None
-        model.n_features_in_ = len(model.feature_names_)
-        k, d = len(model.classes_), model.n_features_in_
-        shapes_ok = (model.coef_.shape == (k, d) and model.intercept_.shape == (k,) and model.mean_.shape == (d,)
-                     and model.scale_.shape == (d,) and model.label_fractions_.shape == (k,))
-        if not shapes_ok or model.temperature_ <= 0:
-            raise ModelError("combiner arrays have inconsistent shapes", source=source)
-        return model
-
-    def save(self, path: str | Path, metadata: dict | None = None) -> Path:
-        """Write the combiner as JSON (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.to_dict(metadata)
-        data["metadata"].setdefault("saved_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "GradeCombiner":
-        """Read a combiner saved by :meth:`save`."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError("combiner file not found", source=str(path)) from None
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read combiner JSON: {exc}", source=str(path)) from None
-        return cls.from_dict(data, source=str(path))
+        return super().decision_function(check_array(X, dtype=np.float64))

@@ -16,12 +16,12 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from grader.choice import grade_choice
-from grader.combiner import GradeCombiner
 from grader.detectors import AnswerView, cap_of, detect
 from grader.embedder import Embedder, SentenceTransformerEmbedder
 from grader.errors import ModelError
 from grader.features import FEATURES, AnswerSignals, PreparedQuestion, answer_signals, key_credit, prepare_question
 from grader.feedback import compose
+from grader.linear_combiner import LinearCombiner
 from grader.phrases import FOUND
 from grader.result import ConceptResult, Flag, GradeResult, MisconceptionResult
 from grader.rubric import Rubric, ShortAnswerQuestion
@@ -48,9 +48,9 @@ def get_embedder(model: str | None = None, device: str | None = None, backend: s
         return _embedders[key]
 
 
-def load_combiner(path: str | Path | None = None) -> GradeCombiner:
+def load_combiner(path: str | Path | None = None) -> LinearCombiner:
     """The combiner at ``path``, or the default one shipped in ``models/default.json``."""
-    combiner = GradeCombiner.load(path or DEFAULT_COMBINER)
+    combiner = LinearCombiner.load(path or DEFAULT_COMBINER)
     if list(combiner.feature_names_) != list(FEATURES):
         raise ModelError(
             f"combiner was trained on features {combiner.feature_names_}, but this grader computes "
@@ -84,13 +84,14 @@ def _interpolate(fraction: float, values: np.ndarray) -> np.ndarray:
 class Grader:
     """Grades answers to the questions of a rubric.
 
-    ``combiner`` is a fitted :class:`GradeCombiner` or the path of one (default:
+    ``combiner`` is a fitted :class:`~grader.linear_combiner.LinearCombiner` (a
+    :class:`~grader.combiner.GradeCombiner` is one) or the path of one (default:
     ``models/default.json``); ``embedder`` defaults to the shared
     all-MiniLM-L6-v2 encoder on CUDA when present, else CPU.
     """
 
     def __init__(self, rubric: Rubric | None = None, *, embedder: Embedder | None = None,
-                 combiner: GradeCombiner | str | Path | None = None, model: str | None = None,
+                 combiner: LinearCombiner | str | Path | None = None, model: str | None = None,
                  device: str | None = None, backend: str = "auto", review_threshold: float = REVIEW_THRESHOLD,
                  max_answer_chars: int = MAX_ANSWER_CHARS):
         self.rubric = rubric

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from sklearn.model_selection import cross_val_score
 
 from grader.combiner import GradeCombiner
 from grader.errors import ModelError
+from grader.linear_combiner import LinearCombiner
 
 
 def _data(seed=0, n=300):
@@ -110,3 +113,24 @@ def test_default_combiner_metadata():
     assert model.feature_names_ == list(FEATURES)
     data = json.loads(DEFAULT_COMBINER.read_text())
     assert set(data["classes"]) == {"correct", "partially_correct", "incorrect"}
+
+
+def test_linear_combiner_reads_what_grade_combiner_writes(tmp_path):
+    X, y, fractions, groups = _data()
+    fitted = GradeCombiner(C=0.5).fit(X, y, fractions=fractions, groups=groups)
+    loaded = LinearCombiner.load(fitted.save(tmp_path / "m.json"))
+    assert np.allclose(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert list(loaded.predict(X)) == list(fitted.predict(X))
+    assert GradeCombiner.load(loaded.save(tmp_path / "again.json")).get_params() == fitted.get_params()
+    with pytest.raises(ValueError, match="expects 4"):
+        loaded.predict_proba(X[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        loaded.predict_proba(np.full_like(X[:1], np.nan))
+
+
+def test_grading_does_not_import_scikit_learn():
+    """Grading loads the combiner as plain arrays: scikit-learn and SciPy stay out of start-up."""
+    code = ("import sys; from grader.engine import Grader; g = Grader(None); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
