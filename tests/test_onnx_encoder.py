@@ -1,0 +1,146 @@
+"""The int8 backend: the encoder exported to ONNX, quantised, cached and run on ONNX Runtime.
+
+The ONNX file is built once per test session into a temporary cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from grader import onnx_encoder
+from grader.embedder import SentenceTransformerEmbedder
+from grader.errors import ConfigError, ModelError, ModelIntegrityError
+from grader.weights import resolve_model
+
+TEXTS = [
+    "The forget gate keeps the cell state.",
+    "Gradients vanish through repeated multiplication.",
+    "LSTMs add a cell state that is updated additively, so the gradient does not vanish. " * 25,  # two windows
+    "",
+]
+
+
+@pytest.fixture(scope="session")
+def int8_cache(tmp_path_factory):
+    """A cache folder holding the int8 ONNX file of the default model, built once."""
+    root = tmp_path_factory.mktemp("grader-cache")
+    previous = os.environ.get("GRADER_CACHE_DIR")
+    os.environ["GRADER_CACHE_DIR"] = str(root)
+    try:
+        SentenceTransformerEmbedder(backend="int8", device="cpu").load()
+    finally:
+        if previous is None:
+            os.environ.pop("GRADER_CACHE_DIR", None)
+        else:
+            os.environ["GRADER_CACHE_DIR"] = previous
+    return root
+
+
+@pytest.fixture
+def int8(int8_cache, monkeypatch):
+    """A fresh int8 embedder reading the session's cache."""
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(int8_cache))
+    return SentenceTransformerEmbedder(backend="int8", device="cpu").load()
+
+
+def _model_folder(cache) -> "os.PathLike":
+    (folder,) = (cache / "onnx").iterdir()
+    return folder
+
+
+def _never_build():
+    raise AssertionError("the cached ONNX file should have been used")
+
+
+def test_int8_vectors_stay_close_to_fp32(int8, embedder):
+    a, b = int8.encode_tokens(TEXTS), embedder.encode_tokens(TEXTS)
+    assert int8.info()["backend"] == "int8" and int8.info()["sha256"] == embedder.info()["sha256"]
+    cosines = [float(x.vector @ y.vector) for x, y in zip(a[:3], b[:3])]
+    assert min(cosines) > 0.97 and np.mean(cosines) > 0.98, cosines
+    for x, y in zip(a, b):
+        assert x.tokens.shape == y.tokens.shape and x.tokens.dtype == np.float32
+        assert np.array_equal(x.offsets, y.offsets)
+        assert np.isclose(np.linalg.norm(x.vector), 1.0, atol=1e-4) or not len(x.tokens)
+        if len(x.tokens):
+            tok = (x.tokens * y.tokens).sum(1) / np.linalg.norm(x.tokens, axis=1) / np.linalg.norm(y.tokens, axis=1)
+            assert tok.mean() > 0.95
+    assert int8.encode([]).shape == (0, 384)
+    assert int8.batch_size == 32  # auto_batch_size on the CPU
+
+
+def test_cached_file_is_reused_and_verified(int8_cache, monkeypatch):
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(int8_cache))
+    folder, name, sha = resolve_model(None)
+    target = _model_folder(int8_cache)
+    assert target == onnx_encoder.cache_folder(folder, name, sha)
+    manifest = json.loads((target / onnx_encoder.MANIFEST_FILE).read_text())
+    assert manifest["source_sha256"] == sha and manifest["dimension"] == 384 and manifest["max_len"] == 256
+    encoder = onnx_encoder.load_onnx_encoder(folder, name, sha, _never_build, threads=1)
+    assert encoder.sha256 == manifest["sha256"]
+    assert not [p for p in (int8_cache / "onnx").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_cache_key_follows_the_weights_and_the_settings(monkeypatch):
+    folder, _, sha = resolve_model(None)
+    key = onnx_encoder.cache_key(folder, sha)
+    assert onnx_encoder.cache_key(folder, "0" * 64) != key
+    monkeypatch.setattr(onnx_encoder, "QUANTIZATION", {**onnx_encoder.QUANTIZATION, "per_channel": False})
+    assert onnx_encoder.cache_key(folder, sha) != key
+
+
+@pytest.fixture
+def tampered(int8_cache, tmp_path, monkeypatch):
+    """A copy of the cache whose ONNX file has one byte changed."""
+    shutil.copytree(int8_cache / "onnx", tmp_path / "onnx")
+    model = _model_folder(tmp_path) / onnx_encoder.MODEL_FILE
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_tampered_file_is_not_loaded_but_rebuilt(tampered):
+    folder, name, sha = resolve_model(None)
+
+    def build():
+        raise ModelError("rebuild asked for")
+
+    with pytest.raises(ModelError, match="rebuild asked for"):
+        onnx_encoder.load_onnx_encoder(folder, name, sha, build, threads=1)
+
+
+def test_tampered_file_that_stays_wrong_is_an_integrity_error(tampered, monkeypatch):
+    folder, name, sha = resolve_model(None)
+    monkeypatch.setattr(onnx_encoder, "_build", lambda *args: None)  # a rebuild that changes nothing
+    with pytest.raises(ModelIntegrityError, match="does not match the sha256"):
+        onnx_encoder.load_onnx_encoder(folder, name, sha, _never_build, threads=1)
+
+
+def test_missing_onnxruntime_names_the_backend_and_the_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=r"backend 'int8' needs the onnxruntime package.*pip install onnxruntime==1.32.0"):
+        SentenceTransformerEmbedder(backend="int8", device="cpu").load()
+
+
+def test_int8_refuses_a_gpu_device():
+    with pytest.raises(ConfigError, match="CPU only"):
+        SentenceTransformerEmbedder(backend="int8", device="cuda").load()
+
+
+def test_warm_int8_start_does_not_import_torch(int8_cache):
+    code = ("import sys; from grader.embedder import SentenceTransformerEmbedder as E; "
+            "v = E(backend='int8').encode(['a cell state']); "
+            "print(v.shape, 'torch' in sys.modules)")
+    env = {**os.environ, "GRADER_CACHE_DIR": str(int8_cache)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["(1,", "384)", "False"]
