@@ -5,6 +5,9 @@
 Protocol: unseen questions (5 folds grouped by question_id); for each backend the
 combiner is trained and tested on that backend's signals, and also the fp32-trained
 combiner is applied to int8 signals (what a user switching backend gets).
+The int8 backend is the ONNX Runtime encoder (grader/onnx_encoder.py); its file is
+built into the cache on first use, so the int8 signal time includes that build once.
+Encoder speed and vector agreement alone: bench/int8_encoder.py.
 """
 
 from __future__ import annotations
