@@ -9,6 +9,13 @@ earn >= 50% of the points or the label ``correct``) with and without defences an
 how often a detector flags it; then the false-flag rate and the accuracy on
 genuine answers with and without defences.
 
+Some attacks dress up an incorrect human answer (inserted adjectives, an
+injected instruction, markup). The grader already accepts some incorrect
+answers as they are (its base error, printed below the table), so for those
+attacks the table also gives the share accepted *beyond their origin*: accepted
+while the very answer they were built from, graded as it is, is not. That is
+what the attack itself achieves.
+
     .venv/bin/python bench/robustness.py                      # ../shared/data/saf_en/train.csv
     .venv/bin/python bench/robustness.py CORPUS --folds 5 --per-question 3 --json out.json
 
@@ -88,10 +95,13 @@ def run(corpus: Path, folds: int = 5, per_question: int = 3, seed: int = 0, exam
         attacks = generate([s for s in sources if s.question_id in held_out], per_question, seed + fold)
         genuine_pairs = [(questions[r.question_id], r.answer) for r in test]
         attack_pairs = [(questions[a.question_id], a.answer) for a in attacks]
-        embedder.warm([grader.clip(t)[0] for _, t in genuine_pairs + attack_pairs])
+        # The incorrect human answers that attacks dress up, graded as they are: the attack's baseline.
+        origin_pairs = [(questions[a.question_id], a.origin or "") for a in attacks]
+        embedder.warm([grader.clip(t)[0] for _, t in genuine_pairs + attack_pairs + origin_pairs if t])
         for defended in (True, False):
             tag = "with" if defended else "without"
-            results = _grade(grader, genuine_pairs + attack_pairs, defended)
+            results = _grade(grader, genuine_pairs + attack_pairs + origin_pairs, defended)
+            origins = results[len(test) + len(attacks):]
             for r, res in zip(test, results[: len(test)]):
                 genuine[f"correct_{tag}"] += res.label == r.label
                 if defended:
@@ -102,9 +112,14 @@ def run(corpus: Path, folds: int = 5, per_question: int = 3, seed: int = 0, exam
                     codes = detector_flags(res)
                     genuine["flagged"] += bool(codes)
                     flags_on_genuine.update(codes)
-            for a, res in zip(attacks, results[len(test):]):
+            for a, res, base in zip(attacks, results[len(test):], origins):
                 stats = attack_stats[a.kind]
                 stats[f"accepted_{tag}"] += accepted(res)
+                # Beyond its origin: accepted although the incorrect answer it dresses up is not.
+                stats[f"gained_{tag}"] += accepted(res) and not (a.origin and accepted(base))
+                if a.origin:
+                    stats[f"origin_accepted_{tag}"] += accepted(base)
+                    stats[f"with_origin_{tag}"] += 1
                 if defended:
                     stats["n"] += 1
                     stats["flagged"] += bool(detector_flags(res))
@@ -116,6 +131,10 @@ def run(corpus: Path, folds: int = 5, per_question: int = 3, seed: int = 0, exam
         "corpus": str(corpus), "folds": n_folds, "per_question": per_question, "seed": seed,
         "attacks": {k: {"n": s["n"], "accepted_with": s["accepted_with"] / max(1, s["n"]),
                         "accepted_without": s["accepted_without"] / max(1, s["n"]),
+                        "gained_with": s["gained_with"] / max(1, s["n"]),
+                        "gained_without": s["gained_without"] / max(1, s["n"]),
+                        "with_origin": s["with_origin_with"],
+                        "origin_accepted": s["origin_accepted_with"] / max(1, s["with_origin_with"]),
                         "flagged": s["flagged"] / max(1, s["n"]), "review": s["review"] / max(1, s["n"])}
                     for k, s in ((k, attack_stats[k]) for k in ATTACKS) if s["n"]},
         "genuine": {"n": genuine["n"], "flagged": genuine["flagged"] / n,
@@ -128,18 +147,21 @@ def run(corpus: Path, folds: int = 5, per_question: int = 3, seed: int = 0, exam
 
 def report(figures: dict) -> str:
     """The per-attack table and the genuine-answer figures, as Markdown."""
-    lines = ["| attack | n | accepted (defended) | accepted (no defences) | flagged | sent to review |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| attack | n | accepted (defended) | accepted (no defences) | accepted beyond origin (defended) "
+             "| origin accepted | flagged | sent to review |",
+             "|---|---|---|---|---|---|---|---|"]
     for kind, s in figures["attacks"].items():
+        origin = f"{s['origin_accepted']:.1%} of {s['with_origin']}" if s["with_origin"] else "-"
         lines.append(f"| {kind} | {s['n']} | {s['accepted_with']:.1%} | {s['accepted_without']:.1%} | "
-                     f"{s['flagged']:.1%} | {s['review']:.1%} |")
+                     f"{s['gained_with']:.1%} | {origin} | {s['flagged']:.1%} | {s['review']:.1%} |")
     g = figures["genuine"]
     worst = max(s["accepted_with"] for s in figures["attacks"].values())
+    worst_gain = max(s["gained_with"] for s in figures["attacks"].values())
     lines += ["", f"genuine answers: {g['n']}; flagged by a detector: {g['flagged']:.2%} {g['flags']}",
               f"accuracy on genuine answers: {g['accuracy_with']:.2%} with defences, "
               f"{g['accuracy_without']:.2%} without (drop {100 * (g['accuracy_without'] - g['accuracy_with']):.2f} points)",
               f"genuine answers labelled incorrect that are accepted: {g.get('incorrect_accepted', 0):.1%}",
-              f"targets: worst attack accepted {worst:.1%} (<= 5%), flagged {g['flagged']:.2%} (<= 3%), "
+              f"targets: worst attack accepted {worst:.1%} ({worst_gain:.1%} beyond its origin) (<= 5%), flagged {g['flagged']:.2%} (<= 3%), "
               f"drop {100 * (g['accuracy_without'] - g['accuracy_with']):.2f} (<= 1 point)",
               f"{figures['folds']} folds by question, {figures['per_question']} attacks per type and question, "
               f"seed {figures['seed']}, {figures['seconds']}s"]

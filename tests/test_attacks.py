@@ -49,6 +49,18 @@ def test_attack_is_not_accepted(q5_attacks, kind):
         assert result.label != "correct", a.answer[:200]
 
 
+def test_attacks_on_an_incorrect_answer_name_their_origin(q5_source):
+    """Adjective insertion dresses up an incorrect answer; the bench grades that origin as the baseline."""
+    made = generate([q5_source], per_question=4, seed=0, kinds=("adjective_insertion", "gibberish"))
+    for a in made:
+        if a.kind == "gibberish":
+            assert a.origin is None
+            continue
+        assert a.origin in q5_source.incorrect
+        inserted = set(a.answer.lower().replace(",", " ").split()) - set(a.origin.lower().replace(",", " ").split())
+        assert inserted and a.answer != a.origin
+
+
 def test_attack_shapes(q5_source):
     repeated = attack(q5_source, "repetition", 0)
     first = repeated.split(". ")[0]
