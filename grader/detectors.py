@@ -196,6 +196,8 @@ def keyword_list(view: AnswerView) -> Detection | None:
             return _hit("keyword_list", "the answer lists the rubric's key phrases instead of answering in sentences",
                         PARTIAL_CAP)
     stop = STOPWORDS.get(view.analysis.language, STOPWORDS["en"])
+    if ref and _terse_copy(norms, ref, stop):
+        return _hit("keyword_list", "the answer lists the model answer's words without a sentence", PARTIAL_CAP)
     norms = [n for n in norms if n.isalpha() and len(n) > 1]  # formulas and numbers are not keywords
     if len(norms) < 8 or answer_language(view.text)[0] not in (None, view.analysis.language):
         return None
@@ -360,6 +362,20 @@ def padding(view: AnswerView) -> Detection | None:
 
 
 # -- meaning ---------------------------------------------------------------------------------
+def _terse_copy(norms: list[str], ref: _Reference, stop) -> bool:
+    """Model-answer words with every function word stripped: "Diameter, decreases, factor, 300m, 30m".
+
+    Short model answers leave too few words for the list test below, so a short answer is a
+    copied list when it has no function word at all, nearly all its words come from a model
+    answer that does have them, and it repeats most of that answer's content words.
+    """
+    if any(n in stop for n in norms) or not any(w in stop for w in ref.words):
+        return False
+    from_ref = [n for n in norms if n in ref.words]
+    content = {w for w in ref.words if w not in stop}
+    return len(from_ref) >= 0.8 * len(norms) and len(set(from_ref)) >= 0.6 * len(content)
+
+
 def contradiction(view: AnswerView) -> Detection | None:
     """Sentences that restate a model-answer sentence but negate its words: they claim the opposite."""
     if view.question is None:
@@ -388,7 +404,8 @@ def contradiction(view: AnswerView) -> Detection | None:
     if not contradict:
         return None
     reason = f"{contradict} statement(s) of the answer contradict the model answer (a misconception)"
-    return _hit("contradiction", reason, 0.0 if contradict >= agree else 0.5)
+    # Outnumbered by agreeing statements, a contradiction still keeps the answer below acceptance.
+    return _hit("contradiction", reason, 0.0 if contradict >= agree else PARTIAL_CAP)
 
 
 DETECTORS: list[Detector] = [restates_question, random_characters, gibberish, keyword_list, shuffled_words,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from grader.attacks import attack, sources_from_rubric
@@ -86,6 +88,29 @@ def test_keyword_list_keeps_at_most_partial_credit(grader, rubric):
     result = grader.grade("q5", "; ".join(phrases))
     assert "keyword_list" in {f.code for f in result.flags}
     assert 0 <= result.fraction < 0.5
+
+
+def test_a_stripped_short_model_answer_is_a_keyword_list(grader):
+    """Short model answers leave few words to list; stripping every function word still gives it away."""
+    from grader.rubric import ShortAnswerQuestion
+
+    question = ShortAnswerQuestion(id="lm", prompt="What happens to the collision domain diameter if you use "
+                                   "CSMA/CD and increase the network speed by a factor of 10?",
+                                   reference_answers=["Diameter decreases by a factor of 10, e.g 300m to 30m."])
+    listed, terse = grader.grade_pairs([(question, "Diameter, decreases, factor, 300m, 30m"),
+                                        (question, "The diameter decreases by a factor of ten.")])
+    assert "keyword_list" in {f.code for f in listed.flags}
+    assert listed.fraction < 0.5 and listed.needs_review
+    assert "keyword_list" not in {f.code for f in terse.flags}
+
+
+def test_a_contradiction_outnumbered_by_agreement_still_keeps_the_answer_below_half(grader, honest):
+    from grader.attacks import negate
+
+    first, second, third = re.split(r"(?<=\.) ", honest["model answer"])
+    result = grader.grade("q5", f"{first} {second} {negate(third)}")  # two sentences agree, one contradicts
+    assert "contradiction" in {f.code for f in result.flags}
+    assert result.fraction < 0.5
 
 
 def test_harmless_tags_are_flagged_without_a_cap(grader, honest):
