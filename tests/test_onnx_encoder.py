@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def int8(int8_cache, monkeypatch):
     return SentenceTransformerEmbedder(backend="int8", device="cpu").load()
 
 
-def _model_folder(cache) -> "os.PathLike":
+def _model_folder(cache: Path) -> Path:
     (folder,) = (cache / "onnx").iterdir()
     return folder
 
