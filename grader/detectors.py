@@ -17,10 +17,12 @@ from typing import Callable
 
 import numpy as np
 
+from grader.lexicon import FILLER_WORDS, FUNCTION_WORDS, answer_language, encoder_vocabulary, looks_random
 from grader.result import Flag
 from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, stem
 
 PARTIAL_CAP = 0.4  # "at most partial credit": below the 50% at which an answer counts as accepted
+FILLER_SHARE = 0.1  # share of an answer's words that may be stock adjectives and adverbs before it is flagged
 
 
 @dataclass(frozen=True)
@@ -100,44 +102,9 @@ def _negated(a: Analysis, s: int, e: int) -> frozenset:
                      if (neg or whole) and w.norm not in stop and len(w.norm) > 1)
 
 
-@lru_cache(maxsize=1)
-def _vocabulary() -> tuple[frozenset, frozenset]:
-    """Whole English words of the encoder's vocabulary, and their stems (empty when it cannot be read)."""
-    try:
-        from grader.weights import resolve_model
-
-        path = resolve_model(None)[0] / "vocab.txt"
-        words = {w.strip() for w in path.read_text(encoding="utf-8").splitlines()}
-    except Exception:  # no vocabulary: the character heuristics still work
-        return frozenset(), frozenset()
-    words = {w for w in words if w.isalpha() and len(w) > 1}
-    return frozenset(words), frozenset(stem(w) for w in words)
-
-
-# -- non-words -------------------------------------------------------------------------------
-_VOWELS = set("aeiouyäöüéèêàáíóúâîôû")
-_TOKEN_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
-
-
-def _looks_random(token: str) -> bool:
-    """A token no writer would type: symbols inside letters, letters mixed with digits, case flips, no vowels."""
-    core = _TOKEN_EDGE.sub("", token)
-    if len(core) < 3:
-        return False
-    letters = [c for c in core if c.isalpha()]
-    digits = sum(c.isdigit() for c in core)
-    flips = sum(a.islower() and b.isupper() for a, b in zip(core, core[1:]))
-    no_vowel = core.isalpha() and not (_VOWELS & {c.lower() for c in letters})
-    consonant_run = max((len(r) for r in re.findall(r"[^aeiouy\W\d_]+", core.lower())), default=0)
-    odd = sum(c in "#$%&@~!?|\\{}`" for c in core)  # characters no word or formula has inside it
-    interleaved = re.search(r"[^\W\d_]+\d+[^\W\d_]+|\d+[^\W\d_]+\d+", core) is not None
-    return bool((odd and (letters or digits)) or interleaved
-                or flips >= 2 or (no_vowel and len(core) >= 5) or consonant_run >= 5)
-
-
 def _unknown_words(view: AnswerView) -> tuple[int, int]:
     """(unknown, all) words of an English answer; unknown: in no vocabulary, the question or the reference."""
-    vocab, vocab_stems = _vocabulary()
+    vocab, vocab_stems = encoder_vocabulary()
     if not vocab:
         return 0, 0
     stop = STOPWORDS["en"]
@@ -158,7 +125,7 @@ def random_characters(view: AnswerView) -> Detection | None:
     tokens = view.text.split()
     if len(tokens) < 3:
         return None
-    random_share = sum(_looks_random(t) for t in tokens) / len(tokens)
+    random_share = sum(looks_random(t) for t in tokens) / len(tokens)
     if random_share >= 0.4:
         return _hit("random_characters", f"{random_share:.0%} of the answer's tokens are random characters", 0.0)
     return None
@@ -294,34 +261,11 @@ def markup(view: AnswerView) -> Detection | None:
     return None
 
 
-_FUNCTION_WORDS = {
-    "en": STOPWORDS["en"],
-    "de": STOPWORDS["de"],
-    "fr": frozenset("""le la les des du un une et est sont que qui dans pour par sur avec ce cette ces il elle nous
-        vous ils elles pas ne plus mais ou donc car au aux se sa son ses leur été être avoir fait aussi très
-        c'est n'est qu'il d'un d'une l'on cela ça comme""".split()),
-    "es": frozenset("""el la los las del un una y es son que en por para con como pero más se su sus lo al esta
-        este estos está están muy también cuando donde porque sin sobre entre ya hay fue ser tiene cada esa
-        ese""".split()),
-}
-
-
-def answer_language(text: str) -> tuple[str | None, dict[str, int]]:
-    """The language whose function words the text uses most (None when it gives too little evidence)."""
-    words = [w.casefold().replace("’", "'") for w in re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)?", text[:5000])]
-    counts = {lang: sum(w in fw for w in words) for lang, fw in _FUNCTION_WORDS.items()}
-    best = max(counts, key=counts.get)
-    second = max(v for k, v in counts.items() if k != best)
-    if counts[best] < 4 or counts[best] < 2 * second:
-        return None, counts
-    return best, counts
-
-
 def other_language(view: AnswerView) -> Detection | None:
     """The answer is written in another language than the question."""
     expected = view.analysis.language
     found, counts = answer_language(view.text)
-    if found is None or found == expected or expected not in _FUNCTION_WORDS:
+    if found is None or found == expected or expected not in FUNCTION_WORDS:
         return None
     if counts[found] < 3 * max(1, counts[expected]):
         return None
@@ -341,6 +285,22 @@ def repetition(view: AnswerView) -> Detection | None:
     if distinct < 0.35 or top >= 5:
         return _hit("repetition", f"the answer repeats itself ({top} copies of one sentence)" if top >= 5
                     else "the answer repeats the same words over and over", PARTIAL_CAP)
+    return None
+
+
+def filler_words(view: AnswerView) -> Detection | None:
+    """Stock adjectives and adverbs stuffed into an answer ("Clearly, the crucial key ..."): at most partial credit.
+
+    Words the question or the model answer use are not filler there. Honest answers use a few
+    such words in a long text; on SAF-en and SAF-de no graded answer reaches this density.
+    """
+    filler = FILLER_WORDS["en"] | FILLER_WORDS.get(view.analysis.language, frozenset())
+    own = _reference(view.question, view.analysis.language).words if view.question is not None else frozenset()
+    words = [w for w in view.analysis.words if w.norm.isalpha()]
+    count = sum(w.norm in filler and w.norm not in own and w.stem not in view.prompt_stems for w in words)
+    if count >= 2 and count >= FILLER_SHARE * len(words):
+        return _hit("filler_words", f"{count} of the answer's {len(words)} words are stock adjectives and adverbs "
+                    "that add nothing", PARTIAL_CAP)
     return None
 
 
@@ -409,7 +369,7 @@ def contradiction(view: AnswerView) -> Detection | None:
 
 
 DETECTORS: list[Detector] = [restates_question, random_characters, gibberish, keyword_list, shuffled_words,
-                             prompt_injection, markup, other_language, repetition, padding, contradiction]
+                             prompt_injection, markup, other_language, repetition, filler_words, padding, contradiction]
 
 
 def detect(view: AnswerView) -> list[Detection]:

@@ -7,10 +7,12 @@ import re
 import pytest
 
 from grader.attacks import attack, sources_from_rubric
-from grader.detectors import DETECTORS, _looks_random, answer_language
+from grader.detectors import DETECTORS
+from grader.lexicon import answer_language, looks_random
 
-# Which flag each attack must raise (adjective insertion is not detected: it is graded down on content).
+# Which flag each attack must raise.
 FLAG_OF = {
+    "adjective_insertion": "filler_words",
     "gibberish": "gibberish",
     "random_chars": "random_characters",
     "shuffled_reference": "shuffled_words",
@@ -113,6 +115,23 @@ def test_a_contradiction_outnumbered_by_agreement_still_keeps_the_answer_below_h
     assert result.fraction < 0.5
 
 
+def test_filler_words_count_only_words_the_model_answer_does_not_use(grader, honest):
+    stuffed = ("Clearly, the crucial RNN essentially multiplies the key hidden state by the same important weights, "
+               "so fundamentally gradients vanish.")
+    plain = "It is important to note that the RNN multiplies the hidden state by the same weights, so gradients vanish."
+    from grader.rubric import ShortAnswerQuestion
+
+    own = ShortAnswerQuestion(id="own", prompt="Why do gradients vanish in a plain RNN?",
+                              reference_answers=["The key point: the crucial recurrent weights are essentially "
+                                                 "multiplied again and again, clearly shrinking the gradient. "
+                                                 "Fundamentally, that is the important part."])
+    flagged, honest_one, same_words = grader.grade_pairs([(grader.rubric.question("q5"), stuffed),
+                                                          (grader.rubric.question("q5"), plain), (own, stuffed)])
+    assert "filler_words" in {f.code for f in flagged.flags} and flagged.fraction < 0.5
+    assert "filler_words" not in {f.code for f in honest_one.flags}
+    assert "filler_words" not in {f.code for f in same_words.flags}
+
+
 def test_harmless_tags_are_flagged_without_a_cap(grader, honest):
     result = grader.grade("q5", f"<p>{honest['model answer']}</p><br/>")
     flag = next(f for f in result.flags if f.code == "markup")
@@ -131,7 +150,7 @@ def test_every_detector_has_a_docstring():
     ("multiplicatively", False), ("P(X=3)", False),
 ])
 def test_random_token_heuristic(token, expected):
-    assert _looks_random(token) is expected
+    assert looks_random(token) is expected
 
 
 @pytest.mark.parametrize("text,language", [

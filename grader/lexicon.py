@@ -1,0 +1,90 @@
+"""Word lists the detectors use, and language identification by function words.
+
+``FUNCTION_WORDS`` tells which language an answer is written in;
+:func:`encoder_vocabulary` and :func:`looks_random` tell words from non-words. ``FILLER_WORDS``
+holds the stock adjectives and adverbs ("crucial", "clearly", "fundamental")
+that pad an answer without saying anything; stuffing an answer with them is a
+known way to fool graders (Filighera et al., 2023).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from grader.text import STOPWORDS, stem
+
+# Function words per language: frequent, short, and rarely shared between these languages.
+FUNCTION_WORDS = {
+    "en": STOPWORDS["en"],
+    "de": STOPWORDS["de"],
+    "fr": frozenset("""le la les des du un une et est sont que qui dans pour par sur avec ce cette ces il elle nous
+        vous ils elles pas ne plus mais ou donc car au aux se sa son ses leur été être avoir fait aussi très
+        c'est n'est qu'il d'un d'une l'on cela ça comme""".split()),
+    "es": frozenset("""el la los las del un una y es son que en por para con como pero más se su sus lo al esta
+        este estos está están muy también cuando donde porque sin sobre entre ya hay fue ser tiene cada esa
+        ese""".split()),
+}
+
+
+def answer_language(text: str) -> tuple[str | None, dict[str, int]]:
+    """The language whose function words the text uses most (None when it gives too little evidence)."""
+    words = [w.casefold().replace("’", "'") for w in re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)?", text[:5000])]
+    counts = {lang: sum(w in fw for w in words) for lang, fw in FUNCTION_WORDS.items()}
+    best = max(counts, key=counts.get)
+    second = max(v for k, v in counts.items() if k != best)
+    if counts[best] < 4 or counts[best] < 2 * second:
+        return None, counts
+    return best, counts
+
+
+_ENGLISH_FILLER = """important importantly crucial crucially key essential essentially significant significantly major
+    critical critically vital fundamental fundamentally central main primary basic basically efficient efficiently
+    effective effectively robust precise precisely accurate accurately correct correctly proper properly optimal
+    optimally reliable reliably relevant clear clearly obvious obviously great excellent perfect perfectly complete
+    completely comprehensive appropriate appropriately powerful remarkable remarkably notable notably considerable
+    considerably substantial substantially necessary necessarily really very truly certainly definitely generally
+    actually indeed simply absolutely extremely highly particularly especially naturally surely undoubtedly
+    evidently"""
+FILLER_WORDS = {
+    "en": frozenset(_ENGLISH_FILLER.split()),
+    "de": frozenset("""wichtig wichtige wichtigen wichtiger entscheidend entscheidende entscheidenden wesentlich
+        wesentliche wesentlichen grundlegend grundlegende grundlegenden zentral zentrale zentralen effizient
+        effiziente effizienten präzise präzisen korrekt korrekte korrekten optimal optimale optimalen zuverlässig
+        zuverlässige zuverlässigen offensichtlich eindeutig natürlich sicherlich definitiv grundsätzlich
+        eigentlich wirklich äußerst besonders absolut""".split()),
+}
+
+
+@lru_cache(maxsize=1)
+def encoder_vocabulary() -> tuple[frozenset, frozenset]:
+    """Whole English words of the encoder's vocabulary, and their stems (empty when it cannot be read)."""
+    try:
+        from grader.weights import resolve_model
+
+        path = resolve_model(None)[0] / "vocab.txt"
+        words = {w.strip() for w in path.read_text(encoding="utf-8").splitlines()}
+    except Exception:  # no vocabulary: the character heuristics still work
+        return frozenset(), frozenset()
+    words = {w for w in words if w.isalpha() and len(w) > 1}
+    return frozenset(words), frozenset(stem(w) for w in words)
+
+
+_VOWELS = set("aeiouyäöüéèêàáíóúâîôû")
+_TOKEN_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def looks_random(token: str) -> bool:
+    """A token no writer would type: symbols inside letters, letters mixed with digits, case flips, no vowels."""
+    core = _TOKEN_EDGE.sub("", token)
+    if len(core) < 3:
+        return False
+    letters = [c for c in core if c.isalpha()]
+    digits = sum(c.isdigit() for c in core)
+    flips = sum(a.islower() and b.isupper() for a, b in zip(core, core[1:]))
+    no_vowel = core.isalpha() and not (_VOWELS & {c.lower() for c in letters})
+    consonant_run = max((len(r) for r in re.findall(r"[^aeiouy\W\d_]+", core.lower())), default=0)
+    odd = sum(c in "#$%&@~!?|\\{}`" for c in core)  # characters no word or formula has inside it
+    interleaved = re.search(r"[^\W\d_]+\d+[^\W\d_]+|\d+[^\W\d_]+\d+", core) is not None
+    return bool((odd and (letters or digits)) or interleaved
+                or flips >= 2 or (no_vowel and len(core) >= 5) or consonant_run >= 5)
