@@ -16,6 +16,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from grader.allocator import fix_mmap_threshold
 from grader.errors import ConfigError, ModelError
 from grader.weights import resolve_model, verify_weights
 
@@ -128,6 +129,7 @@ class SentenceTransformerEmbedder:
             raise ConfigError("backend 'fp16' needs a CUDA device", field="backend")
         if device == "cpu":
             torch.set_num_threads(_cpu_threads())
+            fix_mmap_threshold()
         try:
             model, tokenizer, max_len, dimension = _load_pipeline(folder, device)
         except Exception as exc:  # the libraries raise many types for a broken folder
