@@ -74,6 +74,7 @@ _VOWELS = set("aeiouyäöüéèêàáíóúâîôû")
 _TOKEN_EDGE = re.compile(r"^[\W_]+|[\W_]+$")
 
 
+@lru_cache(maxsize=65_536)  # answers reuse their words; the regexes cost ~50 µs a token
 def looks_random(token: str) -> bool:
     """A token no writer would type: symbols inside letters, letters mixed with digits, case flips, no vowels."""
     core = _TOKEN_EDGE.sub("", token)

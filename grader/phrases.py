@@ -110,16 +110,25 @@ class AnswerSpans:
         return self.vectors @ matrix.T
 
     def match_all(self, targets: list[Target], sims: np.ndarray | None = None) -> list[Match]:
-        """Best match of each target, with one matrix product for all of them (or the given ``sims``)."""
+        """Best match of each target: one matrix product and one array pass for all of them (or the given ``sims``)."""
         if not targets:
             return []
+        if not self.ranges:
+            return [NO_MATCH] * len(targets)
         if sims is None:
             sims = self.similarities(np.concatenate([t.vectors for t in targets]))
-        out, col = [], 0
-        for t in targets:
-            out.append(self.match(t, sims[:, col : col + len(t.vectors)]))
-            col += len(t.vectors)
-        return out
+        widths = [len(t.vectors) for t in targets]
+        if sims.shape[1] == 0 or min(widths) == 0:  # a target without vectors: one at a time
+            out, col = [], 0
+            for t, w in zip(targets, widths):
+                out.append(self.match(t, sims[:, col : col + w]))
+                col += w
+            return out
+        strength, negated_hit = self._semantic(sims, [st for t in targets for st in t.stems],
+                                               np.cumsum([0] + widths[:-1]))
+        best_span = strength.argmax(axis=0)
+        return [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]))
+                for k, t in enumerate(targets)]
 
     def match(self, target: Target, sims: np.ndarray | None = None) -> Match:
         """Best match of ``target`` in this answer; ``sims`` are its precomputed span similarities."""
@@ -127,19 +136,29 @@ class AnswerSpans:
             return NO_MATCH
         if sims is None:
             sims = self.similarities(target.vectors)
-        best = NO_MATCH
-        negated_hit = False
-        if sims.size:
-            # A span much shorter than a phrasing cannot state all of it.
-            needed = np.array([max(1.0, SPAN_SHARE * len(st)) for st in target.stems])
-            sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
-            per_span = sims.max(axis=1)
-            strength = np.clip((per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR), 0.0, 1.0)
-            negated_hit = bool((strength[self.negated] >= FOUND).any())
-            strength = np.where(self.negated, 0.0, strength)
-            i = int(strength.argmax())
-            if strength[i] > 0:
-                best = self._make(float(strength[i]), self.ranges[i], "semantic")
+        if not sims.size:
+            return self._finish(target, 0.0, 0, False)
+        strength, negated_hit = self._semantic(sims, list(target.stems), np.array([0]))
+        i = int(strength[:, 0].argmax())
+        return self._finish(target, float(strength[i, 0]), i, bool(negated_hit[0]))
+
+    def _semantic(self, sims: np.ndarray, stems: list[frozenset], starts: np.ndarray):
+        """(span x target strengths with negated spans zeroed, whether a negated span states each target).
+
+        Columns of ``sims`` are phrasings; ``starts`` gives each target's first column.
+        """
+        # A span much shorter than a phrasing cannot state all of it.
+        needed = np.array([max(1.0, SPAN_SHARE * len(st)) for st in stems])
+        sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
+        per_span = np.maximum.reduceat(sims, starts, axis=1)
+        strength = np.clip((per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR), 0.0, 1.0)
+        negated_hit = (strength[self.negated] >= FOUND).any(axis=0)
+        strength[self.negated] = 0.0
+        return strength, negated_hit
+
+    def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool) -> Match:
+        """The stronger of the semantic and the lexical match, marked negated when only a negation states it."""
+        best = self._make(semantic, self.ranges[span], "semantic") if semantic > 0 else NO_MATCH
         lexical, sentence = self._lexical(target)
         if lexical > best.strength:
             best = self._make(lexical, self.analysis.sentences[sentence], "lexical")
@@ -181,9 +200,14 @@ def _span_ranges(analysis: Analysis, content: np.ndarray) -> list[tuple[int, int
         for size in WINDOW_SIZES:
             if size >= e - s:
                 continue
-            for start in range(s, e - size + 1, stride):
-                ranges.add((start, start + size))
-    return sorted(r for r in ranges if content[r[0] : r[1]].sum() >= min(2, content[r[0] : r[1]].size))
+            ranges.update((start, start + size) for start in range(s, e - size + 1, stride))
+    if not ranges:
+        return []
+    bounds = np.array(sorted(ranges), dtype=np.int64)
+    prefix = np.concatenate([[0], np.cumsum(content, dtype=np.int64)])
+    held = prefix[bounds[:, 1]] - prefix[bounds[:, 0]]
+    keep = held >= np.minimum(2, bounds[:, 1] - bounds[:, 0])
+    return [(int(a), int(b)) for a, b in bounds[keep]]
 
 
 def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]]) -> np.ndarray:
@@ -194,12 +218,13 @@ def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]]) -> np.ndarra
     token_starts = encoding.offsets[:, 0]
     token_ends = encoding.offsets[:, 1]
     cumulative = np.concatenate([np.zeros((1, dim), np.float32), np.cumsum(encoding.tokens, axis=0)])
-    word_starts = np.array([w.start for w in words])
-    word_ends = np.array([w.end for w in words])
+    word_starts = np.fromiter((w.start for w in words), dtype=np.int64, count=len(words))
+    word_ends = np.fromiter((w.end for w in words), dtype=np.int64, count=len(words))
     first_tok = np.searchsorted(token_ends, word_starts, side="right")  # first token ending after word start
     last_tok = np.searchsorted(token_starts, word_ends, side="left")  # one past the last token starting before end
-    starts = np.array([first_tok[s] for s, _ in ranges])
-    ends = np.array([last_tok[e - 1] for _, e in ranges])
+    bounds = np.asarray(ranges, dtype=np.int64)
+    starts = first_tok[bounds[:, 0]]
+    ends = last_tok[bounds[:, 1] - 1]
     ends = np.maximum(ends, starts + 1).clip(max=len(encoding.tokens))
     starts = starts.clip(max=len(encoding.tokens) - 1)
     sums = cumulative[ends] - cumulative[starts]
