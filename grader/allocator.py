@@ -1,12 +1,17 @@
-"""Keep the C heap from growing while the encoder runs: glibc's mmap threshold, fixed.
+"""Give the C heap's free memory back to the system when it piles up.
 
 glibc serves allocations above its *mmap threshold* with their own mappings, which
 go back to the system when freed; smaller ones come from the heap, which rarely
-shrinks. The threshold is dynamic by default: each freed large block raises it, up
-to 32 MiB, so after the first long batch the encoder's activation buffers (a few
-MiB each, a new shape every batch) come from the heap and fragment it. Grading
-SAF-en's 1,476 answers grew the process to about 1 GB that way. Fixing the
-threshold at 1 MiB keeps memory flat (about 530 MB for the same run); see
+shrinks. The threshold is dynamic: each freed large block raises it, up to 32 MiB,
+so after the first long batch the encoder's activation buffers (a few MiB each, a
+new shape every batch) come from the heap and leave it fragmented. Grading
+SAF-en's 1,476 answers grew the process to about 1 GB that way.
+
+Pinning the threshold low keeps memory flat but makes every buffer a fresh
+mapping: encoding got 28% slower. Instead, after each encoder call
+:func:`release_free_heap` asks glibc how much free memory the heap holds and, past
+``FREE_HEAP_LIMIT``, returns it with ``malloc_trim`` (about 20 ms, so it runs
+rarely, not once per request). Memory stays flat at full speed; see
 ``bench/throughput.py`` for the figures.
 
 Set ``GRADER_MALLOC_TUNING=0`` to leave the allocator alone.
@@ -16,32 +21,50 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import os
 import sys
+import threading
 
-log = logging.getLogger(__name__)
-
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-MMAP_THRESHOLD = 1024 * 1024  # blocks from 1 MiB up get their own mapping and go back when freed
-_done = False
+FREE_HEAP_LIMIT = 128 * 1024 * 1024  # free bytes the heap may keep before they are returned
 
 
-def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Pin glibc's mmap threshold once per process; False where that is not glibc or it was turned off."""
-    global _done
-    if _done:
-        return True
-    if not sys.platform.startswith("linux") or os.environ.get("GRADER_MALLOC_TUNING", "1") == "0":
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+_lock = threading.Lock()
+_libc = None
+_resolved = False
+
+
+def _glibc():
+    """glibc's handle with ``mallinfo2`` and ``malloc_trim``, or None (other platforms, musl, turned off)."""
+    global _libc, _resolved
+    with _lock:
+        if not _resolved:
+            _resolved = True
+            if sys.platform.startswith("linux") and os.environ.get("GRADER_MALLOC_TUNING", "1") != "0":
+                try:
+                    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                    libc.mallinfo2.restype = _MallInfo2
+                    libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+                    _libc = libc
+                except (OSError, AttributeError):  # not glibc >= 2.33
+                    _libc = None
+        return _libc
+
+
+def free_heap_bytes() -> int | None:
+    """Free bytes held by the C heap (all arenas), or None where that cannot be asked."""
+    libc = _glibc()
+    return None if libc is None else int(libc.mallinfo2().fordblks)
+
+
+def release_free_heap(limit: int = FREE_HEAP_LIMIT) -> bool:
+    """Return the heap's free memory to the system when it exceeds ``limit``; True when it did."""
+    free = free_heap_bytes()
+    if free is None or free < limit:
         return False
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _done = mallopt(M_MMAP_THRESHOLD, threshold) == 1
-    if not _done:
-        log.debug("mallopt(M_MMAP_THRESHOLD) was refused; the C heap keeps its dynamic threshold")
-    return _done
+    _libc.malloc_trim(0)
+    return True

@@ -16,7 +16,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from grader.allocator import fix_mmap_threshold
+from grader.allocator import release_free_heap
 from grader.errors import ConfigError, ModelError
 from grader.weights import resolve_model, verify_weights
 
@@ -129,7 +129,6 @@ class SentenceTransformerEmbedder:
             raise ConfigError("backend 'fp16' needs a CUDA device", field="backend")
         if device == "cpu":
             torch.set_num_threads(_cpu_threads())
-            fix_mmap_threshold()
         try:
             model, tokenizer, max_len, dimension = _load_pipeline(folder, device)
         except Exception as exc:  # the libraries raise many types for a broken folder
@@ -208,6 +207,7 @@ class SentenceTransformerEmbedder:
             s, t = self._forward([chunks[c][1] for c in members])
             for k, c in enumerate(members):
                 sent[c], toks[c] = s[k], t[k]
+            release_free_heap()  # activation buffers of each new shape fragment the heap; see grader/allocator.py
         per_text: list[list[int]] = [[] for _ in texts]
         for c, (i, _, _) in enumerate(chunks):
             per_text[i].append(c)
