@@ -102,6 +102,9 @@ def _negated(a: Analysis, s: int, e: int) -> frozenset:
                      if (neg or whole) and w.norm not in stop and len(w.norm) > 1)
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def _unknown_words(view: AnswerView) -> tuple[int, int]:
     """(unknown, all) words of an English answer; unknown: in no vocabulary, the question or the reference."""
     vocab, vocab_stems = encoder_vocabulary()
@@ -112,7 +115,7 @@ def _unknown_words(view: AnswerView) -> tuple[int, int]:
     words = view.analysis.words
     unknown = 0
     for w in words:
-        if len(w.norm) <= 2 or any(c.isdigit() for c in w.norm) or w.norm in stop or w.norm in vocab:
+        if len(w.norm) <= 2 or w.norm in stop or w.norm in vocab or _DIGIT.search(w.norm):
             continue
         if w.stem in known_stems or w.stem in vocab_stems or stem(w.norm.rstrip("s")) in vocab_stems:
             continue

@@ -10,6 +10,7 @@ known way to fool graders (Filighera et al., 2023).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from functools import lru_cache
 
 from grader.text import STOPWORDS, stem
@@ -27,10 +28,14 @@ FUNCTION_WORDS = {
 }
 
 
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+
+@lru_cache(maxsize=256)  # several detectors ask about the same answer
 def answer_language(text: str) -> tuple[str | None, dict[str, int]]:
     """The language whose function words the text uses most (None when it gives too little evidence)."""
-    words = [w.casefold().replace("’", "'") for w in re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)?", text[:5000])]
-    counts = {lang: sum(w in fw for w in words) for lang, fw in FUNCTION_WORDS.items()}
+    words = Counter(w.casefold().replace("’", "'") for w in _WORD.findall(text[:5000]))
+    counts = {lang: sum(words[w] for w in words.keys() & fw) for lang, fw in FUNCTION_WORDS.items()}
     best = max(counts, key=counts.get)
     second = max(v for k, v in counts.items() if k != best)
     if counts[best] < 4 or counts[best] < 2 * second:
