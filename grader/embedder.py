@@ -213,6 +213,14 @@ class SentenceTransformerEmbedder:
             per_text[i].append(c)
         out = []
         for i, cs in enumerate(per_text):
+            if len(cs) == 1:  # one window: its vectors as they are, the sentence vector made unit length
+                c = cs[0]
+                vec = sent[c].astype(np.float32, copy=False)
+                norm = float(np.sqrt(vec @ vec))
+                if norm > 0 and abs(norm - 1.0) > 1e-5:
+                    vec = vec / np.float32(norm)
+                out.append(Encoding(vec, toks[c], np.array(chunks[c][2], dtype=np.int64).reshape(-1, 2)))
+                continue
             weights = np.array([max(1, len(chunks[c][1])) for c in cs], dtype=np.float32)
             vec = np.average(np.stack([sent[c] for c in cs]), axis=0, weights=weights)
             norm = np.linalg.norm(vec)

@@ -207,7 +207,7 @@ def _span_ranges(analysis: Analysis, content: np.ndarray) -> list[tuple[int, int
     prefix = np.concatenate([[0], np.cumsum(content, dtype=np.int64)])
     held = prefix[bounds[:, 1]] - prefix[bounds[:, 0]]
     keep = held >= np.minimum(2, bounds[:, 1] - bounds[:, 0])
-    return [(int(a), int(b)) for a, b in bounds[keep]]
+    return list(map(tuple, bounds[keep].tolist()))
 
 
 def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]]) -> np.ndarray:
