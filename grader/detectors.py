@@ -128,7 +128,7 @@ def random_characters(view: AnswerView) -> Detection | None:
     tokens = view.text.split()
     if len(tokens) < 3:
         return None
-    random_share = sum(looks_random(t) for t in tokens) / len(tokens)
+    random_share = sum(map(looks_random, tokens)) / len(tokens)
     if random_share >= 0.4:
         return _hit("random_characters", f"{random_share:.0%} of the answer's tokens are random characters", 0.0)
     return None

@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import snowballstemmer
 
@@ -105,6 +106,13 @@ def stem(word: str, language: str = "en") -> str:
     return _stemmer(language).stemWord(word)
 
 
+@lru_cache(maxsize=200_000)
+def _norm_stem(token: str, language: str) -> tuple[str, str]:
+    """A token's normalised form (NFKC, case-folded, straight apostrophe) and its stem."""
+    norm = unicodedata.normalize("NFKC", token).casefold().replace("’", "'")
+    return norm, stem(norm, language)
+
+
 def detect_language(text: str, default: str = "en") -> str:
     """'en' or 'de' by stop-word counts; ``default`` when the text gives no evidence."""
     words = [w.casefold() for w in _WORD.findall(text[:5000])]
@@ -115,9 +123,9 @@ def detect_language(text: str, default: str = "en") -> str:
     return "en" if en > de else "de"
 
 
-def _ranges(text: str, words: list[Word], pattern: re.Pattern) -> list[tuple[int, int]]:
-    """Word-index ranges of the pieces of ``text`` split at ``pattern``."""
-    cuts = sorted({m.end() for m in pattern.finditer(text)} | {m.start() for m in pattern.finditer(text)})
+def _ranges(text: str, words: Sequence[Word], pattern: re.Pattern, offset: int = 0) -> list[tuple[int, int]]:
+    """Word-index ranges of the pieces of ``text`` split at ``pattern``; ``text`` starts at ``offset`` of the words'."""
+    cuts = sorted({b + offset for m in pattern.finditer(text) for b in (m.start(), m.end())})
     ranges, start_word = [], 0
     boundaries = iter(cuts)
     cut = next(boundaries, None)
@@ -136,12 +144,12 @@ def analyze(text: str, language: str = "en") -> Analysis:
     """Split ``text`` into words, sentences and clauses and mark negated words."""
     words = []
     for m in _WORD.finditer(text):
-        norm = unicodedata.normalize("NFKC", m.group()).casefold().replace("’", "'")
-        words.append(Word(m.group(), m.start(), m.end(), norm, stem(norm, language)))
+        token = m.group()
+        words.append(Word(token, m.start(), m.end(), *_norm_stem(token, language)))
     sentences = _ranges(text, words, _SENTENCE_END) or ([(0, len(words))] if words else [])
     clauses = []
     for s, e in sentences:
-        sub = _ranges(text[words[s].start : words[e - 1].end], _shift(words[s:e], words[s].start), _CLAUSE_BREAK)
+        sub = _ranges(text[words[s].start : words[e - 1].end], words[s:e], _CLAUSE_BREAK, words[s].start)
         clauses.extend((s + a, s + b) for a, b in sub)
     negated = [False] * len(words)
     cues = NEGATION_CUES.get(language, NEGATION_CUES["en"])
@@ -162,10 +170,6 @@ def analyze(text: str, language: str = "en") -> Analysis:
                 if words[j].start >= m.end():
                     negated[j] = True
     return Analysis(text, language, tuple(words), tuple(sentences), tuple(clauses), tuple(negated))
-
-
-def _shift(words: list[Word], offset: int) -> list[Word]:
-    return [Word(w.text, w.start - offset, w.end - offset, w.norm, w.stem) for w in words]
 
 
 def content_stems(text: str, language: str = "en") -> set[str]:
