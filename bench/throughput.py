@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py                 # fp32 default model, 3 runs, median
     .venv/bin/python bench/throughput.py --backends fp32,int8  # also the grader on int8 vs raw fp32
-    .venv/bin/python bench/throughput.py --scaling-only --scaling 1000,10000,100000
+    .venv/bin/python bench/throughput.py --scaling-only --scaling 1000,10000,100000  # one CSV each, grade_csv
 
 Each measurement runs in a fresh subprocess so timings and peak RSS are not
 polluted by earlier work. The raw encoder is plain ``SentenceTransformer.encode``
@@ -40,6 +40,27 @@ if mode == "raw":
     t = time.perf_counter()
     model.encode(answers, batch_size=batch)
     out["seconds"] = time.perf_counter() - t
+elif mode == "csv":
+    import csv, tempfile
+    from pathlib import Path
+    from grader.batch import grade_csv
+    from grader.engine import Grader, get_embedder
+    folder = Path(tempfile.mkdtemp(prefix="grader-scaling-"))
+    with open(folder / "in.csv", "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student_id", "question_id", "answer"])
+        w.writerows((f"s{{i}}", "q5", a) for i, a in enumerate(answers))
+    del questions, pairs, answers
+    from grader.rubric import load_rubric
+    rubric = load_rubric({root!r} + "/rubrics/rnn_lstm.yaml")
+    grader = Grader(rubric, embedder=get_embedder(None, None if device == "auto" else device, backend, batch))
+    t = time.perf_counter()
+    result = grade_csv(folder / "in.csv", rubric, folder / "out.csv", grader=grader,
+                       progress=False, log=lambda m: None)
+    out["seconds"] = time.perf_counter() - t
+    out["rows_out"] = sum(1 for _ in open(folder / "out.csv", encoding="utf-8-sig")) - 1
+    import shutil; shutil.rmtree(folder)
+    out["answers"] = n
 else:
     from grader.engine import Grader, get_embedder
     grader = Grader(None, embedder=get_embedder(None, None if device == "auto" else device, backend, batch))
@@ -49,7 +70,7 @@ else:
     t = time.perf_counter()
     grader.grade_pairs(pairs)
     out["seconds"] = time.perf_counter() - t
-out["answers"] = len(answers)
+out.setdefault("answers", n)
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print("RESULT " + json.dumps(out))
 """
@@ -140,10 +161,12 @@ def main() -> None:
         print(f"cold start to first grade (`grader score --backend {b}`, median of {args.runs}): "
               f"{statistics.median(starts):.2f} s")
     if args.scaling:
-        print(f"\n{'answers':>8} {'seconds':>8} {'answers/s':>10} {'peak RSS MB':>12}")
+        # One long-format CSV of n distinct q5 answers, graded by grade_csv (the product's batch path, streaming).
+        print(f"\nscaling: one CSV of N distinct answers graded with grade_csv, backend {backends[0]}")
+        print(f"{'answers':>8} {'rows out':>9} {'seconds':>8} {'answers/s':>10} {'peak RSS MB':>12}")
         for n in [int(x) for x in args.scaling.split(",")]:
-            g = run_worker("grade", "generated", n, backends[0], args.device, args.batch_size)
-            print(f"{n:>8} {g['seconds']:>8.1f} {n / g['seconds']:>10.1f} {g['peak_rss_mb']:>12.0f}")
+            g = run_worker("csv", "generated", n, backends[0], args.device, args.batch_size)
+            print(f"{n:>8} {g['rows_out']:>9} {g['seconds']:>8.1f} {n / g['seconds']:>10.1f} {g['peak_rss_mb']:>12.0f}")
 
 
 if __name__ == "__main__":
