@@ -252,16 +252,8 @@ def _exportable(folder: Path, module):
 
         def forward(self, features: dict) -> dict:
             out = self.encoder(**features, return_dict=True).last_hidden_state
-            mask = features["attention_mask"].unsqueeze(-1).to(out.dtype)
-            if spec["pooling"] == "mean":
-                pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            elif spec["pooling"] == "cls":
-                pooled = out[:, 0]
-            else:
-                pooled = out.masked_fill(mask == 0, -1e9).max(1).values
-            if spec["normalize"]:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            return {"token_embeddings": out, "sentence_embedding": pooled}
+            return {"token_embeddings": out,
+                    "sentence_embedding": pooled_encoder.pool(out, features["attention_mask"], spec)}
 
     return Pooled().eval()
 

@@ -68,6 +68,20 @@ def _encoder(folder: Path):
     return model, tokenizer, int(model.config.hidden_size), int(getattr(model.config, "max_position_embeddings", 512))
 
 
+def pool(tokens, attention_mask, spec: dict):
+    """The sentence vectors of a batch: ``spec``'s pooling over unmasked tokens, normalised if it says so."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+    if spec["pooling"] == "mean":
+        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    elif spec["pooling"] == "cls":
+        pooled = tokens[:, 0]
+    else:
+        pooled = tokens.masked_fill(mask == 0, -1e9).max(1).values
+    return torch.nn.functional.normalize(pooled, p=2, dim=1) if spec["normalize"] else pooled
+
+
 def load(folder: Path, spec: dict, device: str):
     """(module, tokenizer, max_seq_length) for a folder that :func:`describe` accepted."""
     import torch
@@ -85,16 +99,7 @@ def load(folder: Path, spec: dict, device: str):
         def forward(self, features: dict) -> dict:
             run = getattr(self.transformer, "last_hidden", None) or self.transformer
             out = run(**features)
-            mask = features["attention_mask"].unsqueeze(-1).to(out.dtype)
-            if spec["pooling"] == "mean":
-                pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            elif spec["pooling"] == "cls":
-                pooled = out[:, 0]
-            else:
-                pooled = out.masked_fill(mask == 0, -1e9).max(1).values
-            if spec["normalize"]:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            return {"token_embeddings": out, "sentence_embedding": pooled}
+            return {"token_embeddings": out, "sentence_embedding": pool(out, features["attention_mask"], spec)}
 
     module = PooledEncoder().to(device).eval()
     module.dimension = hidden

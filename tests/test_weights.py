@@ -51,6 +51,32 @@ def test_bad_model_spec(spec, message, tmp_path, monkeypatch):
         resolve_model(spec)
 
 
+def test_cpu_default_is_int8_on_onnx_runtime(embedder):
+    """`auto` on a CPU means the int8 encoder (same accuracy, faster); fp32 stays one flag away."""
+    from grader.embedder import _cuda_possible
+
+    if _cuda_possible(None):
+        pytest.skip("CUDA present: the default is fp16 there")
+    assert embedder.info()["backend"] == "int8" and embedder.info()["device"] == "cpu"
+
+
+def test_cpu_default_falls_back_to_fp32_when_int8_cannot_be_built(monkeypatch, caplog):
+    def broken(self, *args):
+        raise RuntimeError("exporter cannot trace this model")
+
+    monkeypatch.setattr(SentenceTransformerEmbedder, "_load_int8", broken)
+    fallback = SentenceTransformerEmbedder(device="cpu").load()
+    assert fallback.info()["backend"] == "fp32"
+    assert "int8 backend unavailable" in caplog.text and "exporter cannot trace" in caplog.text
+
+    def tampered(self, *args):
+        raise ModelIntegrityError("cached ONNX file changed", source="model.onnx")
+
+    monkeypatch.setattr(SentenceTransformerEmbedder, "_load_int8", tampered)
+    with pytest.raises(ModelIntegrityError):  # an integrity failure is never papered over
+        SentenceTransformerEmbedder(device="cpu").load()
+
+
 def test_device_and_backend_options():
     assert pick_device("cpu") == "cpu"
     assert pick_device(None) in {"cpu", "cuda"}
@@ -58,8 +84,12 @@ def test_device_and_backend_options():
         SentenceTransformerEmbedder(backend="fp8")
 
 
-def test_lean_loader_matches_sentence_transformers(embedder):
+def test_lean_loader_matches_sentence_transformers():
     from sentence_transformers import SentenceTransformer
+
+    from grader.engine import get_embedder
+
+    embedder = get_embedder(None, "cpu", "fp32")  # the torch path; the CPU default is int8
 
     folder, _, _ = resolve_model("minilm")
     reference = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
