@@ -17,7 +17,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from grader.allocator import release_free_heap
-from grader.errors import ConfigError, ModelError, ModelIntegrityError
+from grader.errors import ConfigError, ModelError
 from grader.weights import resolve_model, verify_weights
 
 log = logging.getLogger(__name__)
@@ -56,32 +56,6 @@ def pick_device(requested: str | None = None) -> str:
             raise ConfigError(f"device '{requested}' was asked for but CUDA is not available", field="device")
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _cuda_possible(requested: str | None) -> bool:
-    """Whether ``requested`` may resolve to CUDA; answered without importing torch when that is certain."""
-    if requested == "cpu":
-        return False
-    if requested and requested != "auto":
-        return True
-    try:
-        from importlib.metadata import version
-
-        if "+cpu" in version("torch"):  # a CPU-only wheel
-            return False
-    except Exception:  # torch not installed as a distribution: ask torch itself
-        pass
-    if not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg")):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _has_onnxruntime() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("onnxruntime") is not None
 
 
 def auto_batch_size(device: str, dimension: int, backend: str) -> int:
@@ -145,14 +119,6 @@ class SentenceTransformerEmbedder:
         if self.requested_backend == "int8":
             self._load_int8(folder, name, sha)
             return
-        if self.requested_backend == "auto" and not _cuda_possible(self.requested_device) and _has_onnxruntime():
-            try:  # the CPU default: int8 on ONNX Runtime (same accuracy, 1.8-2.9x faster; README, Performance)
-                self._load_int8(folder, name, sha)
-                return
-            except ModelIntegrityError:
-                raise
-            except Exception as exc:  # a model ONNX cannot export: fp32 torch still grades it
-                log.warning("int8 backend unavailable for %s (%s); using fp32", name, exc)
         import torch
 
         device = pick_device(self.requested_device)
