@@ -33,11 +33,11 @@ import numpy as np
 from sklearn.model_selection import GroupKFold
 
 from grader.baselines import BASELINES, ThresholdBaseline
-from grader.combiner import GradeCombiner
 from grader.corpus import LabeledAnswer
 from grader.engine import Grader, get_embedder, load_combiner
 from grader.errors import ConfigError, InputDataError
 from grader.features import FEATURES
+from grader.linear_combiner import LinearCombiner
 from grader.metrics import label_metrics, score_metrics
 from grader.rubric import ShortAnswerQuestion
 from grader.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, CachingEmbedder, build_dataset, fit_combiner,
@@ -130,7 +130,7 @@ def splits(rows: list[LabeledAnswer], protocol: str, folds: int, seed: int) -> l
 
 
 def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows: list[LabeledAnswer] | None = None,
-             combiner: GradeCombiner | str | None = None, cv: str | None = None, folds: int = 5,
+             combiner: LinearCombiner | str | None = None, cv: str | None = None, folds: int = 5,
              examples_per_question: int | None = None, learning_curve=(), seed: int = 0, rubric=None,
              embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = DEFAULT_C, class_weight=None,
              label_col: str = "label", ignore=DEFAULT_IGNORED) -> Evaluation:
@@ -173,7 +173,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     fitted = []
     for k, (train_idx, test_idx) in enumerate(folds_):
         if protocol == "zero-shot":
-            train, model = [], (combiner if isinstance(combiner, GradeCombiner) else load_combiner(combiner))
+            train, model = [], (combiner if isinstance(combiner, LinearCombiner) else load_combiner(combiner))
         else:
             train = train_rows if protocol == "train-test" else [rows[i] for i in train_idx]
             model = None
