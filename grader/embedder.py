@@ -17,12 +17,16 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from grader.allocator import release_free_heap
-from grader.errors import ConfigError, ModelError
+from grader.errors import ConfigError, ModelError, ModelIntegrityError
 from grader.weights import resolve_model, verify_weights
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "fp32", "fp16", "int8")
+BACKENDS = ("auto", "fp32", "fp16", "int8", "torch")
+# Texts per call on each ONNX precision: int8 scales activations per call, so one text a call
+# keeps its vectors independent of the others; fp32 batches them.
+ONNX_BATCH = {"int8": 1, "fp32": 8}
+WAVE = 16  # padded batches handed to the encoder at a time (they may run side by side)
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,27 @@ class Embedder(Protocol):
         """Sentence and token vectors of each text from one forward pass."""
 
 
+def _gpu_driver_present() -> bool:
+    """Whether a GPU driver is loaded (NVIDIA or ROCm device nodes): without one, CUDA cannot be there.
+
+    Lets a CPU-only machine pick its device without importing torch (a second of cold start).
+    """
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd"))
+
+
 def pick_device(requested: str | None = None) -> str:
     """``requested`` if given, else CUDA when present, else CPU."""
+    if requested and requested != "auto":
+        if requested.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"device '{requested}' was asked for but CUDA is not available", field="device")
+        return requested
+    if not _gpu_driver_present():
+        return "cpu"
     import torch
 
-    if requested and requested != "auto":
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError(f"device '{requested}' was asked for but CUDA is not available", field="device")
-        return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -96,6 +113,7 @@ class SentenceTransformerEmbedder:
         self.sha256 = None
         self.device = None
         self.backend = None
+        self.runtime = None
         self.batch_size = None
 
     # -- loading -----------------------------------------------------------------
@@ -116,13 +134,28 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         folder, name, expected = resolve_model(self.model_spec)
         sha = verify_weights(folder, expected)
-        if self.requested_backend == "int8":
-            self._load_int8(folder, name, sha)
+        backend = self.requested_backend
+        if backend == "int8":
+            if self.requested_device not in (None, "auto", "cpu"):
+                raise ConfigError(f"backend 'int8' runs on the CPU only. Got device '{self.requested_device}'.",
+                                  field="backend")
+            self._load_onnx(folder, name, sha, "int8")
             return
+        device = pick_device(self.requested_device)
+        if backend in ("auto", "fp32") and device == "cpu":
+            try:
+                self._load_onnx(folder, name, sha, "fp32")
+                return
+            except (ConfigError, ModelError) as exc:  # no onnxruntime, or a model that does not export
+                if isinstance(exc, ModelIntegrityError):
+                    raise
+                log.warning("fp32 on ONNX Runtime is not available (%s); running the encoder in torch", exc)
+        self._load_torch(folder, name, sha, device, "fp32" if backend == "torch" else backend)
+
+    def _load_torch(self, folder, name: str, sha: str, device: str, backend: str) -> None:
+        """The encoder in plain torch: CUDA (fp16 by default), or the CPU fallback."""
         import torch
 
-        device = pick_device(self.requested_device)
-        backend = self.requested_backend
         if backend == "auto":
             backend = "fp16" if device.startswith("cuda") else "fp32"
         if backend == "fp16" and not device.startswith("cuda"):
@@ -142,33 +175,33 @@ class SentenceTransformerEmbedder:
         self._prefix, self._suffix = _special_tokens(self._tokenizer)
         self._lead = len(self._prefix)
         self.batch_size = self.requested_batch_size or auto_batch_size(device, dimension, backend)
-        self.name, self.sha256, self.device, self.backend = name, sha, device, backend
+        self.name, self.sha256, self.device, self.backend, self.runtime = name, sha, device, backend, "torch"
         self._torch = torch
         self._model = model
-        log.info("loaded model %s on %s (%s)", name, device, backend)
+        log.info("loaded model %s on %s (%s, torch)", name, device, backend)
 
-    def _load_int8(self, folder, name: str, sha: str) -> None:
-        """The int8 encoder on ONNX Runtime (grader/onnx_encoder.py); torch loads only to build it once."""
+    def _load_onnx(self, folder, name: str, sha: str, precision: str) -> None:
+        """The encoder on ONNX Runtime (grader/onnx_encoder.py); torch loads only to build its file once."""
         from grader.onnx_encoder import load_onnx_encoder
 
-        if self.requested_device not in (None, "auto", "cpu"):
-            raise ConfigError(f"backend 'int8' runs on the CPU only. Got device '{self.requested_device}'.",
-                              field="backend")
-        encoder = load_onnx_encoder(folder, name, sha, lambda: _load_pipeline(folder, "cpu"), _cpu_threads())
+        encoder = load_onnx_encoder(folder, name, sha, lambda: _load_pipeline(folder, "cpu"), _cpu_threads(),
+                                    precision)
         self._tokenizer = encoder.tokenizer
         self._max_len = encoder.max_len
         self._dimension = encoder.dimension
         self._prefix, self._suffix = _special_tokens(self._tokenizer)
         self._lead = len(self._prefix)
-        self.batch_size = self.requested_batch_size or auto_batch_size("cpu", encoder.dimension, "int8")
-        self.name, self.sha256, self.device, self.backend = name, sha, "cpu", "int8"
+        # int8 always runs one text per call (see ONNX_BATCH); a requested size applies to fp32.
+        self.batch_size = 1 if precision == "int8" else self.requested_batch_size or ONNX_BATCH[precision]
+        self.name, self.sha256, self.device, self.backend, self.runtime = name, sha, "cpu", precision, "onnxruntime"
         self._torch = None
         self._model = encoder
-        log.info("loaded model %s on cpu (int8, ONNX Runtime, %s)", name, encoder.path)
+        log.info("loaded model %s on cpu (%s, ONNX Runtime, %s)", name, precision, encoder.path)
 
     def info(self) -> dict:
-        """Model name, sha256, device and backend, for result metadata and /readyz."""
-        return {"model": self.name, "sha256": self.sha256, "device": self.device, "backend": self.backend}
+        """Model name, sha256, device, backend and runtime, for result metadata and /readyz."""
+        return {"model": self.name, "sha256": self.sha256, "device": self.device, "backend": self.backend,
+                "runtime": self.runtime}
 
     # -- encoding -----------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -204,10 +237,12 @@ class SentenceTransformerEmbedder:
         sent = [None] * len(chunks)
         toks = [None] * len(chunks)
         tokens_per_text = TOKENS_PER_TEXT["cuda" if str(self.device).startswith("cuda") else "cpu"]
-        for members in _batches(order, [len(chunks[c][1]) for c in order], self.batch_size, tokens_per_text):
-            s, t = self._forward([chunks[c][1] for c in members])
-            for k, c in enumerate(members):
-                sent[c], toks[c] = s[k], t[k]
+        groups = list(_batches(order, [len(chunks[c][1]) for c in order], self.batch_size, tokens_per_text))
+        for w in range(0, len(groups), WAVE):
+            wave = groups[w : w + WAVE]
+            for members, (s, t) in zip(wave, self._forward_many([[chunks[c][1] for c in m] for m in wave])):
+                for k, c in enumerate(members):
+                    sent[c], toks[c] = s[k], t[k]
             release_free_heap()  # activation buffers of each new shape fragment the heap; see grader/allocator.py
         per_text: list[list[int]] = [[] for _ in texts]
         for c, (i, _, _) in enumerate(chunks):
@@ -231,20 +266,32 @@ class SentenceTransformerEmbedder:
             out.append(Encoding(vec, tokens, offsets))
         return out
 
-    def _forward(self, id_lists: list[list[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Run one padded batch; returns sentence vectors and per-text token vectors (specials dropped)."""
-        if self.backend == "int8":
-            return self._forward_int8(id_lists)
-        torch = self._torch
-        tokenizer = self._tokenizer
+    def _forward_many(self, batches: list[list[list[int]]]) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """:meth:`_forward` of each batch of token id lists; ONNX Runtime runs several side by side."""
+        if self.runtime != "onnxruntime":
+            return [self._forward(ids) for ids in batches]
+        outputs = self._model.run_many([self._pad(ids) for ids in batches])
+        return [(sentence, self._token_rows(tokens, id_lists)) for id_lists, (sentence, tokens) in zip(batches, outputs)]
+
+    def _token_rows(self, tokens: np.ndarray, id_lists: list[list[int]]) -> list[np.ndarray]:
+        """Each text's token vectors, specials dropped; copies, since a view would keep the whole batch alive."""
+        lead = self._lead
+        return [tokens[r, lead : lead + len(ids)].copy() for r, ids in enumerate(id_lists)]
+
+    def _pad(self, id_lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, attention_mask) int64 arrays of one batch, special tokens added."""
         full = [self._prefix + ids + self._suffix for ids in id_lists]
-        width = max(len(f) for f in full)
-        pad = tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(full), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(full), width), dtype=torch.long)
+        input_ids = np.full((len(full), max(len(f) for f in full)), self._tokenizer.pad_token_id or 0, np.int64)
+        mask = np.zeros_like(input_ids)
         for r, f in enumerate(full):
-            input_ids[r, : len(f)] = torch.tensor(f, dtype=torch.long)
+            input_ids[r, : len(f)] = f
             mask[r, : len(f)] = 1
+        return input_ids, mask
+
+    def _forward(self, id_lists: list[list[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Run one padded batch in torch; returns sentence vectors and per-text token vectors (specials dropped)."""
+        torch = self._torch
+        input_ids, mask = (torch.from_numpy(a) for a in self._pad(id_lists))
         features = {"input_ids": input_ids, "attention_mask": mask}
         if self._needs_type_ids:
             features["token_type_ids"] = torch.zeros_like(input_ids)
@@ -252,22 +299,7 @@ class SentenceTransformerEmbedder:
         with torch.inference_mode():
             out = self._model(features)
         sentence = out["sentence_embedding"].float().cpu().numpy()
-        tokens = out["token_embeddings"].float().cpu().numpy()
-        lead = self._lead
-        # Copies, not views: a view would keep the whole padded batch array alive with the encoding.
-        return sentence, [tokens[r, lead : lead + len(ids)].copy() for r, ids in enumerate(id_lists)]
-
-    def _forward_int8(self, id_lists: list[list[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """:meth:`_forward` on the ONNX Runtime int8 encoder (numpy in and out, no torch)."""
-        full = [self._prefix + ids + self._suffix for ids in id_lists]
-        input_ids = np.full((len(full), max(len(f) for f in full)), self._tokenizer.pad_token_id or 0, np.int64)
-        mask = np.zeros_like(input_ids)
-        for r, f in enumerate(full):
-            input_ids[r, : len(f)] = f
-            mask[r, : len(f)] = 1
-        sentence, tokens = self._model.run(input_ids, mask)
-        lead = self._lead
-        return sentence, [tokens[r, lead : lead + len(ids)].copy() for r, ids in enumerate(id_lists)]
+        return sentence, self._token_rows(out["token_embeddings"].float().cpu().numpy(), id_lists)
 
 
 # A batch holds at most batch_size * this many tokens, so long texts come fewer at a time. On a

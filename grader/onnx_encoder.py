@@ -1,12 +1,12 @@
-"""The int8 CPU encoder: the model exported to ONNX, quantised, and run on ONNX Runtime.
+"""The CPU encoders on ONNX Runtime: the model exported to ONNX (fp32, or int8-quantised).
 
 The ONNX file is never downloaded. On first use it is built from the sha256-verified
-weights (export the torch pipeline, quantise its matrix multiplications to int8 with
+weights (export the torch pipeline; for int8, quantise its matrix multiplications with
 ``onnxruntime.quantization.quantize_dynamic``) and cached under
-``cache_dir()/onnx/<model>-<key>/``, where ``key`` hashes the weights' sha256, the
-folder's configuration files and every setting and library version that shapes the
-file. Beside ``model.onnx``, ``manifest.json`` records the file's own sha256, the
-source weights' sha256 and what the embedder needs without loading torch (maximum
+``cache_dir()/onnx/<model>-<precision>-<key>/``, where ``key`` hashes the weights'
+sha256, the folder's configuration files and every setting and library version that
+shapes the file. Beside ``model.onnx``, ``manifest.json`` records the file's own sha256,
+the source weights' sha256 and what the embedder needs without loading torch (maximum
 length, dimension, tokenizer kind, graph inputs).
 
 Every load reads the file once, checks the sha256 of those bytes against the manifest
@@ -15,6 +15,12 @@ that does not match is rebuilt from the verified weights (a warning says so); a 
 that still does not match raises :class:`~grader.errors.ModelIntegrityError`. The
 cache folder is built under a temporary name and renamed into place, so processes
 that race on a first use never see half a file.
+
+Several padded batches run side by side, one single-threaded ONNX Runtime call per core:
+on a small CPU that keeps both cores busier than one call spread over both (measured
+with ``bench/throughput.py``). A lone batch (one request) runs on all cores for latency.
+Dynamic int8 quantisation scales a call's activations by their largest value, so int8
+texts run one per call: a text's vectors never depend on what else is being graded.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Callable
@@ -38,7 +46,8 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
-FORMAT = 1  # bump when the export or quantisation code changes the file
+FORMAT = 2  # bump when the export or quantisation code changes the file
+PRECISIONS = ("fp32", "int8")
 OPSET = 17
 # Measured on all-MiniLM-L6-v2, SAF-en answers, a 2-core AVX2 CPU: see bench/int8_accuracy.py.
 QUANTIZATION = {"weight_type": "QInt8", "per_channel": True, "keep_fp32": "none"}
@@ -48,7 +57,7 @@ CONFIG_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "1_P
 PACKAGES = ("onnxruntime", "onnx", "torch", "transformers")
 
 
-def _require(package: str, why: str):
+def _require(package: str, why: str, backend: str = "int8"):
     """Import ``package`` or raise a ConfigError that names the backend and the install command."""
     import importlib
 
@@ -57,7 +66,7 @@ def _require(package: str, why: str):
     except ImportError:
         version = {"onnxruntime": "1.32.0", "onnx": "1.23.2"}.get(package)
         pin = f"=={version}" if version else ""
-        raise ConfigError(f"backend 'int8' needs the {package} package {why}; install it with: "
+        raise ConfigError(f"backend '{backend}' needs the {package} package {why}; install it with: "
                           f"pip install {package}{pin}", field="backend") from None
 
 
@@ -68,16 +77,18 @@ def _version(package: str) -> str:
         return "missing"
 
 
-def build_settings() -> dict:
+def build_settings(precision: str = "int8") -> dict:
     """Everything besides the weights that shapes the ONNX file; part of the cache key."""
-    return {"format": FORMAT, "opset": OPSET, "quantization": QUANTIZATION,
+    return {"format": FORMAT, "opset": OPSET, "precision": precision,
+            "quantization": QUANTIZATION if precision == "int8" else None,
             "versions": {p: _version(p) for p in PACKAGES}}
 
 
-def cache_key(folder: Path, weights_sha256: str) -> str:
+def cache_key(folder: Path, weights_sha256: str, precision: str = "int8") -> str:
     """Hex key of the cached file: the weights' sha256, the folder's config files, the build settings."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"weights": weights_sha256, "settings": build_settings()}, sort_keys=True).encode())
+    digest.update(json.dumps({"weights": weights_sha256, "settings": build_settings(precision)},
+                             sort_keys=True).encode())
     for name in CONFIG_FILES:
         path = folder / name
         digest.update(name.encode() + b"\0")
@@ -86,58 +97,87 @@ def cache_key(folder: Path, weights_sha256: str) -> str:
     return digest.hexdigest()[:24]
 
 
-def cache_folder(folder: Path, name: str, weights_sha256: str) -> Path:
-    """Where the int8 ONNX file of this model lives."""
+def cache_folder(folder: Path, name: str, weights_sha256: str, precision: str = "int8") -> Path:
+    """Where the ONNX file of this model at this precision lives."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64] or "model"
-    return cache_dir() / "onnx" / f"{safe}-{cache_key(folder, weights_sha256)}"
+    return cache_dir() / "onnx" / f"{safe}-{precision}-{cache_key(folder, weights_sha256, precision)}"
 
 
 class OnnxEncoder:
-    """Runs padded batches through an ONNX Runtime session; returns token and sentence vectors."""
+    """Runs padded batches through ONNX Runtime; returns token and sentence vectors.
+
+    ``threads`` is the number of cores: a lone batch runs on all of them, several batches
+    run side by side on single-threaded calls of a second session (made on first use).
+    """
 
     def __init__(self, model_bytes: bytes, manifest: dict, tokenizer, threads: int, path: Path):
-        ort = _require("onnxruntime", "to run the int8 encoder")
+        self.precision = manifest.get("precision", "int8")
+        self.path = path
+        self.sha256 = manifest["sha256"]
+        self.tokenizer = tokenizer
+        self.max_len = int(manifest["max_len"])
+        self.dimension = int(manifest["dimension"])
+        self.threads = max(1, int(threads))
+        self._ort = _require("onnxruntime", "to run the encoder", self.precision)
+        self._bytes = model_bytes
+        self._session = self._new_session(self.threads)
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._pooled = None
+        self._pool = None
+        self._pool_lock = threading.Lock()
+
+    def _new_session(self, threads: int):
+        ort = self._ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(self._bytes, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own types for a malformed graph
-            raise ModelError(f"ONNX Runtime cannot load the int8 encoder: {exc}", source=str(path)) from exc
-        self._inputs = {i.name for i in self._session.get_inputs()}
-        self.tokenizer = tokenizer
-        self.max_len = int(manifest["max_len"])
-        self.dimension = int(manifest["dimension"])
-        self.path = path
-        self.sha256 = manifest["sha256"]
+            raise ModelError(f"ONNX Runtime cannot load the {self.precision} encoder: {exc}",
+                             source=str(self.path)) from exc
 
-    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, session=None) -> tuple[np.ndarray, np.ndarray]:
         """(sentence vectors (batch, dim), token vectors (batch, width, dim)) of one padded int64 batch."""
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        tokens, sentence = self._session.run(["token_embeddings", "sentence_embedding"], feed)
+        tokens, sentence = (session or self._session).run(["token_embeddings", "sentence_embedding"], feed)
         return sentence, tokens
+
+    def run_many(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`run` of each (input_ids, attention_mask) batch, in order; several run side by side."""
+        if len(batches) <= 1 or self.threads == 1:
+            return [self.run(ids, mask) for ids, mask in batches]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pooled = self._new_session(1)
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="grader-onnx")
+        session = self._pooled
+        return list(self._pool.map(lambda b: self.run(b[0], b[1], session), batches))
 
 
 def load_onnx_encoder(folder: Path, name: str, weights_sha256: str, build_pipeline: Callable[[], tuple],
-                      threads: int) -> OnnxEncoder:
-    """The int8 encoder of a verified model folder, built and cached on first use.
+                      threads: int, precision: str = "int8") -> OnnxEncoder:
+    """The ONNX encoder (``precision`` fp32 or int8) of a verified model folder, built and cached on first use.
 
     ``build_pipeline`` returns ``(module, tokenizer, max_len, dimension)`` as the fp32
     loader does; it is called only when the cached file is missing or fails its check,
     so a warm start imports neither torch nor the exporter.
     """
-    _require("onnxruntime", "to run the int8 encoder")
-    target = cache_folder(folder, name, weights_sha256)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"ONNX precision must be one of {', '.join(PRECISIONS)}. Got '{precision}'.",
+                          field="backend")
+    _require("onnxruntime", "to run the encoder", precision)
+    target = cache_folder(folder, name, weights_sha256, precision)
     loaded = _read_verified(target, weights_sha256)
     if loaded is None:
-        _build(target, folder, weights_sha256, build_pipeline)
+        _build(target, folder, weights_sha256, build_pipeline, precision)
         loaded = _read_verified(target, weights_sha256)
         if loaded is None:
-            raise ModelIntegrityError("the int8 ONNX file just built does not match the sha256 its manifest "
+            raise ModelIntegrityError(f"the {precision} ONNX file just built does not match the sha256 its manifest "
                                       "records; delete the folder and try again", source=str(target))
     model_bytes, manifest = loaded
     return OnnxEncoder(model_bytes, manifest, _tokenizer(folder, manifest["tokenizer"]), threads, target / MODEL_FILE)
@@ -152,7 +192,7 @@ def _read_verified(target: Path, weights_sha256: str) -> tuple[bytes, dict] | No
         manifest = json.loads(manifest_path.read_text())
         data = model.read_bytes()
     except (OSError, ValueError) as exc:
-        log.warning("int8 ONNX cache in %s is unreadable (%s); rebuilding it", target, exc)
+        log.warning("ONNX cache in %s is unreadable (%s); rebuilding it", target, exc)
         return None
     digest = hashlib.sha256(data).hexdigest()
     if manifest.get("sha256") != digest or manifest.get("source_sha256") != weights_sha256:
@@ -172,12 +212,13 @@ def _tokenizer(folder: Path, kind: str):
     return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
-def _build(target: Path, folder: Path, weights_sha256: str, build_pipeline: Callable[[], tuple]) -> None:
-    """Export, quantise and install the cache folder ``target`` atomically."""
-    _require("onnx", "to build the int8 encoder")
+def _build(target: Path, folder: Path, weights_sha256: str, build_pipeline: Callable[[], tuple],
+           precision: str = "int8") -> None:
+    """Export (and for int8 quantise) and install the cache folder ``target`` atomically."""
+    _require("onnx", "to build the encoder", precision)
     from grader.tokenizer import FastTokenizer
 
-    log.info("building the int8 ONNX encoder in %s (once per model and library versions)", target)
+    log.info("building the %s ONNX encoder in %s (once per model and library versions)", precision, target)
     try:
         module, tokenizer, max_len, dimension = build_pipeline()
     except ModelError:
@@ -191,17 +232,21 @@ def _build(target: Path, folder: Path, weights_sha256: str, build_pipeline: Call
         fp32 = staging / "fp32.onnx"
         try:
             _export(_exportable(folder, module), fp32, type_ids)
-            _quantize(fp32, staging / MODEL_FILE)
+            if precision == "int8":
+                _quantize(fp32, staging / MODEL_FILE)
+                fp32.unlink()
+            else:
+                fp32.rename(staging / MODEL_FILE)
         except Exception as exc:
-            raise ModelError(f"cannot export the encoder to int8 ONNX: {exc}", source=str(folder)) from exc
-        fp32.unlink()
+            raise ModelError(f"cannot export the encoder to {precision} ONNX: {exc}", source=str(folder)) from exc
         manifest = {
             "sha256": hashlib.sha256((staging / MODEL_FILE).read_bytes()).hexdigest(),
             "source_sha256": weights_sha256,
             "max_len": int(max_len),
             "dimension": int(dimension),
             "tokenizer": "tokenizers" if isinstance(tokenizer, FastTokenizer) else "transformers",
-            "settings": build_settings(),
+            "precision": precision,
+            "settings": build_settings(precision),
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         _install(staging, target)

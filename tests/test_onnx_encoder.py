@@ -1,6 +1,7 @@
-"""The int8 backend: the encoder exported to ONNX, quantised, cached and run on ONNX Runtime.
+"""The ONNX Runtime backends: the encoder exported to ONNX (fp32, or int8-quantised), cached and run.
 
-The ONNX file is built once per test session into a temporary cache folder.
+The int8 file is built once per test session into a temporary cache folder; the fp32
+file is the default encoder's, built into the user cache by the session's embedder.
 """
 
 from __future__ import annotations
@@ -73,7 +74,40 @@ def test_int8_vectors_stay_close_to_fp32(int8, embedder):
             tok = (x.tokens * y.tokens).sum(1) / np.linalg.norm(x.tokens, axis=1) / np.linalg.norm(y.tokens, axis=1)
             assert tok.mean() > 0.95
     assert int8.encode([]).shape == (0, 384)
-    assert int8.batch_size == 32  # auto_batch_size on the CPU
+    assert int8.batch_size == 1  # one text per call: activation scales never mix texts
+
+
+def test_default_cpu_encoder_is_fp32_on_onnx_runtime_and_matches_torch(embedder):
+    """The default CPU encoder runs the same fp32 model on ONNX Runtime: same vectors as plain torch."""
+    from grader.engine import get_embedder
+
+    assert embedder.info()["backend"] == "fp32" and embedder.info()["runtime"] == "onnxruntime"
+    torch_fp32 = get_embedder(None, "cpu", "torch")
+    assert torch_fp32.load().info()["runtime"] == "torch" and torch_fp32.backend == "fp32"
+    for x, y in zip(embedder.encode_tokens(TEXTS), torch_fp32.encode_tokens(TEXTS)):
+        assert x.tokens.shape == y.tokens.shape and np.array_equal(x.offsets, y.offsets)
+        assert np.abs(x.vector - y.vector).max() < 1e-5
+        assert not len(x.tokens) or np.abs(x.tokens - y.tokens).max() < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["auto", "int8"])
+def test_batches_run_side_by_side_give_what_one_at_a_time_gives(backend, embedder, int8):
+    """The pooled single-threaded calls return each batch's own vectors, in order."""
+    enc = embedder if backend == "auto" else int8
+    texts = [f"Answer number {i}: the cell state carries gradients" + " far" * (i % 7) for i in range(40)]
+    together = enc.encode(texts)
+    alone = np.stack([enc.encode([t])[0] for t in texts])
+    assert np.abs(together - alone).max() < (1e-5 if backend == "auto" else 1e-7)
+
+
+def test_auto_falls_back_to_torch_without_onnxruntime(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with caplog.at_level("WARNING", logger="grader.embedder"):
+        fallback = SentenceTransformerEmbedder(device="cpu").load()
+    assert fallback.info()["runtime"] == "torch" and fallback.backend == "fp32"
+    assert "running the encoder in torch" in caplog.text and "onnxruntime" in caplog.text
+    assert fallback.encode(["a cell state"]).shape == (1, 384)
 
 
 def test_cached_file_is_reused_and_verified(int8_cache, monkeypatch):
@@ -137,11 +171,14 @@ def test_int8_refuses_a_gpu_device():
         SentenceTransformerEmbedder(backend="int8", device="cuda").load()
 
 
-def test_warm_int8_start_does_not_import_torch(int8_cache):
+@pytest.mark.parametrize("backend", ["int8", "auto"])
+def test_warm_onnx_start_does_not_import_torch(backend, int8_cache, embedder):
     code = ("import sys; from grader.embedder import SentenceTransformerEmbedder as E; "
-            "v = E(backend='int8').encode(['a cell state']); "
+            f"v = E(backend='{backend}').encode(['a cell state']); "
             "print(v.shape, 'torch' in sys.modules)")
-    env = {**os.environ, "GRADER_CACHE_DIR": str(int8_cache)}
+    env = dict(os.environ)
+    if backend == "int8":
+        env["GRADER_CACHE_DIR"] = str(int8_cache)  # the default fp32 file is in the session's own cache
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["(1,", "384)", "False"]

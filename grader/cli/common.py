@@ -11,8 +11,9 @@ def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True) ->
     group.add_argument("--model", default=None,
                        help="embedding model: 'minilm' (default), 'mpnet', or a local sentence-transformers folder")
     group.add_argument("--device", default=None, help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when present)")
-    group.add_argument("--backend", default="auto", choices=["auto", "fp32", "fp16", "int8"],
-                       help="encoder precision (default: fp16 on CUDA, fp32 on CPU)")
+    group.add_argument("--backend", default="auto", choices=["auto", "fp32", "fp16", "int8", "torch"],
+                       help="encoder precision and runtime (default: fp16 on CUDA, fp32 on ONNX Runtime on a CPU; "
+                            "'torch': fp32 in plain torch)")
     if combiner:
         group.add_argument("--combiner", default=None, help="combiner JSON from `grader train` (default: models/default.json)")
 
