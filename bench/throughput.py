@@ -1,7 +1,7 @@
 """Grading throughput against the raw encoder, cold start, peak memory and scaling.
 
     .venv/bin/python bench/throughput.py                 # fp32 default model, 3 runs, median
-    .venv/bin/python bench/throughput.py --backends fp32,int8  # also the grader on int8 vs raw fp32
+    .venv/bin/python bench/throughput.py --backends fp32,int8,torch  # also int8 and plain torch vs raw fp32
     .venv/bin/python bench/throughput.py --scaling-only --scaling 1000,10000,100000  # one CSV each, grade_csv
 
 Each measurement runs in a fresh subprocess so timings and peak RSS are not
@@ -130,7 +130,7 @@ def cold_start(backend: str, device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backends", default="fp32", help="comma-separated: fp32, int8, fp16 (CUDA), auto")
+    parser.add_argument("--backends", default="fp32", help="comma-separated: fp32, int8, torch, fp16 (CUDA), auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--generated", type=int, default=10_000, help="size of the generated corpus")
