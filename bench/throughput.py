@@ -29,7 +29,7 @@ SAF_EN = ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
 WORKER = r"""
 import json, resource, sys, time
 start = time.perf_counter()
-mode, corpus, n, backend, device, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
+mode, corpus, n, backend, device, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]) or None
 sys.path.insert(0, {root!r})
 from bench.throughput import load_corpus
 questions, pairs = load_corpus(corpus, n)
@@ -39,9 +39,9 @@ if mode == "raw":
     from sentence_transformers import SentenceTransformer
     from grader.weights import resolve_model
     model = SentenceTransformer(str(resolve_model("minilm")[0]), device=None if device == "auto" else device)
-    model.encode(answers[:64], batch_size=batch)
+    model.encode(answers[:64], batch_size=batch or 32)
     t = time.perf_counter()
-    model.encode(answers, batch_size=batch)
+    model.encode(answers, batch_size=batch or 32)
     out["seconds"] = time.perf_counter() - t
 elif mode == "csv":
     import csv, tempfile
@@ -100,7 +100,7 @@ def load_corpus(name: str, n: int):
     return questions, pairs
 
 
-def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int) -> dict:
+def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int) -> dict:  # batch 0: default
     """Run one measurement in a fresh interpreter and return its figures."""
     code = WORKER.format(root=str(ROOT))
     started = time.perf_counter()
@@ -132,7 +132,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backends", default="fp32", help="comma-separated: fp32, int8, torch, fp16 (CUDA), auto")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="texts per encoder call (default: the encoder's own, 32 for the raw encoder)")
     parser.add_argument("--generated", type=int, default=10_000, help="size of the generated corpus")
     parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table")
     parser.add_argument("--scaling-only", action="store_true", help="print only the scaling table")
@@ -141,7 +142,8 @@ def main() -> None:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if args.scaling_only:
         args.runs = 0
-    print(f"backends={','.join(backends)} device={args.device} batch={args.batch_size} runs={args.runs} (median)")
+    print(f"backends={','.join(backends)} device={args.device} batch={args.batch_size or 'default'} runs={args.runs} "
+          "(median)")
     if args.runs:
         print(f"{'corpus':<10} {'backend':<8} {'answers':>8} {'grader/s':>9} {'raw fp32/s':>11} {'ratio':>6} "
               f"{'peak RSS MB':>12}")
