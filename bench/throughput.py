@@ -100,8 +100,8 @@ def load_corpus(name: str, n: int):
     return questions, pairs
 
 
-def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int) -> dict:  # batch 0: default
-    """Run one measurement in a fresh interpreter and return its figures."""
+def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int) -> dict:
+    """Run one measurement in a fresh interpreter and return its figures (``batch`` 0: the encoder's default)."""
     code = WORKER.format(root=str(ROOT))
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, mode, corpus, str(n), backend, device, str(batch)],

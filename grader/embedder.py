@@ -23,9 +23,7 @@ from grader.weights import resolve_model, verify_weights
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "fp32", "fp16", "int8", "torch")
-# Texts per call on each ONNX precision: int8 scales activations per call, so one text a call
-# keeps its vectors independent of the others; fp32 batches them.
-ONNX_BATCH = {"int8": 1, "fp32": 8}
+ONNX_FP32_BATCH = 8  # texts per fp32 ONNX Runtime call; int8 always runs one (see _load_onnx)
 WAVE = 16  # padded batches handed to the encoder at a time (they may run side by side)
 
 
@@ -146,9 +144,9 @@ class SentenceTransformerEmbedder:
             try:
                 self._load_onnx(folder, name, sha, "fp32")
                 return
+            except ModelIntegrityError:
+                raise
             except (ConfigError, ModelError) as exc:  # no onnxruntime, or a model that does not export
-                if isinstance(exc, ModelIntegrityError):
-                    raise
                 log.warning("fp32 on ONNX Runtime is not available (%s); running the encoder in torch", exc)
         self._load_torch(folder, name, sha, device, "fp32" if backend == "torch" else backend)
 
@@ -191,8 +189,9 @@ class SentenceTransformerEmbedder:
         self._dimension = encoder.dimension
         self._prefix, self._suffix = _special_tokens(self._tokenizer)
         self._lead = len(self._prefix)
-        # int8 always runs one text per call (see ONNX_BATCH); a requested size applies to fp32.
-        self.batch_size = 1 if precision == "int8" else self.requested_batch_size or ONNX_BATCH[precision]
+        # int8 scales activations per call, so one text a call keeps its vectors independent of
+        # the others; a requested batch size applies to fp32 only.
+        self.batch_size = 1 if precision == "int8" else self.requested_batch_size or ONNX_FP32_BATCH
         self.name, self.sha256, self.device, self.backend, self.runtime = name, sha, "cpu", precision, "onnxruntime"
         self._torch = None
         self._model = encoder
