@@ -4,7 +4,7 @@
 
 Each encoder (plain torch fp32, fp32 on ONNX Runtime, int8 on ONNX Runtime) encodes the
 same SAF-en answers through ``encode_tokens``, as the grader runs it: length-sorted
-token-budget batches, several side by side on ONNX Runtime, int8 one text per call.
+token-budget batches, several side by side on ONNX Runtime.
 Encoders alternate round by round so that load from other processes hits all alike;
 answers/s is the median over rounds. The cosine of each answer's sentence vector to its
 torch fp32 one is printed over all answers used.

@@ -1,8 +1,8 @@
 """The CPU encoders on ONNX Runtime: the model exported to ONNX (fp32, or int8-quantised).
 
 The ONNX file is never downloaded. On first use it is built from the sha256-verified
-weights (export the torch pipeline; for int8, quantise its matrix multiplications with
-``onnxruntime.quantization.quantize_dynamic``) and cached under
+weights (export the torch pipeline; for int8, quantise its matrix multiplications by
+token row with :mod:`grader.quantize`) and cached under
 ``cache_dir()/onnx/<model>-<precision>-<key>/``, where ``key`` hashes the weights'
 sha256, the folder's configuration files and every setting and library version that
 shapes the file. Beside ``model.onnx``, ``manifest.json`` records the file's own sha256,
@@ -19,8 +19,8 @@ that race on a first use never see half a file.
 Several padded batches run side by side, one single-threaded ONNX Runtime call per core:
 on a small CPU that keeps both cores busier than one call spread over both (measured
 with ``bench/throughput.py``). A lone batch (one request) runs on all cores for latency.
-Dynamic int8 quantisation scales a call's activations by their largest value, so int8
-texts run one per call: a text's vectors never depend on what else is being graded.
+int8 scales each token's activations on their own, so a text's vectors never depend on
+what else is in its batch.
 """
 
 from __future__ import annotations
@@ -40,17 +40,16 @@ from typing import Callable
 import numpy as np
 
 from grader.errors import ConfigError, ModelError, ModelIntegrityError
+from grader.quantize import SCHEME, quantize_rows
 from grader.weights import cache_dir
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
-FORMAT = 2  # bump when the export or quantisation code changes the file
+FORMAT = 3  # bump when the export or quantisation code changes the file
 PRECISIONS = ("fp32", "int8")
 OPSET = 17
-# Measured on all-MiniLM-L6-v2, SAF-en answers, a 2-core AVX2 CPU: see bench/int8_accuracy.py.
-QUANTIZATION = {"weight_type": "QInt8", "per_channel": True, "keep_fp32": "none"}
 # Small files of a model folder that change what the exported graph computes.
 CONFIG_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
                 "tokenizer.json", "tokenizer_config.json")
@@ -80,7 +79,7 @@ def _version(package: str) -> str:
 def build_settings(precision: str = "int8") -> dict:
     """Everything besides the weights that shapes the ONNX file; part of the cache key."""
     return {"format": FORMAT, "opset": OPSET, "precision": precision,
-            "quantization": QUANTIZATION if precision == "int8" else None,
+            "quantization": SCHEME if precision == "int8" else None,
             "versions": {p: _version(p) for p in PACKAGES}}
 
 
@@ -233,7 +232,7 @@ def _build(target: Path, folder: Path, weights_sha256: str, build_pipeline: Call
         try:
             _export(_exportable(folder, module), fp32, type_ids)
             if precision == "int8":
-                _quantize(fp32, staging / MODEL_FILE)
+                quantize_rows(fp32, staging / MODEL_FILE)
                 fp32.unlink()
             else:
                 fp32.rename(staging / MODEL_FILE)
@@ -331,24 +330,3 @@ def _export(module, path: Path, type_ids: bool) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(Graph().eval(), args, str(path), dynamo=False, opset_version=OPSET, input_names=names,
                           output_names=["token_embeddings", "sentence_embedding"], dynamic_axes=axes)
-
-
-def _quantize(source: Path, path: Path) -> None:
-    """Dynamic int8 quantisation of the graph's matrix multiplications (weights int8, activations per batch)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # the quantiser logs advice about pre-processing on the root logger
-    try:
-        exclude = []
-        if QUANTIZATION["keep_fp32"] == "ffn_output":  # projections back from the wider inner size
-            graph = onnx.load(str(source)).graph
-            shapes = {i.name: tuple(i.dims) for i in graph.initializer}
-            exclude = [n.name for n in graph.node if n.op_type == "MatMul"
-                       and any(len(shapes.get(x, ())) == 2 and shapes[x][0] > shapes[x][1] for x in n.input)]
-        quantize_dynamic(str(source), str(path), per_channel=QUANTIZATION["per_channel"],
-                         weight_type=getattr(QuantType, QUANTIZATION["weight_type"]), nodes_to_exclude=exclude,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        logging.disable(previous)

@@ -54,8 +54,8 @@ def test_bad_model_spec(spec, message, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("backend", ["auto", "torch", "int8"])
 def test_grades_do_not_depend_on_batch_neighbours(backend):
-    """An answer's vector is the same alone or batched with others: padding is masked, and int8,
-    whose activation scale is set per call, encodes one text per call (bit-identical)."""
+    """An answer's vector is the same alone or batched with others: padding is masked, and int8
+    scales each token's activations on their own, so a long neighbour cannot coarsen its grid."""
     from grader.engine import get_embedder
 
     texts = ["LSTMs keep a cell state.", "The gradient vanishes when the same matrix is applied again and again "
@@ -63,7 +63,7 @@ def test_grades_do_not_depend_on_batch_neighbours(backend):
     encoder = get_embedder(None, "cpu", backend)
     alone = encoder.encode(texts[:1])[0]
     batched = encoder.encode(texts)[0]
-    assert np.abs(alone - batched).max() < (0.0 if backend == "int8" else 1e-5) + 1e-12
+    assert np.abs(alone - batched).max() < 1e-5
 
 
 def test_device_and_backend_options():

@@ -1,0 +1,95 @@
+"""Dynamic int8 quantisation of an exported encoder, with a scale for every token row.
+
+ONNX Runtime's ``quantize_dynamic`` scales a call's activations by one value for the
+whole call, so a text's vectors shift with its batch neighbours: a long answer with
+one large activation coarsens every other text's grid. :func:`quantize_rows` instead
+rewrites each multiplication by a weight matrix so that every row of its input (one
+token of one text) is quantised on its own:
+
+    scale = max|x_row| / 127                 ReduceMax over the last axis
+    q     = uint8(round(x / scale) + 128)    symmetric, zero point 128
+    y     = MatMulIntegerToFloat(q, W8, 1, w_scale, 128) * scale
+
+Weights are int8, symmetric per output column. A token's vectors then depend on its
+own text only, so int8 texts can share a padded batch like fp32 ones (the speed of
+short answers depends on it), and rounding is finer than one scale for a whole batch:
+on SAF-en answers the sentence vectors' cosine to fp32 is 0.996 on average, against
+0.991 with ``quantize_dynamic`` (``bench/int8_encoder.py``).
+
+Matrix multiplications between two activations (attention scores) stay fp32, as
+``quantize_dynamic`` leaves them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SCHEME = "rows-symmetric-u8/cols-symmetric-s8"  # part of the ONNX cache key
+_CONSTANTS = {
+    "rowq_127": (127.0, np.float32),
+    "rowq_128": (128.0, np.float32),
+    "rowq_tiny": (1e-12, np.float32),  # an all-zero row gets this scale instead of a division by zero
+    "rowq_inv127": (1.0 / 127.0, np.float32),
+    "rowq_one": (1.0, np.float32),
+    "rowq_zero_point": (128, np.uint8),
+}
+
+
+def quantize_rows(source: Path, path: Path) -> int:
+    """Write the int8 form of the fp32 ONNX graph ``source`` to ``path``; returns the matrices quantised."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {i.name: i for i in graph.initializer if len(i.dims) == 2 and i.data_type == TensorProto.FLOAT}
+    added = [numpy_helper.from_array(np.array(v, dtype), name) for name, (v, dtype) in _CONSTANTS.items()]
+    quantised_inputs: dict[str, str] = {}  # activation -> prefix of its quantised form (Q, K and V share one)
+    replaced: set[str] = set()
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in weights:
+            nodes.append(node)
+            continue
+        x, name = node.input
+        matrix = numpy_helper.to_array(weights[name]).astype(np.float32)  # (in, out)
+        column_scale = np.abs(matrix).max(axis=0) / 127.0
+        column_scale[column_scale == 0] = 1.0
+        matrix_q = np.clip(np.round(matrix / column_scale), -127, 127).astype(np.int8)
+        added += [numpy_helper.from_array(matrix_q, f"{name}_int8"),
+                  numpy_helper.from_array(column_scale.astype(np.float32), f"{name}_int8_scale")]
+        replaced.add(name)
+        if x not in quantised_inputs:
+            p = quantised_inputs[x] = f"{x}_rowq"
+            nodes += [
+                helper.make_node("Abs", [x], [f"{p}_abs"]),
+                helper.make_node("ReduceMax", [f"{p}_abs"], [f"{p}_max"], axes=[-1], keepdims=1),
+                helper.make_node("Max", [f"{p}_max", "rowq_tiny"], [f"{p}_range"]),
+                helper.make_node("Mul", [f"{p}_range", "rowq_inv127"], [f"{p}_scale"]),
+                helper.make_node("Div", ["rowq_127", f"{p}_range"], [f"{p}_inverse"]),
+                helper.make_node("Mul", [x, f"{p}_inverse"], [f"{p}_scaled"]),
+                helper.make_node("Add", [f"{p}_scaled", "rowq_128"], [f"{p}_shifted"]),
+                helper.make_node("Round", [f"{p}_shifted"], [f"{p}_rounded"]),
+                helper.make_node("Cast", [f"{p}_rounded"], [f"{p}_q"], to=TensorProto.UINT8),
+            ]
+        p = quantised_inputs[x]
+        out = node.output[0]
+        nodes += [
+            helper.make_node("MatMulIntegerToFloat", [f"{p}_q", f"{name}_int8", "rowq_one", f"{name}_int8_scale",
+                                                      "rowq_zero_point"], [f"{out}_unscaled"],
+                             domain="com.microsoft", name=f"{node.name or out}_int8"),
+            helper.make_node("Mul", [f"{out}_unscaled", f"{p}_scale"], [out]),
+        ]
+    still_used = {i for n in nodes for i in n.input}
+    kept = [i for i in graph.initializer if i.name not in replaced or i.name in still_used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + added)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return len(replaced)
