@@ -122,6 +122,18 @@ def _fields(result) -> list[str]:
             "; ".join(result.concepts_missing), result.feedback, "; ".join(f.code for f in result.flags)]
 
 
+def _encoder_identity(embedder) -> dict:
+    """What of the encoder shapes a grade: model, weights and precision, so a resumed run never mixes two.
+
+    The runtime is left out: fp32 on torch and on ONNX Runtime give the same grades.
+    """
+    if callable(getattr(embedder, "load", None)):
+        embedder.load()  # the backend "auto" resolves to is known once loaded
+    info = embedder.info() if callable(getattr(embedder, "info", None)) else {}
+    return {"model": info.get("model", getattr(embedder, "name", None)),
+            "sha256": info.get("sha256", getattr(embedder, "sha256", None)), "backend": info.get("backend")}
+
+
 def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader, chunk_size: int,
                  cache_size: int) -> str:
     h = hashlib.sha256()
@@ -132,7 +144,7 @@ def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader
               "map": [plan.cmap.layout, plan.cmap.id_col, plan.cmap.question_col, plan.cmap.answer_col,
                       plan.cmap.questions], "chunk": chunk_size, "cache": cache_size,
               "max_chars": grader.max_answer_chars, "review": grader.review_threshold,
-              "model": str(getattr(grader.embedder, "name", getattr(grader.embedder, "model", ""))),
+              "encoder": _encoder_identity(grader.embedder),
               "combiner": getattr(grader.combiner, "metadata", None), "version": JOURNAL_VERSION}
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
     return h.hexdigest()

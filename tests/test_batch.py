@@ -195,19 +195,22 @@ def test_utf16_input_gives_utf8_output_with_a_bom_and_the_same_delimiter(tmp_pat
     assert rows[1]["answer"] == "Zürich: the cell state is\r\nupdated additively"
 
 
+class Failing:
+    """Failure injection: the engine breaks on the second chunk."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+        self.max_answer_chars, self.review_threshold = real.max_answer_chars, real.review_threshold
+        self.embedder, self.combiner = real.embedder, real.combiner
+
+    def grade_many(self, items):
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyboardInterrupt
+        return self.real.grade_many(items)
+
+
 def test_a_failed_run_leaves_no_output_and_can_resume(tmp_path, grader, rubric):
-    class Failing:  # failure injection: the engine breaks on the second chunk
-        def __init__(self, real):
-            self.real, self.calls = real, 0
-            self.max_answer_chars, self.review_threshold = real.max_answer_chars, real.review_threshold
-            self.embedder, self.combiner = real.embedder, real.combiner
-
-        def grade_many(self, items):
-            self.calls += 1
-            if self.calls == 2:
-                raise KeyboardInterrupt
-            return self.real.grade_many(items)
-
     rows = [["id", "question_id", "answer"]] + [[str(i), "q5", f"{GOOD} ({i})"] for i in range(6)]
     src = write(tmp_path / "in.csv", rows)
     with pytest.raises(KeyboardInterrupt):
@@ -228,6 +231,20 @@ def test_resume_refuses_a_journal_from_other_options(tmp_path, grader, rubric):
     (tmp_path / "out.csv.journal").write_text('{"fingerprint": "other"}\n{"rows": 2, "bytes": 5}\n')
     with pytest.raises(InputDataError, match="another input file, rubric or options"):
         grade(tmp_path, src, grader, rubric, resume=True)
+
+
+def test_resume_refuses_a_run_graded_with_another_encoder_precision(tmp_path, grader, rubric):
+    """An fp32 run resumed with int8 would mix two encoders' grades in one file (loaded or not, same model name)."""
+    from grader.engine import Grader, get_embedder
+
+    rows = [["id", "question_id", "answer"]] + [[str(i), "q5", f"{GOOD} {i}"] for i in range(4)]
+    src = write(tmp_path / "in.csv", rows)
+    with pytest.raises(KeyboardInterrupt):
+        grade(tmp_path, src, Failing(grader), rubric, chunk_size=2)
+    int8 = Grader(rubric, embedder=get_embedder(None, "cpu", "int8").load())
+    with pytest.raises(InputDataError, match="another input file, rubric or options"):
+        grade(tmp_path, src, int8, rubric, chunk_size=2, resume=True)
+    assert grade(tmp_path, src, grader, rubric, chunk_size=2, resume=True).resumed_rows == 2
 
 
 def test_summary_csv_and_html_report_escape_answers(tmp_path, grader, rubric):
