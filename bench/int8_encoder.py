@@ -1,9 +1,10 @@
 """Encoder-only speed and agreement: the CPU encoders against plain torch fp32.
 
-    .venv/bin/python bench/int8_encoder.py [--answers 300] [--rounds 5]
+    .venv/bin/python bench/int8_encoder.py [--answers 300] [--rounds 5] [--corpus generated]
 
 Each encoder (plain torch fp32, fp32 on ONNX Runtime, int8 on ONNX Runtime) encodes the
-same SAF-en answers through ``encode_tokens``, as the grader runs it: length-sorted
+same answers (SAF-en, or with ``--corpus generated`` the short answers of
+``bench/throughput.py``) through ``encode_tokens``, as the grader runs it: length-sorted
 token-budget batches, several side by side on ONNX Runtime.
 Encoders alternate round by round so that load from other processes hits all alike;
 answers/s is the median over rounds. The cosine of each answer's sentence vector to its
@@ -25,7 +26,8 @@ SAF_EN = ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--answers", type=int, default=300, help="SAF-en answers sampled (0: all)")
+    parser.add_argument("--answers", type=int, default=300, help="answers sampled (0: all SAF-en answers)")
+    parser.add_argument("--corpus", choices=("saf_en", "generated"), default="saf_en")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -33,9 +35,14 @@ def main() -> None:
     from grader.corpus import read_corpus
     from grader.embedder import SentenceTransformerEmbedder
 
-    answers = [r.answer for r in read_corpus(SAF_EN)]
-    if args.answers:
-        answers = random.Random(0).sample(answers, min(args.answers, len(answers)))
+    if args.corpus == "generated":
+        from bench.throughput import load_corpus
+
+        answers = [a for _, a in load_corpus("generated", args.answers or 10_000)[1]]
+    else:
+        answers = [r.answer for r in read_corpus(SAF_EN)]
+        if args.answers:
+            answers = random.Random(0).sample(answers, min(args.answers, len(answers)))
     encoders = {name: SentenceTransformerEmbedder(backend=backend, device="cpu").load()
                 for name, backend in (("torch fp32", "torch"), ("ORT fp32", "fp32"), ("ORT int8", "int8"))}
     speed = {k: [] for k in encoders}
@@ -46,7 +53,7 @@ def main() -> None:
             encoder.encode(answers)
             speed[name].append(len(answers) / (time.perf_counter() - started))
     tokens = sum(len(t) for t in encoders["ORT fp32"]._tokenizer(answers, add_special_tokens=False)["input_ids"])
-    print(f"{len(answers)} SAF-en answers, {tokens / len(answers):.0f} tokens each on average, "
+    print(f"{len(answers)} {args.corpus} answers, {tokens / len(answers):.0f} tokens each on average, "
           f"median of {args.rounds} rounds")
     base = statistics.median(speed["torch fp32"])
     for name in encoders:
