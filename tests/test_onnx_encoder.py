@@ -122,6 +122,18 @@ def test_cached_file_is_reused_and_verified(int8_cache, monkeypatch):
     assert not [p for p in (int8_cache / "onnx").iterdir() if p.name.startswith(".")]  # no staging left
 
 
+def test_int8_file_keeps_no_large_fp32_weights(int8_cache):
+    """Matrices and the word table are int8: the file is a quarter of the fp32 one, and so is its memory."""
+    import onnx
+    from onnx import TensorProto
+
+    graph = onnx.load(str(_model_folder(int8_cache) / onnx_encoder.MODEL_FILE)).graph
+    size = {t: sum(int(np.prod(i.dims)) for i in graph.initializer if i.data_type == t)
+            for t in (TensorProto.FLOAT, TensorProto.INT8)}
+    assert size[TensorProto.INT8] > 20_000_000 and size[TensorProto.FLOAT] * 4 < 2_000_000, size
+    assert {n.op_type for n in graph.node} >= {"MatMulIntegerToFloat", "ReduceMax"}  # scales per token row
+
+
 def test_cache_key_follows_the_weights_and_the_settings(monkeypatch):
     folder, _, sha = resolve_model(None)
     key = onnx_encoder.cache_key(folder, sha)
