@@ -251,6 +251,26 @@ def _build(target: Path, folder: Path, weights_sha256: str, build_pipeline: Call
         _install(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _prune_older_formats(target)
+
+
+def _prune_older_formats(target: Path) -> None:
+    """Remove this model's files at this precision that an older FORMAT built; no grader reads them again.
+
+    Files of the current format under another key (other library versions, say another
+    virtual environment sharing the cache) are left alone.
+    """
+    stem = target.name.rsplit("-", 1)[0]  # <model>-<precision>; the key has no "-"
+    for sibling in target.parent.iterdir():
+        if sibling == target or not sibling.is_dir() or sibling.name.rsplit("-", 1)[0] != stem:
+            continue
+        try:
+            old = json.loads((sibling / MANIFEST_FILE).read_text()).get("settings", {}).get("format", 0)
+        except (OSError, ValueError):
+            continue  # half-built by a racing process, or not ours: not ours to delete
+        if isinstance(old, int) and old < FORMAT:
+            log.info("removing %s, built by an older version of the ONNX export", sibling)
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def _install(staging: Path, target: Path) -> None:

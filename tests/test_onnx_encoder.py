@@ -142,6 +142,23 @@ def test_cache_key_follows_the_weights_and_the_settings(monkeypatch):
     assert onnx_encoder.cache_key(folder, sha) != key
 
 
+def test_a_build_removes_files_of_older_formats_only(tmp_path):
+    """Upgrading leaves no stale ONNX files behind, and touches no other model, precision or version."""
+    def folder(name, fmt):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / onnx_encoder.MANIFEST_FILE).write_text(json.dumps({"settings": {"format": fmt}}))
+        return tmp_path / name
+
+    current = onnx_encoder.FORMAT
+    target = folder("m-int8-aaa", current)
+    older = folder("m-int8-bbb", current - 1)
+    kept = [folder("m-int8-ccc", current), folder("m-fp32-ddd", current - 1), folder("m-int8-int8-eee", 1)]
+    (tmp_path / "m-int8-fff").mkdir()  # no manifest: being built by another process
+    onnx_encoder._prune_older_formats(target)
+    assert not older.exists()
+    assert target.exists() and all(k.exists() for k in kept) and (tmp_path / "m-int8-fff").exists()
+
+
 @pytest.fixture
 def tampered(int8_cache, tmp_path, monkeypatch):
     """A copy of the cache whose ONNX file has one byte changed."""
