@@ -10,7 +10,7 @@ token of one text) is quantised on its own:
     q     = uint8(round(x / scale) + 128)    symmetric, zero point 128
     y     = MatMulIntegerToFloat(q, W8, 1, w_scale, 128) * scale
 
-Weights are int8, symmetric per output column. A token's vectors then depend on its
+Weights are int8 (7 bits used, see ``WEIGHT_LEVELS``), symmetric per output column. A token's vectors then depend on its
 own text only, so int8 texts can share a padded batch like fp32 ones (the speed of
 short answers depends on it), and rounding is finer than one scale for a whole batch:
 on SAF-en answers the sentence vectors' cosine to fp32 is 0.996 on average, against
@@ -28,7 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEME = "rows-symmetric-u8/cols-symmetric-s8/table-rows-s8"  # part of the ONNX cache key
+SCHEME = "rows-symmetric-u8/cols-symmetric-s7/table-rows-s8"  # part of the ONNX cache key
+# Matrix weights use 7 bits (-63..63). x86 CPUs without VNNI (AVX2) add pairs of u8 x s8
+# products in int16, which saturates above 32767: 2 * 255 * 127 does, 2 * 255 * 63 does not.
+# So results are exact integer arithmetic, the same on every CPU (ORT's reduce_range).
+WEIGHT_LEVELS = 63
 TABLE_ROWS = 4096  # a Gather over a table with at least this many rows gets an int8 table
 _CONSTANTS = {
     "rowq_127": (127.0, np.float32),
@@ -50,23 +54,26 @@ def quantize_rows(source: Path, path: Path) -> int:
     weights = {i.name: i for i in graph.initializer if len(i.dims) == 2 and i.data_type == TensorProto.FLOAT}
     added = [numpy_helper.from_array(np.array(v, dtype), name) for name, (v, dtype) in _CONSTANTS.items()]
     quantised_inputs: dict[str, str] = {}  # activation -> prefix of its quantised form (Q, K and V share one)
-    replaced: set[str] = set()
+    replaced: set[str] = set()  # fp32 weights some node no longer reads
+    done: set[str] = set()  # int8 forms already added
     nodes = []
     for node in graph.node:
         if node.op_type == "Gather" and node.input[0] in weights and _axis(node) == 0 \
                 and weights[node.input[0]].dims[0] >= TABLE_ROWS:
             name, out = node.input[0], node.output[0]
-            table = numpy_helper.to_array(weights[name]).astype(np.float32)
-            row_scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
-            row_scale[row_scale == 0] = 1.0
-            added += [numpy_helper.from_array(np.clip(np.round(table / row_scale), -127, 127).astype(np.int8),
-                                              f"{name}_int8"),
-                      numpy_helper.from_array(row_scale.astype(np.float32), f"{name}_int8_scale")]
+            if f"{name}_rows" not in done:  # a table looked up twice is stored once
+                table = numpy_helper.to_array(weights[name]).astype(np.float32)
+                row_scale = np.abs(table).max(axis=1, keepdims=True) / 127.0
+                row_scale[row_scale == 0] = 1.0
+                added += [numpy_helper.from_array(np.clip(np.round(table / row_scale), -127, 127).astype(np.int8),
+                                                  f"{name}_rows_int8"),
+                          numpy_helper.from_array(row_scale.astype(np.float32), f"{name}_rows_scale")]
+                done.add(f"{name}_rows")
             replaced.add(name)
             nodes += [
-                helper.make_node("Gather", [f"{name}_int8", node.input[1]], [f"{out}_int8"], axis=0),
+                helper.make_node("Gather", [f"{name}_rows_int8", node.input[1]], [f"{out}_int8"], axis=0),
                 helper.make_node("Cast", [f"{out}_int8"], [f"{out}_float"], to=TensorProto.FLOAT),
-                helper.make_node("Gather", [f"{name}_int8_scale", node.input[1]], [f"{out}_scale"], axis=0),
+                helper.make_node("Gather", [f"{name}_rows_scale", node.input[1]], [f"{out}_scale"], axis=0),
                 helper.make_node("Mul", [f"{out}_float", f"{out}_scale"], [out]),
             ]
             continue
@@ -74,12 +81,14 @@ def quantize_rows(source: Path, path: Path) -> int:
             nodes.append(node)
             continue
         x, name = node.input
-        matrix = numpy_helper.to_array(weights[name]).astype(np.float32)  # (in, out)
-        column_scale = np.abs(matrix).max(axis=0) / 127.0
-        column_scale[column_scale == 0] = 1.0
-        matrix_q = np.clip(np.round(matrix / column_scale), -127, 127).astype(np.int8)
-        added += [numpy_helper.from_array(matrix_q, f"{name}_int8"),
-                  numpy_helper.from_array(column_scale.astype(np.float32), f"{name}_int8_scale")]
+        if name not in done:  # a matrix shared by several multiplications is stored once
+            matrix = numpy_helper.to_array(weights[name]).astype(np.float32)  # (in, out)
+            column_scale = np.abs(matrix).max(axis=0) / WEIGHT_LEVELS
+            column_scale[column_scale == 0] = 1.0
+            matrix_q = np.clip(np.round(matrix / column_scale), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
+            added += [numpy_helper.from_array(matrix_q, f"{name}_int8"),
+                      numpy_helper.from_array(column_scale.astype(np.float32), f"{name}_int8_scale")]
+            done.add(name)
         replaced.add(name)
         if x not in quantised_inputs:
             p = quantised_inputs[x] = f"{x}_rowq"
@@ -112,7 +121,7 @@ def quantize_rows(source: Path, path: Path) -> int:
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    return len(replaced)
+    return len(done)
 
 
 def _axis(node) -> int:
