@@ -160,8 +160,7 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
                    exclude_example: int | None = None) -> AnswerSignals:
     """Compute the feature vector of one answer (``FEATURES`` order)."""
     analysis = analyze(answer, prepared.language)
-    spans = AnswerSpans(analysis, encoding)
-    spans.vectors = prepared.residual(spans.vectors)
+    spans = AnswerSpans(analysis, encoding, prepared.topic)
     vec = encoding.vector
     q = prepared.question
 

@@ -79,14 +79,16 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str) -> list[Ta
 class AnswerSpans:
     """The spans of one answer with their pooled vectors and negation marks."""
 
-    def __init__(self, analysis: Analysis, encoding: Encoding):
+    def __init__(self, analysis: Analysis, encoding: Encoding, topic: np.ndarray | None = None):
+        """``topic``: a unit direction (the question's) removed from every span vector."""
         self.analysis = analysis
         words = analysis.words
         stop = STOPWORDS.get(analysis.language, STOPWORDS["en"])
         self.content = np.array([w.norm not in stop and len(w.norm) > 1 for w in words], dtype=bool)
         self.negated_words = np.array(analysis.negated, dtype=bool)
         self.ranges = _span_ranges(analysis, self.content)
-        self.vectors = _pool(words, encoding, self.ranges)
+        self._topic = topic
+        self._sums, self._along, self._inverse_norms = _pool(words, encoding, self.ranges, topic)
         # Per-span counts from prefix sums: O(1) per span however many spans a long answer has.
         bounds = np.array(self.ranges, dtype=np.int64).reshape(-1, 2)
         content_sum = np.concatenate([[0], np.cumsum(self.content)])
@@ -103,11 +105,24 @@ class AnswerSpans:
             words[i].stem for i in range(len(words)) if self.content[i] and self.negated_words[i]
         )
 
+    @property
+    def vectors(self) -> np.ndarray:
+        """Unit vector of each span, the topic direction removed."""
+        out = self._sums if self._along is None else self._sums - np.outer(self._along, self._topic)
+        return (out * self._inverse_norms[:, None]).astype(np.float32, copy=False)
+
     def similarities(self, matrix: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every span (rows) with every row of ``matrix`` (columns)."""
+        """Cosine similarity of every span (rows) with every row of ``matrix`` (columns).
+
+        Computed from the span sums without making the span vectors: products with the
+        sums, less the topic component, scaled by each span's inverse length.
+        """
         if len(self.ranges) == 0 or len(matrix) == 0:
             return np.zeros((len(self.ranges), len(matrix)), dtype=np.float32)
-        return self.vectors @ matrix.T
+        products = self._sums @ matrix.T
+        if self._along is not None:
+            products -= np.outer(self._along, matrix @ self._topic)
+        return products * self._inverse_norms[:, None]
 
     def match_all(self, targets: list[Target], sims: np.ndarray | None = None) -> list[Match]:
         """Best match of each target: one matrix product and one array pass for all of them (or the given ``sims``)."""
@@ -210,23 +225,43 @@ def _span_ranges(analysis: Analysis, content: np.ndarray) -> list[tuple[int, int
     return list(map(tuple, bounds[keep].tolist()))
 
 
-def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Mean of the token vectors under each word range, unit length."""
+def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]], topic: np.ndarray | None = None):
+    """(sums, along, inverse norms) of the token vectors under each word range.
+
+    ``sums`` holds each span's summed token vectors, ``along`` their component along the
+    unit ``topic`` (None without one), ``inverse norms`` one over the length of each sum
+    with that component removed: the span's unit vector is ``(sum - along * topic) * inverse``.
+    A short answer's sums are one product with the spans' token masks; a long one's come
+    from prefix sums, whose cost does not grow with the number of spans.
+    """
     dim = encoding.vector.shape[0]
-    if not ranges or len(encoding.tokens) == 0:
-        return np.zeros((len(ranges), dim), dtype=np.float32)
-    token_starts = encoding.offsets[:, 0]
-    token_ends = encoding.offsets[:, 1]
-    cumulative = np.concatenate([np.zeros((1, dim), np.float32), np.cumsum(encoding.tokens, axis=0)])
+    tokens = encoding.tokens
+    n_tokens = len(tokens)
+    if not ranges or n_tokens == 0:
+        empty = np.zeros(len(ranges), dtype=np.float32)
+        return np.zeros((len(ranges), dim), dtype=np.float32), None if topic is None else empty, empty
+    offsets = encoding.offsets
     word_starts = np.fromiter((w.start for w in words), dtype=np.int64, count=len(words))
     word_ends = np.fromiter((w.end for w in words), dtype=np.int64, count=len(words))
-    first_tok = np.searchsorted(token_ends, word_starts, side="right")  # first token ending after word start
-    last_tok = np.searchsorted(token_starts, word_ends, side="left")  # one past the last token starting before end
+    first_tok = np.searchsorted(offsets[:, 1], word_starts, side="right")  # first token ending after word start
+    last_tok = np.searchsorted(offsets[:, 0], word_ends, side="left")  # one past the last token starting before end
     bounds = np.asarray(ranges, dtype=np.int64)
     starts = first_tok[bounds[:, 0]]
-    ends = last_tok[bounds[:, 1] - 1]
-    ends = np.maximum(ends, starts + 1).clip(max=len(encoding.tokens))
-    starts = starts.clip(max=len(encoding.tokens) - 1)
-    sums = cumulative[ends] - cumulative[starts]
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return (sums / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    ends = np.maximum(last_tok[bounds[:, 1] - 1], starts + 1).clip(max=n_tokens)
+    starts = starts.clip(max=n_tokens - 1)
+    if n_tokens <= _MASK_TOKENS:
+        position = np.arange(n_tokens)
+        sums = ((position >= starts[:, None]) & (position < ends[:, None])).astype(tokens.dtype) @ tokens
+    else:
+        cumulative = np.concatenate([np.zeros((1, dim), tokens.dtype), np.cumsum(tokens, axis=0)])
+        sums = cumulative[ends] - cumulative[starts]
+    squared = np.einsum("ij,ij->i", sums, sums)
+    along = None
+    if topic is not None:
+        along = sums @ topic
+        squared = np.maximum(squared - along * along, 0.0)  # |s - (s.t) t|^2 for a unit t
+    norms = np.sqrt(squared)
+    return sums, along, (1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+_MASK_TOKENS = 256  # up to this many tokens span sums are a mask product (measured faster than prefix sums)
