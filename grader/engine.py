@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from grader.blas_threads import limit_blas_threads
 from grader.choice import grade_choice
 from grader.detectors import AnswerView, cap_of, detect
 from grader.embedder import Embedder, SentenceTransformerEmbedder
@@ -113,6 +114,7 @@ class Grader:
                  combiner: LinearCombiner | str | Path | None = None, model: str | None = None,
                  device: str | None = None, backend: str = "auto", review_threshold: float = REVIEW_THRESHOLD,
                  max_answer_chars: int = MAX_ANSWER_CHARS):
+        limit_blas_threads()
         self.rubric = rubric
         self.embedder = embedder or get_embedder(model, device, backend)
         if combiner is None or isinstance(combiner, (str, Path)):
@@ -131,6 +133,7 @@ class Grader:
     def for_signals(cls, embedder: Embedder | None = None, label_fractions: dict[str, float] | None = None,
                     max_answer_chars: int = MAX_ANSWER_CHARS) -> "Grader":
         """A grader that computes signals only (no combiner yet), for training."""
+        limit_blas_threads()
         self = cls.__new__(cls)
         self.rubric, self.combiner = None, None
         self.embedder = embedder or get_embedder()

@@ -1,0 +1,61 @@
+"""Keep numpy's BLAS to one thread: the grader's matrix products are small and its cores belong to the encoder.
+
+Grading an answer runs dozens of small products (span masks by token vectors, spans by
+reference sentences). OpenBLAS splits each over every core and its worker threads then
+spin for a while, waiting for more work. Between two products they keep the second core
+busy doing nothing, and when the next batch is encoded they take cycles from the
+encoder's own threads. On the 2-core CPU of ``bench/throughput.py`` that spinning cost
+about a fifth of the int8 grader's throughput on short answers; one thread grades as
+fast on its own and leaves the other core to ONNX Runtime.
+
+:func:`limit_blas_threads` sets the limit once per process, when a grader is made. Set
+``GRADER_BLAS_THREADS`` to another number to choose it, or to ``0`` to leave numpy's
+BLAS as it is (for a program that also runs large linear algebra of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from grader.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THREADS = 1
+_lock = threading.Lock()
+_applied: int | None = None
+
+
+def blas_threads_setting() -> int:
+    """``GRADER_BLAS_THREADS`` as a number of threads (0: leave BLAS alone); a bad value raises ConfigError."""
+    raw = os.environ.get("GRADER_BLAS_THREADS", "").strip()
+    if not raw:
+        return DEFAULT_THREADS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"GRADER_BLAS_THREADS must be a whole number >= 0 (0: leave numpy's BLAS alone). "
+                          f"Got {raw!r}.", field="GRADER_BLAS_THREADS")
+    return value
+
+
+def limit_blas_threads() -> int:
+    """Apply :func:`blas_threads_setting` to numpy's BLAS once per process; returns the limit (0: none set)."""
+    global _applied
+    with _lock:
+        if _applied is not None:
+            return _applied
+        threads = blas_threads_setting()
+        if threads:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                ThreadpoolController().limit(limits=threads, user_api="blas")
+            except Exception as exc:  # no threadpoolctl, or a BLAS it cannot drive: grading works, only slower
+                log.warning("cannot limit numpy's BLAS threads (%s); grading may be slower", exc)
+        _applied = threads
+        return threads
