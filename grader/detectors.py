@@ -19,7 +19,7 @@ import numpy as np
 
 from grader.lexicon import FILLER_WORDS, FUNCTION_WORDS, answer_language, encoder_vocabulary, looks_random
 from grader.result import Flag
-from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, stem
+from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, may_match, stem
 
 PARTIAL_CAP = 0.4  # "at most partial credit": below the 50% at which an answer counts as accepted
 FILLER_SHARE = 0.1  # share of an answer's words that may be stock adjectives and adverbs before it is flagged
@@ -239,8 +239,17 @@ _INJECTION = re.compile(
     re.IGNORECASE | re.MULTILINE)
 
 
+# Every match of _INJECTION holds one of these (alternative by alternative, in order); on
+# whitespace-collapsed text, "as a" stands for "as a(n) ai/language model/grading assistant".
+_INJECTION_WORDS = ("ignore", "disregard", "forget", "override", "award", "give", "grant", "assign", "correct",
+                    "note", "message", "instruction", "system", "assistant", "as a", "score", "grade", "points",
+                    "ignoriere", "vergiss", "volle")
+
+
 def prompt_injection(view: AnswerView) -> Detection | None:
     """An instruction aimed at the grader rather than an answer to the question."""
+    if not may_match(" ".join(view.text.split()), _INJECTION_WORDS):
+        return None  # the regex costs ~0.4 us a character; most answers hold none of its words
     m = _INJECTION.search(view.text)
     if m:
         return _hit("prompt_injection", "the answer contains an instruction aimed at the grader", 0.0)
@@ -252,11 +261,14 @@ _HOSTILE_MARKUP = re.compile(
     r"(?=[^<>]*>)|javascript\s*:|data\s*:\s*text/html|display\s*:\s*none|visibility\s*:\s*hidden"
     r"|<[a-z][^<>]*\bhidden\b[^<>]*>|font-size\s*:\s*0",
     re.IGNORECASE)
+_MARKUP_WORDS = ("<", ">", "javascript", "text/html", "display", "visibility", "font-size")  # one is in every match
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?>")
 
 
 def markup(view: AnswerView) -> Detection | None:
     """HTML: scripts and hidden text earn nothing; harmless tags are only flagged."""
+    if not may_match(view.text, _MARKUP_WORDS):
+        return None  # neither regex can match: every match of each holds one of the words
     if _HOSTILE_MARKUP.search(view.text):
         return _hit("markup", "the answer contains script or hidden HTML content", 0.0)
     if len(_TAG.findall(view.text)) >= 2:
@@ -387,4 +399,4 @@ def detect(view: AnswerView) -> list[Detection]:
 
 def cap_of(detections: list[Detection]) -> float:
     """The tightest cap among ``detections``."""
-    return float(np.min([d.cap for d in detections])) if detections else 1.0
+    return min((d.cap for d in detections), default=1.0)

@@ -169,13 +169,13 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     ref_sims = (spans.similarities(np.concatenate([t.vectors for t in prepared.reference_targets]))
                 if prepared.reference_targets else None)
     ref_matches = spans.match_all(prepared.reference_targets, ref_sims)
-    ref_cover = float(np.mean([m.strength for m in ref_matches])) if ref_matches else 0.0
+    ref_cover = sum(m.strength for m in ref_matches) / len(ref_matches) if ref_matches else 0.0
     key_matches = spans.match_all(prepared.key_targets)
     if key_matches:
         total = sum(k.points for k in q.key_phrases)
         concept_cover = sum(k.points * key_credit(m) for k, m in zip(q.key_phrases, key_matches)) / total
     else:
-        concept_cover = float(np.mean([m.strength >= FOUND for m in ref_matches])) if ref_matches else 0.0
+        concept_cover = sum(m.strength >= FOUND for m in ref_matches) / len(ref_matches) if ref_matches else 0.0
     mis_matches = spans.match_all(prepared.misconception_targets)
     misconception = max((m.strength for m in mis_matches), default=0.0)
 

@@ -10,7 +10,6 @@ known way to fool graders (Filighera et al., 2023).
 from __future__ import annotations
 
 import re
-from collections import Counter
 from functools import lru_cache
 
 from grader.text import STOPWORDS, stem
@@ -29,13 +28,18 @@ FUNCTION_WORDS = {
 
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+# function word -> the languages it is one of: one dictionary lookup a word instead of a set per language
+_LANGUAGES_OF = {w: tuple(lang for lang, fw in FUNCTION_WORDS.items() if w in fw)
+                 for w in frozenset().union(*FUNCTION_WORDS.values())}
 
 
 @lru_cache(maxsize=256)  # several detectors ask about the same answer
 def answer_language(text: str) -> tuple[str | None, dict[str, int]]:
     """The language whose function words the text uses most (None when it gives too little evidence)."""
-    words = Counter(w.casefold().replace("’", "'") for w in _WORD.findall(text[:5000]))
-    counts = {lang: sum(words[w] for w in words.keys() & fw) for lang, fw in FUNCTION_WORDS.items()}
+    counts = dict.fromkeys(FUNCTION_WORDS, 0)
+    for word in _WORD.findall(text[:5000]):
+        for lang in _LANGUAGES_OF.get(word.casefold().replace("’", "'"), ()):
+            counts[lang] += 1
     best = max(counts, key=counts.get)
     second = max(v for k, v in counts.items() if k != best)
     if counts[best] < 4 or counts[best] < 2 * second:

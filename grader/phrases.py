@@ -166,7 +166,8 @@ class AnswerSpans:
         needed = np.array([max(1.0, SPAN_SHARE * len(st)) for st in stems])
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
         per_span = np.maximum.reduceat(sims, starts, axis=1)
-        strength = np.clip((per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR), 0.0, 1.0)
+        strength = (per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR)
+        np.clip(strength, 0.0, 1.0, out=strength)
         negated_hit = (strength[self.negated] >= FOUND).any(axis=0)
         strength[self.negated] = 0.0
         return strength, negated_hit
