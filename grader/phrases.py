@@ -15,6 +15,7 @@ its state additively") cannot state the concept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -84,26 +85,24 @@ class AnswerSpans:
         self.analysis = analysis
         words = analysis.words
         stop = STOPWORDS.get(analysis.language, STOPWORDS["en"])
-        self.content = np.array([w.norm not in stop and len(w.norm) > 1 for w in words], dtype=bool)
-        self.negated_words = np.array(analysis.negated, dtype=bool)
-        self.ranges = _span_ranges(analysis, self.content)
-        self._topic = topic
-        self._sums, self._along, self._inverse_norms = _pool(words, encoding, self.ranges, topic)
+        content = [w.norm not in stop and len(w.norm) > 1 for w in words]
+        negated_content = [c and n for c, n in zip(content, analysis.negated)]
         # Per-span counts from prefix sums: O(1) per span however many spans a long answer has.
+        content_prefix = [0, *accumulate(content)]
+        self.ranges = _span_ranges(analysis, content_prefix)
         bounds = np.array(self.ranges, dtype=np.int64).reshape(-1, 2)
-        content_sum = np.concatenate([[0], np.cumsum(self.content)])
-        negated_sum = np.concatenate([[0], np.cumsum(self.content & self.negated_words)])
+        self._topic = topic
+        self._sums, self._along, self._inverse_norms = _pool(words, encoding, bounds, topic)
+        content_sum = np.array(content_prefix)
+        negated_sum = np.array([0, *accumulate(negated_content)])
         self.span_content = (content_sum[bounds[:, 1]] - content_sum[bounds[:, 0]]).astype(np.float32)
-        negated_content = negated_sum[bounds[:, 1]] - negated_sum[bounds[:, 0]]
+        negated_spans = negated_sum[bounds[:, 1]] - negated_sum[bounds[:, 0]]
         # A span is negated when most of its content words sit inside a negation scope.
-        self.negated = (self.span_content > 0) & (negated_content >= 0.5 * self.span_content)
-        self.sentence_stems = [
-            frozenset(words[i].stem for i in range(s, e) if self.content[i] and not self.negated_words[i])
-            for s, e in analysis.sentences
-        ]
-        self.negated_stems = frozenset(
-            words[i].stem for i in range(len(words)) if self.content[i] and self.negated_words[i]
-        )
+        self.negated = (self.span_content > 0) & (negated_spans >= 0.5 * self.span_content)
+        asserted = [c and not n for c, n in zip(content, negated_content)]
+        self.sentence_stems = [frozenset(words[i].stem for i in range(s, e) if asserted[i])
+                               for s, e in analysis.sentences]
+        self.negated_stems = frozenset(w.stem for w, n in zip(words, negated_content) if n)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -206,8 +205,11 @@ class AnswerSpans:
                      False)
 
 
-def _span_ranges(analysis: Analysis, content: np.ndarray) -> list[tuple[int, int]]:
-    """Clauses, sentences and windows inside sentences that hold at least two content words."""
+def _span_ranges(analysis: Analysis, content_prefix: list[int]) -> list[tuple[int, int]]:
+    """Clauses, sentences and windows inside sentences that hold at least two content words.
+
+    ``content_prefix[i]`` is the number of content words before word ``i``.
+    """
     n = len(analysis.words)
     ranges = set(analysis.clauses) | set(analysis.sentences)
     budget = max(1, MAX_SPANS - len(ranges))
@@ -217,17 +219,11 @@ def _span_ranges(analysis: Analysis, content: np.ndarray) -> list[tuple[int, int
             if size >= e - s:
                 continue
             ranges.update((start, start + size) for start in range(s, e - size + 1, stride))
-    if not ranges:
-        return []
-    bounds = np.array(sorted(ranges), dtype=np.int64)
-    prefix = np.concatenate([[0], np.cumsum(content, dtype=np.int64)])
-    held = prefix[bounds[:, 1]] - prefix[bounds[:, 0]]
-    keep = held >= np.minimum(2, bounds[:, 1] - bounds[:, 0])
-    return list(map(tuple, bounds[keep].tolist()))
+    return [(s, e) for s, e in sorted(ranges) if content_prefix[e] - content_prefix[s] >= min(2, e - s)]
 
 
-def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]], topic: np.ndarray | None = None):
-    """(sums, along, inverse norms) of the token vectors under each word range.
+def _pool(words, encoding: Encoding, bounds: np.ndarray, topic: np.ndarray | None = None):
+    """(sums, along, inverse norms) of the token vectors under each word range (rows of ``bounds``).
 
     ``sums`` holds each span's summed token vectors, ``along`` their component along the
     unit ``topic`` (None without one), ``inverse norms`` one over the length of each sum
@@ -238,18 +234,16 @@ def _pool(words, encoding: Encoding, ranges: list[tuple[int, int]], topic: np.nd
     dim = encoding.vector.shape[0]
     tokens = encoding.tokens
     n_tokens = len(tokens)
-    if not ranges or n_tokens == 0:
-        empty = np.zeros(len(ranges), dtype=np.float32)
-        return np.zeros((len(ranges), dim), dtype=np.float32), None if topic is None else empty, empty
+    if not len(bounds) or n_tokens == 0:
+        empty = np.zeros(len(bounds), dtype=np.float32)
+        return np.zeros((len(bounds), dim), dtype=np.float32), None if topic is None else empty, empty
     offsets = encoding.offsets
     word_starts = np.fromiter((w.start for w in words), dtype=np.int64, count=len(words))
     word_ends = np.fromiter((w.end for w in words), dtype=np.int64, count=len(words))
     first_tok = np.searchsorted(offsets[:, 1], word_starts, side="right")  # first token ending after word start
     last_tok = np.searchsorted(offsets[:, 0], word_ends, side="left")  # one past the last token starting before end
-    bounds = np.asarray(ranges, dtype=np.int64)
-    starts = first_tok[bounds[:, 0]]
-    ends = np.maximum(last_tok[bounds[:, 1] - 1], starts + 1).clip(max=n_tokens)
-    starts = starts.clip(max=n_tokens - 1)
+    starts = np.minimum(first_tok[bounds[:, 0]], n_tokens - 1)
+    ends = np.minimum(np.maximum(last_tok[bounds[:, 1] - 1], first_tok[bounds[:, 0]] + 1), n_tokens)
     if n_tokens <= _MASK_TOKENS:
         position = np.arange(n_tokens)
         sums = ((position >= starts[:, None]) & (position < ends[:, None])).astype(tokens.dtype) @ tokens
