@@ -80,3 +80,34 @@ def test_sentence_level_negation_covers_the_whole_sentence(grader, text):
     found = {c.concept for c in result.concepts if c.found}
     assert "a separate cell state that is updated additively" not in found
     assert "additive updates with gating" not in found
+
+
+@pytest.mark.parametrize("words", [12, 300])  # token-mask products, and prefix sums past _MASK_TOKENS tokens
+def test_span_similarities_equal_those_of_explicit_topic_free_span_vectors(monkeypatch, embedder, words):
+    import numpy as np
+
+    from grader import phrases
+
+    answer = " ".join(["The forget gate keeps the cell state, so gradients flow back additively."] * (words // 12))
+    encoding = embedder.encode_tokens([answer])[0]
+    topic = embedder.encode(["Why do LSTMs avoid vanishing gradients?"])[0]
+    targets = embedder.encode(["additive updates with gating", "the gradient vanishes"])
+    targets = targets - np.outer(targets @ topic, topic)
+    targets /= np.linalg.norm(targets, axis=1, keepdims=True)
+    analysis = analyze(answer)
+    spans = AnswerSpans(analysis, encoding, topic)
+    assert (len(encoding.tokens) > phrases._MASK_TOKENS) == (words > 12)
+    # Each span by hand: mean of its tokens' vectors, topic removed, unit length.
+    expected = []
+    for s, e in spans.ranges:
+        start, end = analysis.words[s].start, analysis.words[e - 1].end
+        inside = [k for k, (a, b) in enumerate(encoding.offsets) if b > start and a < end]
+        v = encoding.tokens[inside].sum(axis=0)
+        v = v - (v @ topic) * topic
+        expected.append(v / np.linalg.norm(v))
+    expected = np.array(expected)
+    np.testing.assert_allclose(spans.vectors, expected, atol=1e-5)
+    np.testing.assert_allclose(spans.similarities(targets), expected @ targets.T, atol=1e-5)
+    monkeypatch.setattr(phrases, "_MASK_TOKENS", 10_000 if words > 12 else 0)  # the other path, same numbers
+    np.testing.assert_allclose(AnswerSpans(analysis, encoding, topic).similarities(targets),
+                               spans.similarities(targets), atol=1e-5)
