@@ -2,11 +2,12 @@
 
 Grading an answer runs dozens of small products (span masks by token vectors, spans by
 reference sentences). OpenBLAS splits each over every core and its worker threads then
-spin for a while, waiting for more work. Between two products they keep the second core
-busy doing nothing, and when the next batch is encoded they take cycles from the
-encoder's own threads. On the 2-core CPU of ``bench/throughput.py`` that spinning cost
-about a fifth of the int8 grader's throughput on short answers; one thread grades as
-fast on its own and leaves the other core to ONNX Runtime.
+spin for a while, waiting for more work: a graded short answer costs twice its own CPU
+time (``bench/grading_overhead.py``, process against thread CPU), taken from whatever else
+runs. In the HTTP service that is the encoder and the event loop: ``bench/load.py`` gave
+a single-client p50 of 39.7 ms with two BLAS threads against 19.9-21.6 ms with one, and an
+8-client p99 of 318 ms against 188-197 ms. In batch grading, where encoding and grading
+take turns, one thread gains only a few percent. One thread grades as fast on its own.
 
 :func:`limit_blas_threads` sets the limit once per process, when a grader is made. Set
 ``GRADER_BLAS_THREADS`` to another number to choose it, or to ``0`` to leave numpy's

@@ -1,0 +1,86 @@
+"""What the grader spends per answer besides the encoder, and how grade_pairs splits its time.
+
+    .venv/bin/python bench/grading_overhead.py [--corpus generated] [--answers 2000] [--backend int8]
+    GRADER_BLAS_THREADS=0 .venv/bin/python bench/grading_overhead.py   # numpy's BLAS left at its default
+
+Part 1 times each stage of grading one answer on precomputed encodings, as CPU time of
+the grading thread and of the whole process (best of ``--rounds``): text analysis, span
+pooling, all signals, and ``_grade_short`` (signals, detectors, the result). Process CPU
+time above thread CPU time is other threads working meanwhile, such as BLAS workers.
+Part 2 grades the corpus with ``grade_pairs`` and splits its wall time into the encoder
+calls and ``_grade_short``. Answers come from bench/throughput.py's corpora.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", choices=("saf_en", "generated"), default="generated")
+    parser.add_argument("--answers", type=int, default=2000)
+    parser.add_argument("--backend", default="int8")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bench.throughput import load_corpus
+    from grader import features, phrases, text
+    from grader.blas_threads import blas_threads_setting
+    from grader.engine import Grader, get_embedder
+
+    questions, pairs = load_corpus(args.corpus, args.answers)
+    grader = Grader(None, embedder=get_embedder(None, "cpu", args.backend, None))
+    prepared = {q: grader.prepare(q) for q in questions.values()}
+    encodings = grader.encode_answers(a for _, a in pairs)
+    analyses = {a: text.analyze(a, prepared[q].language) for q, a in pairs}
+    stages = {
+        "analyze": lambda q, a: text.analyze(a, prepared[q].language),
+        "AnswerSpans": lambda q, a: phrases.AnswerSpans(analyses[a], encodings[a], prepared[q].topic),
+        "answer_signals": lambda q, a: features.answer_signals(prepared[q], a, encodings[a]),
+        "_grade_short": lambda q, a: grader._grade_short(q, a, encodings[a], False),
+    }
+    print(f"{len(pairs)} {args.corpus} answers, backend {args.backend}, BLAS threads setting "
+          f"{blas_threads_setting()} (0: left alone); best of {args.rounds} rounds, us per answer")
+    print(f"{'stage':<16} {'thread CPU':>11} {'process CPU':>12}")
+    for name, stage in stages.items():
+        best_thread = best_process = float("inf")
+        for _ in range(args.rounds):
+            thread, process = time.thread_time(), time.process_time()
+            for q, a in pairs:
+                stage(q, a)
+            best_thread = min(best_thread, time.thread_time() - thread)
+            best_process = min(best_process, time.process_time() - process)
+        print(f"{name:<16} {best_thread / len(pairs) * 1e6:>11.0f} {best_process / len(pairs) * 1e6:>12.0f}")
+
+    spent = {"encode": 0.0, "grade": 0.0}
+
+    def timed(key, fn):
+        def run(*a):
+            started = time.perf_counter()
+            try:
+                return fn(*a)
+            finally:
+                spent[key] += time.perf_counter() - started
+        return run
+
+    grader.embedder.encode_tokens = timed("encode", grader.embedder.encode_tokens)
+    grader._grade_short = timed("grade", grader._grade_short)
+    for _ in range(2):  # the first round warms the encoder's shapes
+        spent.update(encode=0.0, grade=0.0)
+        started = time.perf_counter()
+        grader.grade_pairs(pairs)
+        wall = time.perf_counter() - started
+    n = len(pairs)
+    print(f"\ngrade_pairs: {n / wall:.1f} answers/s, {wall / n * 1e3:.2f} ms an answer (wall): encoder calls "
+          f"{spent['encode'] / n * 1e3:.2f}, _grade_short {spent['grade'] / n * 1e3:.2f}, "
+          f"rest {(wall - spent['encode'] - spent['grade']) / n * 1e3:.2f}")
+
+
+if __name__ == "__main__":
+    main()
