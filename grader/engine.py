@@ -116,7 +116,7 @@ class Grader:
                  max_answer_chars: int = MAX_ANSWER_CHARS):
         limit_blas_threads()
         self.rubric = rubric
-        self.embedder = embedder or get_embedder(model, device, backend)
+        self.embedder = embedder if embedder is not None else get_embedder(model, device, backend)
         if combiner is None or isinstance(combiner, (str, Path)):
             combiner = load_combiner(combiner)
         self.combiner = combiner
@@ -136,7 +136,7 @@ class Grader:
         limit_blas_threads()
         self = cls.__new__(cls)
         self.rubric, self.combiner = None, None
-        self.embedder = embedder or get_embedder()
+        self.embedder = embedder if embedder is not None else get_embedder()
         self.review_threshold, self.max_answer_chars, self.language = REVIEW_THRESHOLD, max_answer_chars, "auto"
         self._label_fractions = dict(label_fractions or {})
         self._prepared, self._lock = OrderedDict(), threading.Lock()

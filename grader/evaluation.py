@@ -159,7 +159,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     classes = targets(rows, target, levels)
     questions = questions_for(all_rows, rubric)
 
-    embedder = CachingEmbedder(embedder or get_embedder())
+    embedder = CachingEmbedder(embedder if embedder is not None else get_embedder())
     signals = Grader.for_signals(embedder)
     embedder.warm(dict.fromkeys(signals.clip(r.answer)[0] for r in all_rows if r.answer.strip()))
     encoded = time.perf_counter()

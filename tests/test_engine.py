@@ -118,3 +118,14 @@ def test_score_cli_prints_json(capsys, rubric):
     assert data["points"] == 5 and data["label"] == "correct"
     assert main(["score", "--rubric", str(RUBRIC), "--question", "nope", "x"]) == 2
     assert "question 'nope' is not in rubric" in capsys.readouterr().err
+
+
+def test_an_embedder_that_is_empty_as_a_container_is_still_the_one_used(embedder):
+    """An empty CachingEmbedder has length 0; 'embedder or default' once swapped it for the default encoder."""
+    from grader.engine import Grader
+    from grader.training import CachingEmbedder
+
+    cached = CachingEmbedder(embedder)
+    assert len(cached) == 0
+    assert Grader(None, embedder=cached).embedder is cached
+    assert Grader.for_signals(cached).embedder is cached
