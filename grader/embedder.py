@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ BACKENDS = ("auto", "fp32", "fp16", "int8", "torch")
 # Texts per ONNX Runtime call, measured on a 2-core CPU with bench/int8_encoder.py (short answers
 # gain most from larger int8 batches: 373 answers/s at 16 against 321 at 8 and 234 one at a time).
 ONNX_BATCH = {"fp32": 8, "int8": 16}
-WAVE = 16  # padded batches handed to the encoder at a time (they may run side by side)
+WAVE = 16  # padded batches between two looks at the free heap (grader/allocator.py)
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,15 @@ class Embedder(Protocol):
 
     def encode_tokens(self, texts: Sequence[str]) -> list[Encoding]:
         """Sentence and token vectors of each text from one forward pass."""
+
+    # Optional: iter_encode_tokens(texts) -> Iterator[tuple[int, Encoding]], each text's index and
+    # encoding once, in any order, as soon as it is ready; see :func:`iter_encodings`.
+
+
+def iter_encodings(embedder: Embedder, texts: Sequence[str]) -> Iterator[tuple[int, Encoding]]:
+    """(index, encoding) of each text: as the embedder finishes them when it can stream, else all at once."""
+    stream = getattr(embedder, "iter_encode_tokens", None)
+    return stream(texts) if stream is not None else enumerate(embedder.encode_tokens(texts))
 
 
 def _gpu_driver_present() -> bool:
@@ -218,9 +227,20 @@ class SentenceTransformerEmbedder:
 
     def encode_tokens(self, texts: Sequence[str]) -> list[Encoding]:
         """Sentence and token vectors of each text from one forward pass, in input order."""
+        out: list[Encoding | None] = [None] * len(texts)
+        for i, encoding in self.iter_encode_tokens(texts):
+            out[i] = encoding
+        return out  # type: ignore[return-value]
+
+    def iter_encode_tokens(self, texts: Sequence[str]) -> Iterator[tuple[int, Encoding]]:
+        """(index, encoding) of each text as soon as its batches are done, shortest texts first.
+
+        On ONNX Runtime the next batches run on the other cores while the caller works on
+        what was yielded, so grading overlaps encoding. Each text comes exactly once.
+        """
         self.load()
         if not texts:
-            return []
+            return
         tok = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
                               return_attention_mask=False, return_token_type_ids=False, truncation=False,
                               verbose=False)
@@ -232,45 +252,44 @@ class SentenceTransformerEmbedder:
                 continue
             for start in range(0, len(ids), window):
                 chunks.append((i, ids[start : start + window], offsets[start : start + window]))
+        waiting = [0] * len(texts)  # windows of each text not yet encoded
+        for i, _, _ in chunks:
+            waiting[i] += 1
+        windows: dict[int, list[int]] = {}  # text index -> its chunks, for texts of several windows
+        for c, (i, _, _) in enumerate(chunks):
+            if waiting[i] > 1:
+                windows.setdefault(i, []).append(c)
         order = sorted(range(len(chunks)), key=lambda c: len(chunks[c][1]))
-        sent = [None] * len(chunks)
-        toks = [None] * len(chunks)
         tokens_per_text = TOKENS_PER_TEXT["cuda" if str(self.device).startswith("cuda") else "cpu"]
         groups = list(_batches(order, [len(chunks[c][1]) for c in order], self.batch_size, tokens_per_text))
-        for w in range(0, len(groups), WAVE):
-            wave = groups[w : w + WAVE]
-            for members, (s, t) in zip(wave, self._forward_many([[chunks[c][1] for c in m] for m in wave])):
-                for k, c in enumerate(members):
-                    sent[c], toks[c] = s[k], t[k]
-            release_free_heap()  # activation buffers of each new shape fragment the heap; see grader/allocator.py
-        per_text: list[list[int]] = [[] for _ in texts]
-        for c, (i, _, _) in enumerate(chunks):
-            per_text[i].append(c)
-        out = []
-        for i, cs in enumerate(per_text):
-            if len(cs) == 1:  # one window: its vectors as they are, the sentence vector made unit length
-                c = cs[0]
-                vec = sent[c].astype(np.float32, copy=False)
-                norm = float(np.sqrt(vec @ vec))
-                if norm > 0 and abs(norm - 1.0) > 1e-5:
-                    vec = vec / np.float32(norm)
-                out.append(Encoding(vec, toks[c], np.array(chunks[c][2], dtype=np.int64).reshape(-1, 2)))
-                continue
-            weights = np.array([max(1, len(chunks[c][1])) for c in cs], dtype=np.float32)
-            vec = np.average(np.stack([sent[c] for c in cs]), axis=0, weights=weights)
-            norm = np.linalg.norm(vec)
-            vec = (vec / norm if norm > 0 else vec).astype(np.float32)
-            tokens = np.concatenate([toks[c] for c in cs]) if cs else np.zeros((0, vec.shape[0]), np.float32)
-            offsets = np.array([o for c in cs for o in chunks[c][2]], dtype=np.int64).reshape(-1, 2)
-            out.append(Encoding(vec, tokens, offsets))
-        return out
+        done: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # chunk -> (sentence, tokens) of unfinished texts
+        for n, (members, (sentence, tokens)) in enumerate(zip(groups, self._forward_stream(
+                [[chunks[c][1] for c in m] for m in groups]))):
+            for k, c in enumerate(members):
+                i = chunks[c][0]
+                waiting[i] -= 1
+                if i not in windows:  # one window: its vectors as they are, the sentence vector made unit length
+                    yield i, Encoding(_unit(sentence[k]), tokens[k],
+                                      np.array(chunks[c][2], dtype=np.int64).reshape(-1, 2))
+                    continue
+                done[c] = (sentence[k], tokens[k])
+                if waiting[i] == 0:
+                    yield i, _joined([chunks[w] for w in windows[i]], [done.pop(w) for w in windows[i]])
+            if n % WAVE == WAVE - 1:
+                release_free_heap()  # activation buffers of each new shape fragment the heap; see grader/allocator.py
+        release_free_heap()
 
-    def _forward_many(self, batches: list[list[list[int]]]) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-        """:meth:`_forward` of each batch of token id lists; ONNX Runtime runs several side by side."""
+    def _forward_stream(self, batches: list[list[list[int]]]) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+        """(sentence vectors, per-text token vectors) of each batch of token id lists, in order.
+
+        ONNX Runtime runs the batches after the current one on the other cores meanwhile.
+        """
         if self.runtime != "onnxruntime":
-            return [self._forward(ids) for ids in batches]
-        outputs = self._model.run_many([self._pad(ids) for ids in batches])
-        return [(sentence, self._token_rows(tokens, id_lists)) for id_lists, (sentence, tokens) in zip(batches, outputs)]
+            yield from (self._forward(ids) for ids in batches)
+            return
+        padded = (self._pad(ids) for ids in batches)
+        for id_lists, (sentence, tokens) in zip(batches, self._model.run_stream(padded)):
+            yield sentence, self._token_rows(tokens, id_lists)
 
     def _token_rows(self, tokens: np.ndarray, id_lists: list[list[int]]) -> list[np.ndarray]:
         """Each text's token vectors, specials dropped; copies, since a view would keep the whole batch alive."""
@@ -318,6 +337,26 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, tokens_per_t
         group.append(c)
     if group:
         yield group
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` as float32 of unit length (already unit-length vectors are returned as they are)."""
+    vec = vector.astype(np.float32, copy=False)
+    norm = float(np.sqrt(vec @ vec))
+    if norm > 0 and abs(norm - 1.0) > 1e-5:
+        vec = vec / np.float32(norm)
+    return vec
+
+
+def _joined(chunks: list[tuple], outputs: list[tuple[np.ndarray, np.ndarray]]) -> Encoding:
+    """One encoding of a text cut into windows: sentence vectors averaged by window length, tokens joined."""
+    weights = np.array([max(1, len(ids)) for _, ids, _ in chunks], dtype=np.float32)
+    vec = np.average(np.stack([sentence for sentence, _ in outputs]), axis=0, weights=weights)
+    norm = np.linalg.norm(vec)
+    vec = (vec / norm if norm > 0 else vec).astype(np.float32)
+    tokens = np.concatenate([t for _, t in outputs])
+    offsets = np.array([o for _, _, offs in chunks for o in offs], dtype=np.int64).reshape(-1, 2)
+    return Encoding(vec, tokens, offsets)
 
 
 def _load_pipeline(folder, device: str):

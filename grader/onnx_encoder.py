@@ -19,6 +19,8 @@ that race on a first use never see half a file.
 Several padded batches run side by side, one single-threaded ONNX Runtime call per core:
 on a small CPU that keeps both cores busier than one call spread over both (measured
 with ``bench/throughput.py``). A lone batch (one request) runs on all cores for latency.
+Batches are yielded in order as they finish (:meth:`OnnxEncoder.run_stream`), a few
+ahead, so the grader grades one batch while the pool encodes the next ones.
 int8 scales each token's activations on their own, so a text's vectors never depend on
 what else is in its batch.
 """
@@ -26,16 +28,18 @@ what else is in its batch.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -146,16 +150,45 @@ class OnnxEncoder:
         tokens, sentence = (session or self._session).run(["token_embeddings", "sentence_embedding"], feed)
         return sentence, tokens
 
-    def run_many(self, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`run` of each (input_ids, attention_mask) batch, in order; several run side by side."""
-        if len(batches) <= 1 or self.threads == 1:
-            return [self.run(ids, mask) for ids, mask in batches]
+    def run_stream(self, batches: Iterable[tuple[np.ndarray, np.ndarray]],
+                   ahead: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`run` of each batch, yielded in order as soon as it is done.
+
+        Up to ``ahead`` batches (default: two per core) run or wait in the pool while the
+        caller works on the last one yielded, so a caller that grades as results come
+        keeps every core busy. ``batches`` is read lazily, ``ahead`` at a time. Closing
+        the generator early cancels the batches not yet started.
+        """
+        source = iter(batches)
+        if self.threads == 1:
+            yield from (self.run(ids, mask) for ids, mask in source)
+            return
+        first = next(source, None)
+        second = next(source, None)
+        if first is None:
+            return
+        if second is None:  # a lone batch (one request): all cores on it, for latency
+            yield self.run(*first)
+            return
+        pool, session = self._side_by_side()
+        queue: deque[Future] = deque(pool.submit(self.run, ids, mask, session) for ids, mask in (first, second))
+        ahead = max(2, ahead or 2 * self.threads)
+        try:
+            while queue:
+                for ids, mask in itertools.islice(source, ahead - len(queue)):
+                    queue.append(pool.submit(self.run, ids, mask, session))
+                yield queue.popleft().result()
+        finally:
+            for future in queue:
+                future.cancel()
+
+    def _side_by_side(self) -> tuple[ThreadPoolExecutor, object]:
+        """The pool of one thread per core and the single-threaded session they share (made on first use)."""
         with self._pool_lock:
             if self._pool is None:
                 self._pooled = self._new_session(1)
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="grader-onnx")
-        session = self._pooled
-        return list(self._pool.map(lambda b: self.run(b[0], b[1], session), batches))
+        return self._pool, self._pooled
 
 
 def load_onnx_encoder(folder: Path, name: str, weights_sha256: str, build_pipeline: Callable[[], tuple],

@@ -246,6 +246,10 @@ class CachingEmbedder:
         self.warm(texts)
         return [self._cache[t] for t in texts]
 
+    def iter_encode_tokens(self, texts):
+        """Cached encodings with their indices; the inner embedder's own stream would skip the cache."""
+        return enumerate(self.encode_tokens(texts))
+
     def encode(self, texts):
         """Cached sentence vectors (the sentence vectors of :meth:`encode_tokens`)."""
         texts = list(texts)

@@ -210,3 +210,23 @@ def test_report_folder(corpus, cached, tmp_path):
     assert all(f'src="{n}"' in page for n in names if n.endswith(".png"))
     assert json.loads((out / "metrics.json").read_text())["systems"]["grader"]["n"] == 40
     assert "cosine" in format_table(ev.summary)
+
+
+def test_grading_through_the_cache_never_calls_the_encoder_again(embedder, monkeypatch):
+    """The grader streams encodings; the cache must serve that stream too, not hand it to the encoder."""
+    from grader.engine import Grader
+    from grader.rubric import ShortAnswerQuestion
+    from grader.training import CachingEmbedder
+
+    cached = CachingEmbedder(embedder)
+    answers = [f"The cell state is updated additively ({i})" for i in range(30)]
+    question = ShortAnswerQuestion(id="q", prompt="Why do LSTMs keep gradients alive?",
+                                   reference_answers=("Additive cell state updates with gates.",))
+    first = Grader(None, embedder=cached).grade_pairs([(question, a) for a in answers])  # fills the cache
+
+    def encoder_called(*args):
+        raise AssertionError("the encoder ran although every text was cached")
+
+    monkeypatch.setattr(embedder, "encode_tokens", encoder_called)
+    monkeypatch.setattr(embedder, "iter_encode_tokens", encoder_called)
+    assert Grader(None, embedder=cached).grade_pairs([(question, a) for a in answers]) == first

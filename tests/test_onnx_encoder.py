@@ -100,6 +100,85 @@ def test_batches_run_side_by_side_give_what_one_at_a_time_gives(backend, embedde
     assert np.abs(together - alone).max() < 1e-5
 
 
+STREAM_TEXTS = ([f"Answer {i}: the cell state carries gradients" + " far" * (i % 9) for i in range(70)]
+                + [TEXTS[2], "", TEXTS[2][:900] + " and the forget gate decides. " * 20, "Answer 3: the cell state"])
+
+
+def _count_runs(encoder, monkeypatch, fail_at: int | None = None) -> list[int]:
+    """Count the encoder's ONNX Runtime calls (as they start); the call numbered ``fail_at`` raises."""
+    started = [0]
+    run = encoder._model.run
+
+    def counted(*args):
+        started[0] += 1
+        if started[0] == fail_at:
+            raise RuntimeError("injected encoder failure")
+        return run(*args)
+
+    monkeypatch.setattr(encoder._model, "run", counted)
+    return started
+
+
+@pytest.mark.parametrize("backend", ["auto", "int8"])
+def test_streamed_encodings_come_once_each_and_equal_those_of_one_text_alone(backend, embedder, int8):
+    """Many batches side by side, texts of several windows, an empty text: each index once, right vectors."""
+    enc = embedder if backend == "auto" else int8
+    streamed = list(enc.iter_encode_tokens(STREAM_TEXTS))
+    assert sorted(i for i, _ in streamed) == list(range(len(STREAM_TEXTS)))
+    for i, got in streamed:
+        alone = enc.encode_tokens([STREAM_TEXTS[i]])[0]
+        assert got.tokens.shape == alone.tokens.shape and np.array_equal(got.offsets, alone.offsets)
+        assert np.abs(got.vector - alone.vector).max() < 1e-5
+        assert got.tokens.size == 0 or np.abs(got.tokens - alone.tokens).max() < 1e-4
+    assert np.abs(np.linalg.norm(np.stack([e.vector for _, e in streamed]), axis=1) - 1).max() < 1e-5
+
+
+def test_a_stream_closed_early_starts_no_more_batches(int8, monkeypatch):
+    if int8._model.threads == 1:
+        pytest.skip("batches run side by side only on a machine with several cores")
+    started = _count_runs(int8, monkeypatch)
+    stream = int8.iter_encode_tokens(STREAM_TEXTS * 4)  # about 20 batches
+    next(stream)
+    stream.close()
+    int8._model._pool.submit(lambda: None).result()  # every batch already handed to the pool has run
+    assert started[0] <= 2 * int8._model.threads + 1
+    assert len(int8.encode_tokens(STREAM_TEXTS[:40])) == 40  # the encoder still works
+
+
+def test_an_encoder_failure_in_a_side_by_side_batch_reaches_the_caller(int8, monkeypatch):
+    _count_runs(int8, monkeypatch, fail_at=3)
+    with pytest.raises(RuntimeError, match="injected encoder failure"):
+        int8.encode_tokens(STREAM_TEXTS)
+    monkeypatch.undo()
+    assert len(int8.encode_tokens(STREAM_TEXTS)) == len(STREAM_TEXTS)
+
+
+def test_grading_starts_before_the_last_batch_is_encoded(int8, monkeypatch):
+    """The grader takes each answer as soon as it is encoded, so its work overlaps the encoder's."""
+    from grader.engine import Grader
+    from grader.rubric import ShortAnswerQuestion
+
+    started = _count_runs(int8, monkeypatch)
+    grader = Grader(None, embedder=int8)
+    question = ShortAnswerQuestion(id="q", prompt="Why do LSTMs keep gradients alive?", max_points=2.0,
+                                   reference_answers=("The cell state is updated additively, with gates.",))
+    runs_at_first_grade = []
+    grade_short = grader._grade_short
+
+    def noted(*args):
+        runs_at_first_grade.append(started[0])
+        return grade_short(*args)
+
+    monkeypatch.setattr(grader, "_grade_short", noted)
+    pairs = [(question, f"{t} ({i})") for i, t in enumerate(STREAM_TEXTS * 3)]
+    results = grader.grade_pairs(pairs)
+    batches = started[0]
+    assert batches >= 10 and len(runs_at_first_grade) == len(pairs)
+    assert runs_at_first_grade[0] <= 2 * int8._model.threads + 1 < batches
+    alone = [grader.grade_pairs([pair])[0] for pair in pairs[::7]]  # one batch each, on the main session
+    assert [(r.points, r.label) for r in results[::7]] == [(r.points, r.label) for r in alone]
+
+
 def test_auto_falls_back_to_torch_without_onnxruntime(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
