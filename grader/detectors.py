@@ -169,10 +169,9 @@ def keyword_list(view: AnswerView) -> Detection | None:
     if ref and _terse_copy(norms, ref, stop):
         return _hit("keyword_list", "the answer lists the model answer's words without a sentence", PARTIAL_CAP)
     norms = [n for n in norms if n.isalpha() and len(n) > 1]  # formulas and numbers are not keywords
-    if len(norms) < 8 or answer_language(view.text)[0] not in (None, view.analysis.language):
+    if len(norms) < 8 or sum(n in stop for n in norms) / len(norms) > 0.08:  # sentences have function words
         return None
-    function_share = sum(n in stop for n in norms) / len(norms)
-    if function_share > 0.08:
+    if answer_language(view.text)[0] not in (None, view.analysis.language):
         return None
     segments = [s for s in re.split(r"[,;\n•|/]+", view.text) if s.strip()]
     per_segment = len(norms) / max(1, len(segments))
@@ -200,6 +199,7 @@ _PREP = frozenset("of in on at by for with from into onto over under between thr
 _CONJ = frozenset("and or but nor".split())
 _BAD = {(a, b) for a in _DET for b in _DET | _PREP | _CONJ} | {(a, b) for a in _PREP for b in _PREP | _CONJ} \
     | {(a, b) for a in _CONJ for b in _CONJ}
+_BAD_FIRST = frozenset(a for a, _ in _BAD)
 
 
 def shuffled_words(view: AnswerView) -> Detection | None:
@@ -217,8 +217,8 @@ def shuffled_words(view: AnswerView) -> Detection | None:
             return _hit("shuffled_words", "the answer's words come from the model answer but in scrambled order", 0.0)
     if view.analysis.language == "en":
         # Within a sentence, "the of", "of and", "a the" do not occur in written English.
-        bad = sum((a.norm, b.norm) in _BAD for s, e in view.analysis.sentences for a, b in zip(words[s:e - 1], words[s + 1:e])
-                  if view.text[a.end : b.start].strip() == "")
+        bad = sum(1 for s, e in view.analysis.sentences for a, b in zip(words[s:e - 1], words[s + 1:e])
+                  if a.norm in _BAD_FIRST and (a.norm, b.norm) in _BAD and view.text[a.end : b.start].strip() == "")
         if bad >= 3 and bad / len(norms) >= 0.06:
             return _hit("shuffled_words", f"the answer has no syntax ({bad} impossible word sequences)", 0.0)
     return None

@@ -283,7 +283,8 @@ class Grader:
             cap = min(cap, 1.0 - sum(c.points - c.awarded for c in missing_required) / question.max_points)
             flags.append(Flag("missing_required", "a required concept is missing: "
                               + "; ".join(c.concept for c in missing_required), review=False))
-        view = AnswerView(text, sig.analysis, dict(zip(FEATURES, sig.features.tolist())), prepared.prompt_stems,
+        feature_values = sig.features.tolist()
+        view = AnswerView(text, sig.analysis, dict(zip(FEATURES, feature_values)), prepared.prompt_stems,
                           prepared.reference_stems, sum(c.found for c in concepts), len(concepts), question)
         detections = detect(view)
         flags.extend(d.flag for d in detections)
@@ -308,7 +309,7 @@ class Grader:
         needs_review = confidence < self.review_threshold or any(f.review for f in flags)
         hints = {kp.text: kp.hint for kp in question.key_phrases}
         feedback = compose(tuple(concepts), misconceptions, tuple(flags), hints,
-                           float(sig.features[FEATURES.index("ref_cover")]), label)
+                           feature_values[FEATURES.index("ref_cover")], label)
         return GradeResult(
             question_id=question.id,
             question_type=question.type,
@@ -321,6 +322,6 @@ class Grader:
             concepts=tuple(concepts),
             misconceptions=misconceptions,
             flags=tuple(flags),
-            signals={k: round(float(v), 4) for k, v in zip(FEATURES, sig.features)},
-            probabilities={str(c): round(float(p), 4) for c, p in zip(combiner.classes_, mixed)},
+            signals={k: round(v, 4) for k, v in zip(FEATURES, feature_values)},
+            probabilities={str(c): round(p, 4) for c, p in zip(combiner.classes_, mixed.tolist())},
         )

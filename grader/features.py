@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.embedder import Embedder, Encoding
-from grader.phrases import FOUND, PARTIAL, AnswerSpans, Match, Target, make_targets
+from grader.phrases import FOUND, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
 
@@ -48,13 +48,13 @@ class PreparedQuestion:
     language: str
     topic: np.ndarray | None  # unit prompt vector, removed from span/concept vectors
     references: np.ndarray  # (n_ref, dim) reference (or pseudo-reference) vectors
-    reference_targets: list[Target]
+    reference_targets: TargetSet
     reference_stems: frozenset
     reference_words: float
     prompt_vector: np.ndarray | None
     prompt_stems: frozenset
-    key_targets: list[Target]
-    misconception_targets: list[Target]
+    key_targets: TargetSet
+    misconception_targets: TargetSet
     example_vectors: np.ndarray  # (n_ex, dim)
     example_fractions: np.ndarray  # (n_ex,)
     has_reference: bool
@@ -116,24 +116,24 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         language=language,
         topic=prompt_vector,
         references=ref_vecs,
-        reference_targets=[],
+        reference_targets=TargetSet.of(()),
         reference_stems=frozenset().union(*(a.content_stems() for a in ref_analyses)) if ref_analyses else frozenset(),
         reference_words=float(np.mean([len(a.words) for a in ref_analyses])) if ref_analyses else 0.0,
         prompt_vector=prompt_vector,
         prompt_stems=frozenset(analyze(question.prompt, language).content_stems()),
-        key_targets=[],
-        misconception_targets=[],
+        key_targets=TargetSet.of(()),
+        misconception_targets=TargetSet.of(()),
         example_vectors=ex_vecs if examples else np.zeros((0, vectors.shape[1]), np.float32),
         example_fractions=np.array([f for _, f in examples], dtype=np.float32),
         has_reference=has_reference,
     )
-    prepared.reference_targets = make_targets(
+    prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
-        prepared.residual(sent_vecs), language)
-    prepared.key_targets = make_targets([k.text for k in question.key_phrases], key_phrasings,
-                                        prepared.residual(key_vecs), language)
-    prepared.misconception_targets = make_targets([m.text for m in question.misconceptions], mis_phrasings,
-                                                  prepared.residual(mis_vecs), language)
+        prepared.residual(sent_vecs), language))
+    prepared.key_targets = TargetSet.of(make_targets([k.text for k in question.key_phrases], key_phrasings,
+                                                     prepared.residual(key_vecs), language))
+    prepared.misconception_targets = TargetSet.of(make_targets(
+        [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language))
     return prepared
 
 
@@ -166,8 +166,7 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
 
     ref_sim = float((prepared.references @ vec).max()) if len(prepared.references) else 0.0
     # Span-by-reference-sentence similarities serve both coverage and precision.
-    ref_sims = (spans.similarities(np.concatenate([t.vectors for t in prepared.reference_targets]))
-                if prepared.reference_targets else None)
+    ref_sims = spans.similarities(prepared.reference_targets.matrix) if prepared.reference_targets else None
     ref_matches = spans.match_all(prepared.reference_targets, ref_sims)
     ref_cover = sum(m.strength for m in ref_matches) / len(ref_matches) if ref_matches else 0.0
     key_matches = spans.match_all(prepared.key_targets)

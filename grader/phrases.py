@@ -61,6 +61,44 @@ class Match:
 NO_MATCH = Match(0.0, None, None, None, None, False)
 
 
+@dataclass(frozen=True)
+class TargetSet:
+    """Targets matched together, with what matching them needs assembled once per rubric.
+
+    ``matrix`` holds every phrasing's vector, target after target; ``starts`` the first
+    column of each target; ``needed`` the content words a span needs to state each
+    phrasing at full strength; ``complete`` whether every target has a phrasing vector, so
+    that one array pass matches them all.
+    """
+
+    targets: tuple[Target, ...]
+    matrix: np.ndarray
+    starts: np.ndarray
+    needed: np.ndarray
+    complete: bool
+
+    @classmethod
+    def of(cls, targets) -> "TargetSet":
+        targets = tuple(targets)
+        widths = [len(t.vectors) for t in targets]
+        dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
+        matrix = np.concatenate([t.vectors for t in targets]) if targets else np.zeros((0, dim), np.float32)
+        return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
+                   _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __iter__(self):
+        return iter(self.targets)
+
+
+
+def _needed(stems: list[frozenset]) -> np.ndarray:
+    """Content words a span needs to state each phrasing at full strength (a share of the phrasing's)."""
+    return np.array([max(1.0, SPAN_SHARE * len(st)) for st in stems])
+
+
 def content_stem_set(analysis: Analysis) -> frozenset[str]:
     """Content stems of an analysed text."""
     return frozenset(analysis.content_stems())
@@ -123,23 +161,24 @@ class AnswerSpans:
             products -= np.outer(self._along, matrix @ self._topic)
         return products * self._inverse_norms[:, None]
 
-    def match_all(self, targets: list[Target], sims: np.ndarray | None = None) -> list[Match]:
+    def match_all(self, targets: TargetSet | list[Target], sims: np.ndarray | None = None) -> list[Match]:
         """Best match of each target: one matrix product and one array pass for all of them (or the given ``sims``)."""
+        if not isinstance(targets, TargetSet):
+            targets = TargetSet.of(targets)
         if not targets:
             return []
         if not self.ranges:
             return [NO_MATCH] * len(targets)
         if sims is None:
-            sims = self.similarities(np.concatenate([t.vectors for t in targets]))
-        widths = [len(t.vectors) for t in targets]
-        if sims.shape[1] == 0 or min(widths) == 0:  # a target without vectors: one at a time
+            sims = self.similarities(targets.matrix)
+        if not targets.complete:  # a target without vectors: one at a time
             out, col = [], 0
-            for t, w in zip(targets, widths):
+            for t in targets:
+                w = len(t.vectors)
                 out.append(self.match(t, sims[:, col : col + w]))
                 col += w
             return out
-        strength, negated_hit = self._semantic(sims, [st for t in targets for st in t.stems],
-                                               np.cumsum([0] + widths[:-1]))
+        strength, negated_hit = self._semantic(sims, targets.needed, targets.starts)
         best_span = strength.argmax(axis=0)
         return [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]))
                 for k, t in enumerate(targets)]
@@ -152,17 +191,17 @@ class AnswerSpans:
             sims = self.similarities(target.vectors)
         if not sims.size:
             return self._finish(target, 0.0, 0, False)
-        strength, negated_hit = self._semantic(sims, list(target.stems), np.array([0]))
+        strength, negated_hit = self._semantic(sims, _needed(list(target.stems)), np.array([0]))
         i = int(strength[:, 0].argmax())
         return self._finish(target, float(strength[i, 0]), i, bool(negated_hit[0]))
 
-    def _semantic(self, sims: np.ndarray, stems: list[frozenset], starts: np.ndarray):
+    def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray):
         """(span x target strengths with negated spans zeroed, whether a negated span states each target).
 
-        Columns of ``sims`` are phrasings; ``starts`` gives each target's first column.
+        Columns of ``sims`` are phrasings, ``needed`` their content words for full strength
+        (:func:`_needed`); ``starts`` gives each target's first column.
         """
         # A span much shorter than a phrasing cannot state all of it.
-        needed = np.array([max(1.0, SPAN_SHARE * len(st)) for st in stems])
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
         per_span = np.maximum.reduceat(sims, starts, axis=1)
         strength = (per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR)
@@ -178,7 +217,7 @@ class AnswerSpans:
         if lexical > best.strength:
             best = self._make(lexical, self.analysis.sentences[sentence], "lexical")
         if not best.found:
-            negated_hit = negated_hit or any(
+            negated_hit = negated_hit or bool(self.negated_stems) and any(
                 stems and len(stems & self.negated_stems) / len(stems) >= 0.6 for stems in target.stems
             )
             if negated_hit:
