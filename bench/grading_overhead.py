@@ -7,7 +7,8 @@ Part 1 times each stage of grading one answer on precomputed encodings, as CPU t
 the grading thread and of the whole process (best of ``--rounds``): text analysis, span
 pooling, all signals, and ``_grade_short`` (signals, detectors, the result). Process CPU
 time above thread CPU time is other threads working meanwhile, such as BLAS workers.
-Part 2 grades the corpus with ``grade_pairs`` and splits the grading thread's wall time
+Part 2 times the encoder alone on the corpus (the most ``grade_pairs`` could reach), then
+grades the corpus with ``grade_pairs`` and splits the grading thread's wall time
 into waiting for the encoder (which runs the next batches on the other cores meanwhile)
 and ``_grade_short``. Answers come from bench/throughput.py's corpora.
 """
@@ -33,7 +34,7 @@ def main() -> None:
     from bench.throughput import load_corpus
     from grader import features, phrases, text
     from grader.blas_threads import blas_threads_setting
-    from grader.engine import Grader, get_embedder
+    from grader.engine import ENCODE_CHUNK, Grader, get_embedder
 
     questions, pairs = load_corpus(args.corpus, args.answers)
     grader = Grader(None, embedder=get_embedder(None, "cpu", args.backend, None))
@@ -83,6 +84,14 @@ def main() -> None:
                 yield item
         return run
 
+    texts = list(dict.fromkeys(a for _, a in answered))
+    for _ in range(2):  # the encoder alone, in grade_pairs's chunks: the ceiling of grade_pairs
+        started, cpu = time.perf_counter(), time.process_time()
+        for k in range(0, len(texts), ENCODE_CHUNK):
+            grader.embedder.encode_tokens(texts[k : k + ENCODE_CHUNK])
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"\nencoder alone: {len(texts) / wall:.1f} answers/s, {cpu / len(texts) * 1e3:.2f} ms of CPU an answer")
+
     grader.embedder.iter_encode_tokens = waited(grader.embedder.iter_encode_tokens)
     grader._grade_short = timed("grade", grader._grade_short)
     for _ in range(2):  # the first round warms the encoder's shapes
@@ -91,7 +100,8 @@ def main() -> None:
         grader.grade_pairs(pairs)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     n = len(pairs)
-    print(f"\ngrade_pairs: {n / wall:.1f} answers/s, {wall / n * 1e3:.2f} ms an answer (wall), "
+    print(f"grade_pairs: {n / wall:.1f} answers/s, {cpu / n * 1e3:.2f} ms of CPU an answer, "
+          f"{wall / n * 1e3:.2f} ms an answer (wall), "
           f"{cpu / wall:.2f} cores busy on average. Of each answer's wall time the grading thread spent "
           f"{spent['encode'] / n * 1e3:.2f} ms waiting for the encoder, {spent['grade'] / n * 1e3:.2f} in "
           f"_grade_short and {(wall - spent['encode'] - spent['grade']) / n * 1e3:.2f} on the rest; the encoder "
