@@ -93,7 +93,6 @@ class TargetSet:
         return iter(self.targets)
 
 
-
 def _needed(stems: list[frozenset]) -> np.ndarray:
     """Content words a span needs to state each phrasing at full strength (a share of the phrasing's)."""
     return np.array([max(1.0, SPAN_SHARE * len(st)) for st in stems])
