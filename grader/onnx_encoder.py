@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
-FORMAT = 3  # bump when the export or quantisation code changes the file
+FORMAT = 4  # bump when the export or quantisation code changes the file
 PRECISIONS = ("fp32", "int8")
 OPSET = 17
 # Small files of a model folder that change what the exported graph computes.

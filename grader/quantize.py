@@ -7,7 +7,8 @@ rewrites each multiplication by a weight matrix so that every row of its input (
 token of one text) is quantised on its own:
 
     scale = max|x_row| / 127                 ReduceMax over the last axis
-    q     = uint8(round(x / scale) + 128)    symmetric, zero point 128
+    q     = uint8(x / scale + 128.5)         symmetric, zero point 128; the cast truncates,
+                                             so this rounds to nearest without a Round pass
     y     = MatMulIntegerToFloat(q, W8, 1, w_scale, 128) * scale
 
 Weights are int8 (7 bits used, see ``WEIGHT_LEVELS``), symmetric per output column. A token's vectors then depend on its
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEME = "rows-symmetric-u8/cols-symmetric-s7/table-rows-s8"  # part of the ONNX cache key
+SCHEME = "rows-symmetric-u8-halfup/cols-symmetric-s7/table-rows-s8"  # part of the ONNX cache key
 # Matrix weights use 7 bits (-63..63). x86 CPUs without VNNI (AVX2) add pairs of u8 x s8
 # products in int16, which saturates above 32767: 2 * 255 * 127 does, 2 * 255 * 63 does not.
 # So results are exact integer arithmetic, the same on every CPU (ORT's reduce_range).
@@ -36,7 +37,10 @@ WEIGHT_LEVELS = 63
 TABLE_ROWS = 4096  # a Gather over a table with at least this many rows gets an int8 table
 _CONSTANTS = {
     "rowq_127": (127.0, np.float32),
-    "rowq_128": (128.0, np.float32),
+    # x / scale lies in [-127, 127]; shifted by 128.5 it lies in [1.5, 255.5], where a cast to
+    # uint8 truncates, so it yields round-half-up of x / scale + 128. One pass over the
+    # activations fewer than Round then Cast: 3-4% of the int8 encoder's time.
+    "rowq_shift": (128.5, np.float32),
     "rowq_tiny": (1e-12, np.float32),  # an all-zero row gets this scale instead of a division by zero
     "rowq_inv127": (1.0 / 127.0, np.float32),
     "rowq_one": (1.0, np.float32),
@@ -99,9 +103,8 @@ def quantize_rows(source: Path, path: Path) -> int:
                 helper.make_node("Mul", [f"{p}_range", "rowq_inv127"], [f"{p}_scale"]),
                 helper.make_node("Div", ["rowq_127", f"{p}_range"], [f"{p}_inverse"]),
                 helper.make_node("Mul", [x, f"{p}_inverse"], [f"{p}_scaled"]),
-                helper.make_node("Add", [f"{p}_scaled", "rowq_128"], [f"{p}_shifted"]),
-                helper.make_node("Round", [f"{p}_shifted"], [f"{p}_rounded"]),
-                helper.make_node("Cast", [f"{p}_rounded"], [f"{p}_q"], to=TensorProto.UINT8),
+                helper.make_node("Add", [f"{p}_scaled", "rowq_shift"], [f"{p}_shifted"]),
+                helper.make_node("Cast", [f"{p}_shifted"], [f"{p}_q"], to=TensorProto.UINT8),
             ]
         p = quantised_inputs[x]
         out = node.output[0]

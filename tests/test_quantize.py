@@ -55,3 +55,28 @@ def test_a_row_is_quantised_on_its_own(graph):
     together = _run(path, np.array([[4, 9], [1, 1]], dtype=np.int64))[0]
     assert np.array_equal(alone[0], together[0])
     assert np.abs(together[1] - table[[1, 1]] @ weight).max() < 0.02 * np.abs(table[1] @ weight).max()
+
+
+def test_activations_round_to_the_nearest_level(graph):
+    """The int8 graph computes exactly the integer arithmetic of the scheme in the module docstring.
+
+    Activations are rounded to the nearest of 255 levels (a cast that truncated without the half
+    shift would bias every product downward), weights to 63 levels per output column.
+    """
+    path, table, weight = graph
+    ids = np.array([[8, 7, 3, 49], [0, 2, 2, 5]], dtype=np.int64)
+    y1, _ = _run(path, ids)
+    row_scale = (np.abs(table).max(axis=1, keepdims=True) / np.float32(127)).astype(np.float32)
+    table_q = np.clip(np.round(table / row_scale), -127, 127).astype(np.int8)
+    x = table_q[ids].astype(np.float32) * row_scale[ids]
+    x_range = np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(1e-12))
+    q = (x * (np.float32(127) / x_range) + np.float32(128.5)).astype(np.uint8).astype(np.int32)
+    column_scale = (np.abs(weight).max(axis=0) / np.float32(quantize.WEIGHT_LEVELS)).astype(np.float32)
+    weight_q = np.clip(np.round(weight / column_scale), -quantize.WEIGHT_LEVELS, quantize.WEIGHT_LEVELS)
+    exact = ((q - 128) @ weight_q.astype(np.int32)).astype(np.float32) * column_scale
+    expected = exact * (x_range * np.float32(1 / 127))
+    assert np.allclose(y1, expected, rtol=1e-5, atol=1e-6)
+    # Rounding down instead (truncating x / scale + 128) gives measurably different products.
+    floor_q = (x * (np.float32(127) / x_range) + np.float32(128)).astype(np.uint8).astype(np.int32)
+    biased = ((floor_q - 128) @ weight_q.astype(np.int32)).astype(np.float32) * column_scale
+    assert not np.allclose(y1, biased * (x_range * np.float32(1 / 127)), rtol=1e-5, atol=1e-6)
