@@ -73,8 +73,8 @@ def main() -> None:
         return run
 
     def waited(stream):  # time the grader spends waiting for the next encoding
-        def run(texts):
-            source = stream(texts)
+        def run(lists):
+            source = stream(lists)
             while True:
                 started = time.perf_counter()
                 item = next(source, None)
@@ -92,7 +92,7 @@ def main() -> None:
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     print(f"\nencoder alone: {len(texts) / wall:.1f} answers/s, {cpu / len(texts) * 1e3:.2f} ms of CPU an answer")
 
-    grader.embedder.iter_encode_tokens = waited(grader.embedder.iter_encode_tokens)
+    grader.embedder.iter_encode_lists = waited(grader.embedder.iter_encode_lists)
     grader._grade_short = timed("grade", grader._grade_short)
     for _ in range(2):  # the first round warms the encoder's shapes
         spent.update(encode=0.0, grade=0.0)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -51,13 +52,27 @@ class Embedder(Protocol):
         """Sentence and token vectors of each text from one forward pass."""
 
     # Optional: iter_encode_tokens(texts) -> Iterator[tuple[int, Encoding]], each text's index and
-    # encoding once, in any order, as soon as it is ready; see :func:`iter_encodings`.
+    # encoding once, in any order, as soon as it is ready; see :func:`iter_encodings`. And
+    # iter_encode_lists(lists) -> Iterator[tuple[int, int, Encoding]], the same over several lists
+    # in one stream; see :func:`iter_encoding_lists`.
 
 
 def iter_encodings(embedder: Embedder, texts: Sequence[str]) -> Iterator[tuple[int, Encoding]]:
     """(index, encoding) of each text: as the embedder finishes them when it can stream, else all at once."""
     stream = getattr(embedder, "iter_encode_tokens", None)
     return stream(texts) if stream is not None else enumerate(embedder.encode_tokens(texts))
+
+
+def iter_encoding_lists(embedder: Embedder, lists: Iterable[Sequence[str]]) -> Iterator[tuple[int, int, Encoding]]:
+    """(list number, index, encoding) of each text of each list: one stream over all lists when the
+    embedder has one (``iter_encode_lists``), else :func:`iter_encodings` list after list."""
+    stream = getattr(embedder, "iter_encode_lists", None)
+    if stream is not None:
+        yield from stream(lists)
+        return
+    for n, texts in enumerate(lists):
+        for i, encoding in iter_encodings(embedder, texts):
+            yield n, i, encoding
 
 
 def _gpu_driver_present() -> bool:
@@ -238,58 +253,57 @@ class SentenceTransformerEmbedder:
         On ONNX Runtime the next batches run on the other cores while the caller works on
         what was yielded, so grading overlaps encoding. Each text comes exactly once.
         """
+        for _, i, encoding in self.iter_encode_lists([texts]):
+            yield i, encoding
+
+    def iter_encode_lists(self, lists: Iterable[Sequence[str]]) -> Iterator[tuple[int, int, Encoding]]:
+        """(list number, index, encoding) of each text of each list, list after list, as each is done.
+
+        One stream over all the lists: a list is tokenised when the encoder is about to need
+        its first batch, so the cores run its first batches while the caller still works on
+        the previous list's last ones (a stream per list left a core idle at every seam).
+        Within a list, texts come shortest first; each comes exactly once.
+        """
         self.load()
-        if not texts:
-            return
-        tok = self._tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True,
-                              return_attention_mask=False, return_token_type_ids=False, truncation=False,
-                              verbose=False)
         window = self._max_len - len(self._prefix) - len(self._suffix)
-        chunks = []  # (text index, ids, offsets)
-        for i, (ids, offsets) in enumerate(zip(tok["input_ids"], tok["offset_mapping"])):
-            if not ids:
-                chunks.append((i, [], []))
-                continue
-            for start in range(0, len(ids), window):
-                chunks.append((i, ids[start : start + window], offsets[start : start + window]))
-        waiting = [0] * len(texts)  # windows of each text not yet encoded
-        for i, _, _ in chunks:
-            waiting[i] += 1
-        windows: dict[int, list[int]] = {}  # text index -> its chunks, for texts of several windows
-        for c, (i, _, _) in enumerate(chunks):
-            if waiting[i] > 1:
-                windows.setdefault(i, []).append(c)
-        order = sorted(range(len(chunks)), key=lambda c: len(chunks[c][1]))
         tokens_per_text = TOKENS_PER_TEXT["cuda" if str(self.device).startswith("cuda") else "cpu"]
-        groups = list(_batches(order, [len(chunks[c][1]) for c in order], self.batch_size, tokens_per_text))
-        done: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # chunk -> (sentence, tokens) of unfinished texts
-        for n, (members, (sentence, tokens)) in enumerate(zip(groups, self._forward_stream(
-                [[chunks[c][1] for c in m] for m in groups]))):
-            for k, c in enumerate(members):
-                i = chunks[c][0]
-                waiting[i] -= 1
-                if i not in windows:  # one window: its vectors as they are, the sentence vector made unit length
-                    yield i, Encoding(_unit(sentence[k]), tokens[k],
-                                      np.array(chunks[c][2], dtype=np.int64).reshape(-1, 2))
+        handed: deque[tuple[int, _Plan, list[int]]] = deque()  # batches given to the encoder, not yet back
+
+        def batches() -> Iterator[list[list[int]]]:
+            for n, texts in enumerate(lists):
+                if not texts:
                     continue
-                done[c] = (sentence[k], tokens[k])
-                if waiting[i] == 0:
-                    yield i, _joined([chunks[w] for w in windows[i]], [done.pop(w) for w in windows[i]])
-            if n % WAVE == WAVE - 1:
+                plan = _Plan(self._tokenizer, list(texts), window)
+                for members in plan.batches(self.batch_size, tokens_per_text):
+                    handed.append((n, plan, members))
+                    yield [plan.chunks[c][1] for c in members]
+
+        for count, (sentence, tokens) in enumerate(self._forward_stream(batches())):
+            n, plan, members = handed.popleft()
+            for i, encoding in plan.finish(members, sentence, tokens):
+                yield n, i, encoding
+            if count % WAVE == WAVE - 1:
                 release_free_heap()  # activation buffers of each new shape fragment the heap; see grader/allocator.py
         release_free_heap()
 
-    def _forward_stream(self, batches: list[list[list[int]]]) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+    def _forward_stream(self, batches: Iterable[list[list[int]]]) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
         """(sentence vectors, per-text token vectors) of each batch of token id lists, in order.
 
-        ONNX Runtime runs the batches after the current one on the other cores meanwhile.
+        ONNX Runtime runs the batches after the current one on the other cores meanwhile;
+        ``batches`` is read lazily, a few batches ahead.
         """
         if self.runtime != "onnxruntime":
             yield from (self._forward(ids) for ids in batches)
             return
-        padded = (self._pad(ids) for ids in batches)
-        for id_lists, (sentence, tokens) in zip(batches, self._model.run_stream(padded)):
-            yield sentence, self._token_rows(tokens, id_lists)
+        padded_ids: deque[list[list[int]]] = deque()
+
+        def padded() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for ids in batches:
+                padded_ids.append(ids)
+                yield self._pad(ids)
+
+        for sentence, tokens in self._model.run_stream(padded()):
+            yield sentence, self._token_rows(tokens, padded_ids.popleft())
 
     def _token_rows(self, tokens: np.ndarray, id_lists: list[list[int]]) -> list[np.ndarray]:
         """Each text's token vectors, specials dropped; copies, since a view would keep the whole batch alive."""
@@ -337,6 +351,47 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, tokens_per_t
         group.append(c)
     if group:
         yield group
+
+
+class _Plan:
+    """One list of texts cut into encoder windows and batched by length; joins each text's windows back."""
+
+    def __init__(self, tokenizer, texts: list[str], window: int):
+        tok = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False,
+                        return_token_type_ids=False, truncation=False, verbose=False)
+        self.chunks: list[tuple[int, list[int], list]] = []  # (text index, ids, offsets) of each window
+        for i, (ids, offsets) in enumerate(zip(tok["input_ids"], tok["offset_mapping"])):
+            if not ids:
+                self.chunks.append((i, [], []))
+                continue
+            for start in range(0, len(ids), window):
+                self.chunks.append((i, ids[start : start + window], offsets[start : start + window]))
+        self.waiting = [0] * len(texts)  # windows of each text not yet encoded
+        for i, _, _ in self.chunks:
+            self.waiting[i] += 1
+        self.windows: dict[int, list[int]] = {}  # text index -> its chunks, for texts of several windows
+        for c, (i, _, _) in enumerate(self.chunks):
+            if self.waiting[i] > 1:
+                self.windows.setdefault(i, []).append(c)
+        self.done: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # chunk -> (sentence, tokens) of unfinished texts
+
+    def batches(self, batch_size: int, tokens_per_text: int) -> Iterator[list[int]]:
+        """Groups of chunk numbers, shortest windows first."""
+        order = sorted(range(len(self.chunks)), key=lambda c: len(self.chunks[c][1]))
+        return _batches(order, [len(self.chunks[c][1]) for c in order], batch_size, tokens_per_text)
+
+    def finish(self, members: list[int], sentence: np.ndarray, tokens: list[np.ndarray]) -> Iterator[tuple[int, Encoding]]:
+        """(index, encoding) of each text whose last window is among ``members``, just encoded."""
+        chunks, windows = self.chunks, self.windows
+        for k, c in enumerate(members):
+            i = chunks[c][0]
+            self.waiting[i] -= 1
+            if i not in windows:  # one window: its vectors as they are, the sentence vector made unit length
+                yield i, Encoding(_unit(sentence[k]), tokens[k], np.array(chunks[c][2], dtype=np.int64).reshape(-1, 2))
+                continue
+            self.done[c] = (sentence[k], tokens[k])
+            if self.waiting[i] == 0:
+                yield i, _joined([chunks[w] for w in windows[i]], [self.done.pop(w) for w in windows[i]])
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from grader.blas_threads import limit_blas_threads
 from grader.choice import grade_choice
 from grader.detectors import AnswerView, cap_of, detect
-from grader.embedder import Embedder, SentenceTransformerEmbedder, iter_encodings
+from grader.embedder import Embedder, SentenceTransformerEmbedder, iter_encoding_lists
 from grader.errors import ModelError
 from grader.features import FEATURES, AnswerSignals, PreparedQuestion, answer_signals, key_credit, prepare_question
 from grader.feedback import compose
@@ -227,18 +227,21 @@ class Grader:
                 continue
             # Identical answers (up to case and spacing) to the same question are graded once.
             pending.setdefault((question, normalize(text), truncated), []).append(i)
-        # Encode in chunks so token vectors of a huge batch are never all held at once, and grade
-        # each answer as soon as it is encoded: the encoder works on the next ones meanwhile.
+        # Encode in chunks so token vectors of a huge batch are never all held at once, in one
+        # stream, and grade each answer as soon as it is encoded: the encoder works on the next
+        # ones meanwhile, across the seams between chunks too.
+        keys_of: list[dict[str, list[tuple]]] = []  # per chunk; the same text may answer several questions
         for chunk in _chunks(list(pending), lambda key: len(clipped[pending[key][0]][0])):
-            keys_of: dict[str, list[tuple]] = {}  # the same text may answer several questions
+            keys_of.append({})
             for key in chunk:
-                keys_of.setdefault(clipped[pending[key][0]][0], []).append(key)
-            texts = list(keys_of)
-            for j, encoding in iter_encodings(self.embedder, texts):
-                for key in keys_of[texts[j]]:
-                    result = self._grade_short(key[0], texts[j], encoding, key[2])
-                    for i in pending[key]:
-                        results[i] = result
+                keys_of[-1].setdefault(clipped[pending[key][0]][0], []).append(key)
+        texts = [list(k) for k in keys_of]
+        for n, j, encoding in iter_encoding_lists(self.embedder, texts):
+            text = texts[n][j]
+            for key in keys_of[n][text]:
+                result = self._grade_short(key[0], text, encoding, key[2])
+                for i in pending[key]:
+                    results[i] = result
         return results  # type: ignore[return-value]
 
     def _empty(self, question: ShortAnswerQuestion, truncated: bool) -> GradeResult:

@@ -250,6 +250,12 @@ class CachingEmbedder:
         """Cached encodings with their indices; the inner embedder's own stream would skip the cache."""
         return enumerate(self.encode_tokens(texts))
 
+    def iter_encode_lists(self, lists):
+        """Cached encodings of each list with their list numbers and indices (not the inner stream's)."""
+        for n, texts in enumerate(lists):
+            for i, encoding in self.iter_encode_tokens(texts):
+                yield n, i, encoding
+
     def encode(self, texts):
         """Cached sentence vectors (the sentence vectors of :meth:`encode_tokens`)."""
         texts = list(texts)

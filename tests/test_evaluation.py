@@ -229,4 +229,5 @@ def test_grading_through_the_cache_never_calls_the_encoder_again(embedder, monke
 
     monkeypatch.setattr(embedder, "encode_tokens", encoder_called)
     monkeypatch.setattr(embedder, "iter_encode_tokens", encoder_called)
+    monkeypatch.setattr(embedder, "iter_encode_lists", encoder_called)
     assert Grader(None, embedder=cached).grade_pairs([(question, a) for a in answers]) == first

@@ -133,6 +133,31 @@ def test_streamed_encodings_come_once_each_and_equal_those_of_one_text_alone(bac
     assert np.abs(np.linalg.norm(np.stack([e.vector for _, e in streamed]), axis=1) - 1).max() < 1e-5
 
 
+def test_several_lists_stream_as_one(int8, monkeypatch):
+    """Each (list, index) once with its own vectors, and the next list's batches start before the
+    previous list's last encoding is handed out, so no core idles at the seam."""
+    if int8._model.threads == 1:
+        pytest.skip("batches run side by side only on a machine with several cores")
+    lists = [STREAM_TEXTS[:40], [], STREAM_TEXTS[40:], STREAM_TEXTS[:5]]
+    started = _count_runs(int8, monkeypatch)
+    list(int8.iter_encode_tokens(lists[0]))
+    first_alone = started[0]
+    started[0] = 0
+    runs_at_last_of_first, seen = None, {}
+    for n, i, encoding in int8.iter_encode_lists(iter(lists)):  # read lazily, as the grader's chunks are
+        seen[(n, i)] = encoding
+        if n == 0 and len(seen) == len(lists[0]):
+            runs_at_last_of_first = started[0]
+    assert runs_at_last_of_first > first_alone  # the second list was already being encoded
+    assert sorted(seen) == [(n, i) for n, texts in enumerate(lists) for i in range(len(texts))]
+    assert [n for n, _ in seen] == sorted(n for n, _ in seen)  # list after list
+    for (n, i), encoding in seen.items():
+        alone = int8.encode_tokens([lists[n][i]])[0]
+        assert np.array_equal(encoding.offsets, alone.offsets)
+        assert np.abs(encoding.vector - alone.vector).max() < 1e-5
+        assert encoding.tokens.size == 0 or np.abs(encoding.tokens - alone.tokens).max() < 1e-4
+
+
 def test_a_stream_closed_early_starts_no_more_batches(int8, monkeypatch):
     if int8._model.threads == 1:
         pytest.skip("batches run side by side only on a machine with several cores")
@@ -177,6 +202,27 @@ def test_grading_starts_before_the_last_batch_is_encoded(int8, monkeypatch):
     assert runs_at_first_grade[0] <= 2 * int8._model.threads + 1 < batches
     alone = [grader.grade_pairs([pair])[0] for pair in pairs[::7]]  # one batch each, on the main session
     assert [(r.points, r.label) for r in results[::7]] == [(r.points, r.label) for r in alone]
+
+
+def test_grades_do_not_depend_on_where_the_chunks_end(int8, monkeypatch):
+    """Chunks of a few answers, all in one stream, grade every answer as one big chunk does."""
+    from grader import engine
+    from grader.engine import Grader
+    from grader.rubric import ShortAnswerQuestion
+
+    question = ShortAnswerQuestion(id="q", prompt="Why do LSTMs keep gradients alive?", max_points=2.0,
+                                   reference_answers=("The cell state is updated additively, with gates.",))
+    other = ShortAnswerQuestion(id="r", prompt="What does the forget gate do?", max_points=1.0,
+                                reference_answers=("It decides what the cell state keeps.",))
+    pairs = [(question if i % 3 else other, t) for i, t in enumerate(STREAM_TEXTS)]
+    pairs += [(other, STREAM_TEXTS[4]), (question, STREAM_TEXTS[4])]  # one text, two questions
+    whole = Grader(None, embedder=int8).grade_pairs(pairs)
+    monkeypatch.setattr(engine, "ENCODE_CHUNK", 7)
+    chunked = Grader(None, embedder=int8).grade_pairs(pairs)
+    assert [(r.question_id, r.points, r.label, r.flags) for r in chunked] == \
+        [(r.question_id, r.points, r.label, r.flags) for r in whole]
+    for a, b in zip(chunked, whole):  # padding to other widths may move the last bits only
+        assert max((abs(a.signals[k] - b.signals[k]) for k in a.signals), default=0.0) < 1e-3
 
 
 def test_auto_falls_back_to_torch_without_onnxruntime(monkeypatch, tmp_path, caplog):
