@@ -67,9 +67,11 @@ def iter_encoding_lists(embedder: Embedder, lists: Iterable[Sequence[str]]) -> I
     """(list number, index, encoding) of each text of each list: one stream over all lists when the
     embedder has one (``iter_encode_lists``), else :func:`iter_encodings` list after list."""
     stream = getattr(embedder, "iter_encode_lists", None)
-    if stream is not None:
-        yield from stream(lists)
-        return
+    return stream(lists) if stream is not None else iter_each_list(embedder, lists)
+
+
+def iter_each_list(embedder: Embedder, lists: Iterable[Sequence[str]]) -> Iterator[tuple[int, int, Encoding]]:
+    """(list number, index, encoding) of each text, one :func:`iter_encodings` stream per list."""
     for n, texts in enumerate(lists):
         for i, encoding in iter_encodings(embedder, texts):
             yield n, i, encoding

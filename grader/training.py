@@ -17,6 +17,7 @@ import sklearn
 
 from grader.combiner import KNOWN_LABEL_FRACTIONS, GradeCombiner
 from grader.corpus import LabeledAnswer, build_questions
+from grader.embedder import iter_each_list
 from grader.engine import Grader
 from grader.errors import ConfigError, InputDataError
 from grader.features import FEATURES, answer_signals
@@ -252,9 +253,7 @@ class CachingEmbedder:
 
     def iter_encode_lists(self, lists):
         """Cached encodings of each list with their list numbers and indices (not the inner stream's)."""
-        for n, texts in enumerate(lists):
-            for i, encoding in self.iter_encode_tokens(texts):
-                yield n, i, encoding
+        return iter_each_list(self, lists)
 
     def encode(self, texts):
         """Cached sentence vectors (the sentence vectors of :meth:`encode_tokens`)."""
