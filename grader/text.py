@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import snowballstemmer
 
@@ -57,9 +57,8 @@ _SENTENCE_NEGATION_WORDS = ("not", "false", "wrong", "untrue", "incorrect", "myt
 _STEMMERS = {"en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "nl": "dutch"}
 
 
-@dataclass(frozen=True)
-class Word:
-    """A word of a text with its character span."""
+class Word(NamedTuple):
+    """A word of a text with its character span (a named tuple: made ~20 times an answer, 5x cheaper than a frozen dataclass)."""
 
     text: str
     start: int
