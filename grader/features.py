@@ -167,14 +167,14 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     ref_sim = float((prepared.references @ vec).max()) if len(prepared.references) else 0.0
     # Span-by-reference-sentence similarities serve both coverage and precision.
     ref_sims = spans.similarities(prepared.reference_targets.matrix) if prepared.reference_targets else None
-    ref_matches = spans.match_all(prepared.reference_targets, ref_sims)
-    ref_cover = sum(m.strength for m in ref_matches) / len(ref_matches) if ref_matches else 0.0
+    ref_strengths = spans.strengths(prepared.reference_targets, ref_sims)
+    ref_cover = sum(ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
     key_matches = spans.match_all(prepared.key_targets)
     if key_matches:
         total = sum(k.points for k in q.key_phrases)
         concept_cover = sum(k.points * key_credit(m) for k, m in zip(q.key_phrases, key_matches)) / total
     else:
-        concept_cover = sum(m.strength >= FOUND for m in ref_matches) / len(ref_matches) if ref_matches else 0.0
+        concept_cover = sum(s >= FOUND for s in ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
     mis_matches = spans.match_all(prepared.misconception_targets)
     misconception = max((m.strength for m in mis_matches), default=0.0)
 
@@ -183,7 +183,7 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
         sentences = set(analysis.sentences)
         sentence_rows = [i for i, r in enumerate(spans.ranges) if r in sentences]
         if sentence_rows:
-            precision = float(ref_sims[sentence_rows].max(axis=1).mean())
+            precision = float(ref_sims[sentence_rows].max(axis=1).sum() / len(sentence_rows))  # np.mean's wrapper is slow
     q_sim = float(prepared.prompt_vector @ vec) if prepared.prompt_vector is not None else 0.0
 
     stems = analysis.content_stems()

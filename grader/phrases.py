@@ -15,7 +15,9 @@ its state additively") cannot state the concept.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, chain
+from operator import itemgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -42,9 +44,8 @@ class Target:
     stems: tuple[frozenset[str], ...]
 
 
-@dataclass(frozen=True)
-class Match:
-    """How strongly an answer states a concept, and where."""
+class Match(NamedTuple):
+    """How strongly an answer states a concept, and where (a named tuple: cheap to make for every concept)."""
 
     strength: float
     evidence: str | None
@@ -127,7 +128,7 @@ class AnswerSpans:
         # Per-span counts from prefix sums: O(1) per span however many spans a long answer has.
         content_prefix = [0, *accumulate(content)]
         self.ranges = _span_ranges(analysis, content_prefix)
-        bounds = np.array(self.ranges, dtype=np.int64).reshape(-1, 2)
+        bounds = np.fromiter(chain.from_iterable(self.ranges), np.int64, 2 * len(self.ranges)).reshape(-1, 2)
         self._topic = topic
         self._sums, self._along, self._inverse_norms = _pool(words, encoding, bounds, topic)
         content_sum = np.array(content_prefix)
@@ -136,6 +137,7 @@ class AnswerSpans:
         negated_spans = negated_sum[bounds[:, 1]] - negated_sum[bounds[:, 0]]
         # A span is negated when most of its content words sit inside a negation scope.
         self.negated = (self.span_content > 0) & (negated_spans >= 0.5 * self.span_content)
+        self.any_negated = bool(self.negated.any())
         asserted = [c and not n for c, n in zip(content, negated_content)]
         self.sentence_stems = [frozenset(words[i].stem for i in range(s, e) if asserted[i])
                                for s, e in analysis.sentences]
@@ -182,6 +184,22 @@ class AnswerSpans:
         return [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]))
                 for k, t in enumerate(targets)]
 
+    def strengths(self, targets: TargetSet, sims: np.ndarray | None = None) -> list[float]:
+        """The strength of each target's best match, as :meth:`match_all` gives it, without the matches.
+
+        For targets only counted, never shown (reference sentences): no evidence text is cut.
+        """
+        if not targets.complete or not self.ranges:
+            return [m.strength for m in self.match_all(targets, sims)]
+        if sims is None:
+            sims = self.similarities(targets.matrix)
+        out = []
+        for target, semantic in zip(targets, self._semantic(sims, targets.needed, targets.starts)[0].max(axis=0).tolist()):
+            strength = round(semantic, 4) if semantic > 0 else 0.0
+            lexical = self._lexical(target)[0]
+            out.append(round(lexical, 4) if lexical > strength else strength)
+        return out
+
     def match(self, target: Target, sims: np.ndarray | None = None) -> Match:
         """Best match of ``target`` in this answer; ``sims`` are its precomputed span similarities."""
         if not self.ranges:
@@ -204,7 +222,10 @@ class AnswerSpans:
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
         per_span = np.maximum.reduceat(sims, starts, axis=1)
         strength = (per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR)
-        np.clip(strength, 0.0, 1.0, out=strength)
+        np.maximum(strength, 0.0, out=strength)  # np.clip's wrapper costs more than the two passes
+        np.minimum(strength, 1.0, out=strength)
+        if not self.any_negated:
+            return strength, np.zeros(strength.shape[1], dtype=bool)
         negated_hit = (strength[self.negated] >= FOUND).any(axis=0)
         strength[self.negated] = 0.0
         return strength, negated_hit
@@ -254,10 +275,9 @@ def _span_ranges(analysis: Analysis, content_prefix: list[int]) -> list[tuple[in
     stride = max(1, (n * len(WINDOW_SIZES)) // budget)
     for s, e in analysis.sentences:
         for size in WINDOW_SIZES:
-            if size >= e - s:
-                continue
-            ranges.update((start, start + size) for start in range(s, e - size + 1, stride))
-    return [(s, e) for s, e in sorted(ranges) if content_prefix[e] - content_prefix[s] >= min(2, e - s)]
+            if size < e - s:
+                ranges.update(zip(range(s, e - size + 1, stride), range(s + size, e + 1, stride)))
+    return [(s, e) for s, e in sorted(ranges) if content_prefix[e] - content_prefix[s] >= (2 if e - s >= 2 else e - s)]
 
 
 def _pool(words, encoding: Encoding, bounds: np.ndarray, topic: np.ndarray | None = None):
@@ -269,32 +289,35 @@ def _pool(words, encoding: Encoding, bounds: np.ndarray, topic: np.ndarray | Non
     A short answer's sums are one product with the spans' token masks; a long one's come
     from prefix sums, whose cost does not grow with the number of spans.
     """
-    dim = encoding.vector.shape[0]
     tokens = encoding.tokens
     n_tokens = len(tokens)
     if not len(bounds) or n_tokens == 0:
         empty = np.zeros(len(bounds), dtype=np.float32)
-        return np.zeros((len(bounds), dim), dtype=np.float32), None if topic is None else empty, empty
+        return np.zeros((len(bounds), encoding.vector.shape[0]), dtype=np.float32), None if topic is None else empty, empty
     offsets = encoding.offsets
-    word_starts = np.fromiter((w.start for w in words), dtype=np.int64, count=len(words))
-    word_ends = np.fromiter((w.end for w in words), dtype=np.int64, count=len(words))
-    first_tok = np.searchsorted(offsets[:, 1], word_starts, side="right")  # first token ending after word start
-    last_tok = np.searchsorted(offsets[:, 0], word_ends, side="left")  # one past the last token starting before end
-    starts = np.minimum(first_tok[bounds[:, 0]], n_tokens - 1)
-    ends = np.minimum(np.maximum(last_tok[bounds[:, 1] - 1], first_tok[bounds[:, 0]] + 1), n_tokens)
+    n_words = len(words)
+    word_starts = np.fromiter(map(itemgetter(1), words), np.int64, n_words)  # Word is (text, start, end, ...)
+    word_ends = np.fromiter(map(itemgetter(2), words), np.int64, n_words)
+    first_tok = offsets[:, 1].searchsorted(word_starts, side="right")  # first token ending after word start
+    last_tok = offsets[:, 0].searchsorted(word_ends, side="left")  # one past the last token starting before end
+    first = first_tok[bounds[:, 0]]
+    starts = np.minimum(first, n_tokens - 1)
+    ends = np.minimum(np.maximum(last_tok[bounds[:, 1] - 1], first + 1), n_tokens)
     if n_tokens <= _MASK_TOKENS:
         position = np.arange(n_tokens)
         sums = ((position >= starts[:, None]) & (position < ends[:, None])).astype(tokens.dtype) @ tokens
     else:
-        cumulative = np.concatenate([np.zeros((1, dim), tokens.dtype), np.cumsum(tokens, axis=0)])
+        cumulative = np.concatenate([np.zeros((1, tokens.shape[1]), tokens.dtype), np.cumsum(tokens, axis=0)])
         sums = cumulative[ends] - cumulative[starts]
     squared = np.einsum("ij,ij->i", sums, sums)
     along = None
     if topic is not None:
         along = sums @ topic
-        squared = np.maximum(squared - along * along, 0.0)  # |s - (s.t) t|^2 for a unit t
+        squared -= along * along  # |s - (s.t) t|^2 for a unit t
+        np.maximum(squared, 0.0, out=squared)
     norms = np.sqrt(squared)
-    return sums, along, (1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    norms[norms == 0] = 1.0
+    return sums, along, np.divide(1.0, norms, dtype=np.float32)
 
 
 _MASK_TOKENS = 256  # up to this many tokens span sums are a mask product (measured faster than prefix sums)
