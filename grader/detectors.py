@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable
 
 import numpy as np
@@ -45,6 +45,16 @@ class AnswerView:
     key_found: int
     key_total: int
     question: object | None = None  # the ShortAnswerQuestion (reference answers, key phrases), when known
+
+    @cached_property
+    def reference(self) -> "_Reference | None":
+        """What the question's reference answers and key phrases offer (None without a question)."""
+        return None if self.question is None else _reference(self.question, self.analysis.language)
+
+    @cached_property
+    def norms(self) -> list[str]:
+        """The answer's normalised words."""
+        return [w.norm for w in self.analysis.words]
 
 
 Detector = Callable[[AnswerView], "Detection | None"]
@@ -86,8 +96,7 @@ def _reference(question, language: str) -> _Reference:
 
 
 def _content(a: Analysis, s: int, e: int) -> frozenset:
-    stop = STOPWORDS.get(a.language, STOPWORDS["en"])
-    return frozenset(w.stem for w in a.words[s:e] if w.norm not in stop and len(w.norm) > 1)
+    return frozenset(w.stem for w, c in zip(a.words[s:e], a.content[s:e]) if c)
 
 
 _FALSITY = re.compile(r"\b(?:not\s+(?:true|the\s+case|correct)|(?:false|wrong|incorrect|untrue)\s+(?:to\s+say\s+)?that|"
@@ -111,13 +120,13 @@ def _unknown_words(view: AnswerView) -> tuple[int, int]:
     if not vocab:
         return 0, 0
     stop = STOPWORDS["en"]
-    known_stems = view.prompt_stems | view.reference_stems
+    prompt_stems, reference_stems = view.prompt_stems, view.reference_stems
     words = view.analysis.words
     unknown = 0
     for w in words:
         if len(w.norm) <= 2 or w.norm in stop or w.norm in vocab or _DIGIT.search(w.norm):
             continue
-        if w.stem in known_stems or w.stem in vocab_stems or stem(w.norm.rstrip("s")) in vocab_stems:
+        if w.stem in prompt_stems or w.stem in reference_stems or w.stem in vocab_stems or stem(w.norm.rstrip("s")) in vocab_stems:
             continue
         unknown += 1
     return unknown, len(words)
@@ -147,11 +156,10 @@ def gibberish(view: AnswerView) -> Detection | None:
 # -- lists, shuffles, copies -----------------------------------------------------------------
 def keyword_list(view: AnswerView) -> Detection | None:
     """A bare list of key phrases or content words, not sentences: at most partial credit."""
-    words = view.analysis.words
-    norms = [w.norm for w in words]
+    norms = view.norms
     if len(norms) < 5:
         return None
-    ref = _reference(view.question, view.analysis.language) if view.question is not None else None
+    ref = view.reference
     if ref and ref.phrasings:
         covered = np.zeros(len(norms), dtype=bool)
         used = set()
@@ -205,10 +213,10 @@ _BAD_FIRST = frozenset(a for a, _ in _BAD)
 def shuffled_words(view: AnswerView) -> Detection | None:
     """Words without syntax: the reference's words out of order, or function words in impossible order."""
     words = view.analysis.words
-    norms = [w.norm for w in words]
+    norms = view.norms
     if len(norms) < 8:
         return None
-    ref = _reference(view.question, view.analysis.language) if view.question is not None else None
+    ref = view.reference
     if ref and ref.words:
         from_ref = sum(n in ref.words for n in norms) / len(norms)
         bigrams = list(zip(norms, norms[1:]))
@@ -290,7 +298,7 @@ def other_language(view: AnswerView) -> Detection | None:
 # -- length games ------------------------------------------------------------------------------
 def repetition(view: AnswerView) -> Detection | None:
     """The same text repeated over and over."""
-    norms = [w.norm for w in view.analysis.words]
+    norms = view.norms
     if len(norms) < 30:
         return None
     grams = list(zip(*(norms[i:] for i in range(5))))
@@ -309,14 +317,20 @@ def filler_words(view: AnswerView) -> Detection | None:
     Words the question or the model answer use are not filler there. Honest answers use a few
     such words in a long text; on SAF-en and SAF-de no graded answer reaches this density.
     """
-    filler = FILLER_WORDS["en"] | FILLER_WORDS.get(view.analysis.language, frozenset())
-    own = _reference(view.question, view.analysis.language).words if view.question is not None else frozenset()
+    filler = _fillers(view.analysis.language)
+    own = view.reference.words if view.question is not None else frozenset()
     words = [w for w in view.analysis.words if w.norm.isalpha()]
     count = sum(w.norm in filler and w.norm not in own and w.stem not in view.prompt_stems for w in words)
     if count >= 2 and count >= FILLER_SHARE * len(words):
         return _hit("filler_words", f"{count} of the answer's {len(words)} words are stock adjectives and adverbs "
                     "that add nothing", PARTIAL_CAP)
     return None
+
+
+@lru_cache(maxsize=16)
+def _fillers(language: str) -> frozenset:
+    """English filler words and the language's own."""
+    return FILLER_WORDS["en"] | FILLER_WORDS.get(language, frozenset())
 
 
 def padding(view: AnswerView) -> Detection | None:
@@ -356,7 +370,7 @@ def contradiction(view: AnswerView) -> Detection | None:
     if view.question is None:
         return None
     a = view.analysis
-    ref = _reference(view.question, a.language)
+    ref = view.reference
     agree = contradict = 0
     for s, e in a.sentences:
         stems = _content(a, s, e)
