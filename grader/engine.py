@@ -236,10 +236,14 @@ class Grader:
             for key in chunk:
                 keys_of[-1].setdefault(clipped[pending[key][0]][0], []).append(key)
         texts = [list(k) for k in keys_of]
+        prepared: dict[int, PreparedQuestion] = {}  # by id: the questions stay alive in ``pairs``
         for n, j, encoding in iter_encoding_lists(self.embedder, texts):
             text = texts[n][j]
             for key in keys_of[n][text]:
-                result = self._grade_short(key[0], text, encoding, key[2])
+                question = key[0]
+                if id(question) not in prepared:
+                    prepared[id(question)] = self.prepare(question)
+                result = self._grade_short(question, text, encoding, key[2], prepared[id(question)])
                 for i in pending[key]:
                     results[i] = result
         return results  # type: ignore[return-value]
@@ -250,8 +254,9 @@ class Grader:
         return GradeResult(question.id, question.type, 0.0, question.max_points, low, 1.0, False,
                            "No answer was given.", flags=flags)
 
-    def _grade_short(self, question: ShortAnswerQuestion, text: str, encoding, truncated: bool) -> GradeResult:
-        prepared = self.prepare(question)
+    def _grade_short(self, question: ShortAnswerQuestion, text: str, encoding, truncated: bool,
+                     prepared: PreparedQuestion | None = None) -> GradeResult:
+        prepared = prepared or self.prepare(question)
         sig = answer_signals(prepared, text, encoding)
         combiner = self.combiner
         values = combiner.label_fractions_
@@ -271,7 +276,7 @@ class Grader:
             w = question.criteria_weight
             mixed = (1 - w) * proba + w * _interpolate(concept_fraction, values)
         fraction = float(mixed @ values)
-        best = int(np.argmax(mixed))
+        best = int(mixed.argmax())
 
         misconceptions = tuple(
             MisconceptionResult(mc.text, mc.penalty, m.strength, m.evidence, mc.feedback)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.embedder import Encoding
-from grader.text import STOPWORDS, Analysis, analyze
+from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)
 MAX_SPANS = 600  # long answers get sparser windows, never unbounded work
@@ -122,9 +122,7 @@ class AnswerSpans:
         """``topic``: a unit direction (the question's) removed from every span vector."""
         self.analysis = analysis
         words = analysis.words
-        stop = STOPWORDS.get(analysis.language, STOPWORDS["en"])
-        content = [w.norm not in stop and len(w.norm) > 1 for w in words]
-        negated_content = [c and n for c, n in zip(content, analysis.negated)]
+        content = analysis.content
         # Per-span counts from prefix sums: O(1) per span however many spans a long answer has.
         content_prefix = [0, *accumulate(content)]
         self.ranges = _span_ranges(analysis, content_prefix)
@@ -132,16 +130,22 @@ class AnswerSpans:
         self._topic = topic
         self._sums, self._along, self._inverse_norms = _pool(words, encoding, bounds, topic)
         content_sum = np.array(content_prefix)
-        negated_sum = np.array([0, *accumulate(negated_content)])
         self.span_content = (content_sum[bounds[:, 1]] - content_sum[bounds[:, 0]]).astype(np.float32)
-        negated_spans = negated_sum[bounds[:, 1]] - negated_sum[bounds[:, 0]]
-        # A span is negated when most of its content words sit inside a negation scope.
-        self.negated = (self.span_content > 0) & (negated_spans >= 0.5 * self.span_content)
+        if any(analysis.negated):
+            negated_content = [c and n for c, n in zip(content, analysis.negated)]
+            negated_sum = np.array([0, *accumulate(negated_content)])
+            negated_spans = negated_sum[bounds[:, 1]] - negated_sum[bounds[:, 0]]
+            # A span is negated when most of its content words sit inside a negation scope.
+            self.negated = (self.span_content > 0) & (negated_spans >= 0.5 * self.span_content)
+            asserted = [c and not n for c, n in zip(content, negated_content)]
+            self.negated_stems = frozenset(w.stem for w, n in zip(words, negated_content) if n)
+        else:  # most answers negate nothing
+            self.negated = np.zeros(len(bounds), dtype=bool)
+            asserted = content
+            self.negated_stems = frozenset()
         self.any_negated = bool(self.negated.any())
-        asserted = [c and not n for c, n in zip(content, negated_content)]
         self.sentence_stems = [frozenset(words[i].stem for i in range(s, e) if asserted[i])
                                for s, e in analysis.sentences]
-        self.negated_stems = frozenset(w.stem for w, n in zip(words, negated_content) if n)
 
     @property
     def vectors(self) -> np.ndarray:

@@ -77,14 +77,14 @@ class Analysis:
     sentences: tuple[tuple[int, int], ...]  # word-index ranges [start, end)
     clauses: tuple[tuple[int, int], ...]
     negated: tuple[bool, ...]  # per word: inside a negation scope
+    content: tuple[bool, ...]  # per word: a content word (no stop word, more than one letter)
 
     @property
     def stems(self) -> list[str]:
         return [w.stem for w in self.words]
 
     def content_stems(self) -> set[str]:
-        stop = STOPWORDS.get(self.language, STOPWORDS["en"])
-        return {w.stem for w in self.words if w.norm not in stop and len(w.norm) > 1}
+        return {w.stem for w, c in zip(self.words, self.content) if c}
 
     def span_text(self, start: int, end: int) -> str:
         """The original characters covering words [start, end)."""
@@ -172,7 +172,9 @@ def analyze(text: str, language: str = "en") -> Analysis:
             for j in range(s, e):
                 if words[j].start >= m.end():
                     negated[j] = True
-    return Analysis(text, language, tuple(words), tuple(sentences), tuple(clauses), tuple(negated))
+    stop = STOPWORDS.get(language, STOPWORDS["en"])
+    content = tuple(w.norm not in stop and len(w.norm) > 1 for w in words)
+    return Analysis(text, language, tuple(words), tuple(sentences), tuple(clauses), tuple(negated), content)
 
 
 def may_match(text: str, needles: Sequence[str]) -> bool:
