@@ -111,3 +111,57 @@ def test_span_similarities_equal_those_of_explicit_topic_free_span_vectors(monke
     monkeypatch.setattr(phrases, "_MASK_TOKENS", 10_000 if words > 12 else 0)  # the other path, same numbers
     np.testing.assert_allclose(AnswerSpans(analysis, encoding, topic).similarities(targets),
                                spans.similarities(targets), atol=1e-5)
+
+
+@pytest.mark.parametrize("answer, stated", [
+    ("The LSTM update is additive and gated, so gradients survive.", True),  # lexical
+    ("Gates decide what the cell keeps; updates are added, not multiplied.", True),  # semantic
+    ("Paris is the capital of France.", True),  # the third target
+    ("The LSTM does not use additive updates with gating.", False),  # negated: strength 0
+    ("Of the.", False),  # no content word: no span at all
+])
+def test_strengths_are_those_of_the_full_matches(embedder, answer, stated):
+    """Reference sentences are only counted: their strengths skip the Match objects but must agree with them."""
+    from grader.phrases import TargetSet
+
+    phrasings = [("additive updates with gating", "gated additive update"), ("multiplicative recurrence",),
+                 ("the capital of France",)]
+    vectors = embedder.encode([t for p in phrasings for t in p])
+    targets = TargetSet.of(make_targets(["additive", "multiplicative", "paris"], phrasings, vectors, "en"))
+    spans = AnswerSpans(analyze(answer), embedder.encode_tokens([answer])[0])
+    expected = [m.strength for m in spans.match_all(targets)]
+    assert spans.strengths(targets) == expected
+    assert spans.strengths(targets, spans.similarities(targets.matrix)) == expected
+    assert any(s > 0 for s in expected) == stated
+
+
+def _windows_by_hand(analysis):
+    """Clauses, sentences and 3-, 5- and 8-word windows inside sentences, stepped so that at most
+    MAX_SPANS are made, keeping those with two content words (or all words, when shorter)."""
+    from grader import phrases
+
+    n = len(analysis.words)
+    ranges = set(analysis.clauses) | set(analysis.sentences)
+    stride = max(1, (n * len(phrases.WINDOW_SIZES)) // max(1, phrases.MAX_SPANS - len(ranges)))
+    for s, e in analysis.sentences:
+        for size in phrases.WINDOW_SIZES:
+            start = s
+            while size < e - s and start + size <= e:
+                ranges.add((start, start + size))
+                start += stride
+    return [(s, e) for s, e in sorted(ranges) if sum(analysis.content[s:e]) >= min(2, e - s)]
+
+
+@pytest.mark.parametrize("text", [
+    "Gates help.",
+    "The forget gate keeps the cell state, but the input gate adds to it. Gradients then flow back!",
+    " ".join(["The forget gate keeps the cell state, so gradients flow back additively."] * 30),  # stride > 1
+])
+def test_spans_are_clauses_sentences_and_windows_with_content_words(embedder, text):
+    from grader.text import STOPWORDS
+
+    analysis = analyze(text)
+    assert analysis.content == tuple(w.norm not in STOPWORDS["en"] and len(w.norm) > 1 for w in analysis.words)
+    spans = AnswerSpans(analysis, embedder.encode_tokens([text])[0])
+    assert spans.ranges == _windows_by_hand(analysis)
+    assert spans.span_content.tolist() == [sum(analysis.content[s:e]) for s, e in spans.ranges]
