@@ -43,6 +43,7 @@ NEGATION_CUES = {
 }
 # Two-word cues ("rather than X", "instead of X") negate what follows them.
 _NEGATION_BIGRAMS = {("rather", "than"), ("instead", "of"), ("as", "opposed"), ("no", "longer")}
+_BIGRAM_FIRST = frozenset(a for a, _ in _NEGATION_BIGRAMS)
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
 # "It is not true that X, Y and Z": everything after the cue, to the end of the sentence, is negated.
 _SENTENCE_NEGATION = re.compile(
@@ -109,7 +110,20 @@ def stem(word: str, language: str = "en") -> str:
     return _stemmer(language).stemWord(word)
 
 
-@lru_cache(maxsize=200_000)
+_NORM_STEMS: dict[str, dict[str, tuple[str, str]]] = {}  # language -> token -> (norm, stem)
+_NORM_STEMS_SIZE = 200_000
+
+
+def _norm_stems(language: str) -> dict[str, tuple[str, str]]:
+    """The cache of :func:`_norm_stem` for ``language``: a plain dict, looked up once per word."""
+    cache = _NORM_STEMS.get(language)
+    if cache is None:
+        cache = _NORM_STEMS.setdefault(language, {})
+    if len(cache) >= _NORM_STEMS_SIZE:  # bounded: a stream of random tokens cannot grow it without end
+        cache.clear()
+    return cache
+
+
 def _norm_stem(token: str, language: str) -> tuple[str, str]:
     """A token's normalised form (NFKC, case-folded, straight apostrophe) and its stem."""
     norm = unicodedata.normalize("NFKC", token).casefold().replace("’", "'")
@@ -145,27 +159,32 @@ def _ranges(text: str, words: Sequence[Word], pattern: re.Pattern, offset: int =
 
 def analyze(text: str, language: str = "en") -> Analysis:
     """Split ``text`` into words, sentences and clauses and mark negated words."""
+    cache = _norm_stems(language)
     words = []
     for m in _WORD.finditer(text):
         token = m.group()
-        words.append(Word(token, m.start(), m.end(), *_norm_stem(token, language)))
+        norm_stem = cache.get(token)
+        if norm_stem is None:
+            norm_stem = cache[token] = _norm_stem(token, language)
+        start, end = m.span()
+        words.append(Word(token, start, end, norm_stem[0], norm_stem[1]))
     sentences = _ranges(text, words, _SENTENCE_END) or ([(0, len(words))] if words else [])
     clauses = []
     for s, e in sentences:
         sub = _ranges(text[words[s].start : words[e - 1].end], words[s:e], _CLAUSE_BREAK, words[s].start)
         clauses.extend((s + a, s + b) for a, b in sub)
+    norms = [w.norm for w in words]
     negated = [False] * len(words)
     cues = NEGATION_CUES.get(language, NEGATION_CUES["en"])
-    for cs, ce in clauses:
-        i = cs
-        while i < ce:
-            norm = words[i].norm
-            bigram = i + 1 < ce and (norm, words[i + 1].norm) in _NEGATION_BIGRAMS
-            if bigram or norm in cues:
-                first = i + (2 if bigram else 1)
-                for j in range(first, min(ce, first + NEGATION_SCOPE)):
-                    negated[j] = True
-            i += 1
+    if not (cues.isdisjoint(norms) and _BIGRAM_FIRST.isdisjoint(norms)):  # most answers hold no cue
+        for cs, ce in clauses:
+            for i in range(cs, ce):
+                norm = norms[i]
+                bigram = norm in _BIGRAM_FIRST and i + 1 < ce and (norm, norms[i + 1]) in _NEGATION_BIGRAMS
+                if bigram or norm in cues:
+                    first = i + (2 if bigram else 1)
+                    for j in range(first, min(ce, first + NEGATION_SCOPE)):
+                        negated[j] = True
     for s, e in sentences if may_match(text, _SENTENCE_NEGATION_WORDS) else ():
         start, end = words[s].start, words[e - 1].end
         for m in _SENTENCE_NEGATION.finditer(text, start, end):
@@ -173,7 +192,7 @@ def analyze(text: str, language: str = "en") -> Analysis:
                 if words[j].start >= m.end():
                     negated[j] = True
     stop = STOPWORDS.get(language, STOPWORDS["en"])
-    content = tuple(w.norm not in stop and len(w.norm) > 1 for w in words)
+    content = tuple(n not in stop and len(n) > 1 for n in norms)
     return Analysis(text, language, tuple(words), tuple(sentences), tuple(clauses), tuple(negated), content)
 
 
