@@ -126,7 +126,8 @@ def _unknown_words(view: AnswerView) -> tuple[int, int]:
     for w in words:
         if len(w.norm) <= 2 or w.norm in stop or w.norm in vocab or _DIGIT.search(w.norm):
             continue
-        if w.stem in prompt_stems or w.stem in reference_stems or w.stem in vocab_stems or stem(w.norm.rstrip("s")) in vocab_stems:
+        if w.stem in prompt_stems or w.stem in reference_stems or w.stem in vocab_stems \
+                or stem(w.norm.rstrip("s")) in vocab_stems:
             continue
         unknown += 1
     return unknown, len(words)

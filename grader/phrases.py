@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import accumulate, chain
-from operator import itemgetter
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -197,8 +197,9 @@ class AnswerSpans:
             return [m.strength for m in self.match_all(targets, sims)]
         if sims is None:
             sims = self.similarities(targets.matrix)
+        semantic_best = self._semantic(sims, targets.needed, targets.starts)[0].max(axis=0).tolist()
         out = []
-        for target, semantic in zip(targets, self._semantic(sims, targets.needed, targets.starts)[0].max(axis=0).tolist()):
+        for target, semantic in zip(targets, semantic_best):
             strength = round(semantic, 4) if semantic > 0 else 0.0
             lexical = self._lexical(target)[0]
             out.append(round(lexical, 4) if lexical > strength else strength)
@@ -297,11 +298,12 @@ def _pool(words, encoding: Encoding, bounds: np.ndarray, topic: np.ndarray | Non
     n_tokens = len(tokens)
     if not len(bounds) or n_tokens == 0:
         empty = np.zeros(len(bounds), dtype=np.float32)
-        return np.zeros((len(bounds), encoding.vector.shape[0]), dtype=np.float32), None if topic is None else empty, empty
+        sums = np.zeros((len(bounds), encoding.vector.shape[0]), dtype=np.float32)
+        return sums, None if topic is None else empty, empty
     offsets = encoding.offsets
     n_words = len(words)
-    word_starts = np.fromiter(map(itemgetter(1), words), np.int64, n_words)  # Word is (text, start, end, ...)
-    word_ends = np.fromiter(map(itemgetter(2), words), np.int64, n_words)
+    word_starts = np.fromiter(map(attrgetter("start"), words), np.int64, n_words)
+    word_ends = np.fromiter(map(attrgetter("end"), words), np.int64, n_words)
     first_tok = offsets[:, 1].searchsorted(word_starts, side="right")  # first token ending after word start
     last_tok = offsets[:, 0].searchsorted(word_ends, side="left")  # one past the last token starting before end
     first = first_tok[bounds[:, 0]]
