@@ -1,8 +1,8 @@
 """Grading throughput against the raw encoder, cold start, peak memory and scaling.
 
-    .venv/bin/python bench/throughput.py                 # fp32 default model, 3 runs, median
-    .venv/bin/python bench/throughput.py --backends fp32,int8,torch  # also int8 and plain torch vs raw fp32
-    .venv/bin/python bench/throughput.py --scaling-only --scaling 1000,10000,100000  # one CSV each, grade_csv
+    .venv/bin/python bench/throughput.py                 # default model, fp32 and int8 (the CPU default), 3 runs
+    .venv/bin/python bench/throughput.py --backends fp32,int8,torch  # also plain torch, all against raw fp32
+    .venv/bin/python bench/throughput.py --scaling-only --backends int8 --scaling 1000,10000,100000  # grade_csv
 
 Each measurement runs in a fresh subprocess so timings and peak RSS are not
 polluted by earlier work. Loading the model and preparing each question (encoding
@@ -130,12 +130,13 @@ def cold_start(backend: str, device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backends", default="fp32", help="comma-separated: fp32, int8, torch, fp16 (CUDA), auto")
+    parser.add_argument("--backends", default="fp32,int8", help="comma-separated: fp32, int8, torch, fp16 (CUDA), auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="texts per encoder call (default: the encoder's own, 32 for the raw encoder)")
     parser.add_argument("--generated", type=int, default=10_000, help="size of the generated corpus")
-    parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table")
+    parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table "
+                        "(graded with the first of --backends)")
     parser.add_argument("--scaling-only", action="store_true", help="print only the scaling table")
     args = parser.parse_args()
 

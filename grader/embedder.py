@@ -19,7 +19,7 @@ import numpy as np
 
 from grader.allocator import release_free_heap
 from grader.errors import ConfigError, ModelError, ModelIntegrityError
-from grader.weights import resolve_model, verify_weights
+from grader.weights import auto_cpu_backend, resolve_model, verify_weights
 
 log = logging.getLogger(__name__)
 
@@ -169,13 +169,19 @@ class SentenceTransformerEmbedder:
             return
         device = pick_device(self.requested_device)
         if backend in ("auto", "fp32") and device == "cpu":
-            try:
-                self._load_onnx(folder, name, sha, "fp32")
-                return
-            except ModelIntegrityError:
-                raise
-            except (ConfigError, ModelError) as exc:  # no onnxruntime, or a model that does not export
-                log.warning("fp32 on ONNX Runtime is not available (%s); running the encoder in torch", exc)
+            # auto: int8 where it is the model's checked CPU default, then fp32, then torch
+            precisions = list(dict.fromkeys([auto_cpu_backend(self.model_spec), "fp32"])) if backend == "auto" \
+                else ["fp32"]
+            for k, precision in enumerate(precisions):
+                try:
+                    self._load_onnx(folder, name, sha, precision)
+                    return
+                except ModelIntegrityError:
+                    raise
+                except (ConfigError, ModelError) as exc:  # no onnxruntime or onnx, or a model that does not export
+                    fallback = precisions[k + 1] + " on ONNX Runtime" if k + 1 < len(precisions) else "torch"
+                    log.warning("%s on ONNX Runtime is not available (%s); running the encoder in %s",
+                                precision, exc, fallback)
         self._load_torch(folder, name, sha, device, "fp32" if backend == "torch" else backend)
 
     def _load_torch(self, folder, name: str, sha: str, device: str, backend: str) -> None:

@@ -217,6 +217,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "labels_not_seen_in_training": sorted(set(true_labels) - train_labels),
         "score_levels": None if levels is None else [float(v) for v in levels],
         "embedding_model": embedder.name, "embedding_sha256": embedder.sha256,
+        "embedding_backend": getattr(embedder, "backend", None),
         "systems": main,
         "margin": _margins(main),
         "learning_curve": curve or None,

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     model: str | None = Field(default=None, description="Embedding model: 'minilm', 'mpnet' or a local folder.")
     device: str | None = Field(default=None, description="'cpu', 'cuda' or 'cuda:N' (default: CUDA when present).")
     backend: Literal["auto", "fp32", "fp16", "int8", "torch"] = Field(
-        default="auto", description="Encoder precision and runtime ('torch': fp32 in plain torch).")
+        default="auto", description="Encoder precision and runtime (auto: fp16 on CUDA; on a CPU int8 for minilm, "
+                                    "fp32 for other models; 'torch': fp32 in plain torch).")
     combiner: str | None = Field(default=None, description="Combiner JSON (default: models/default.json).")
     review_threshold: float = Field(default=0.6, ge=0, le=1,
                                     description="Confidence below which an answer is flagged for review.")

@@ -199,6 +199,7 @@ def training_metadata(data: Dataset, grader: Grader, **extra) -> dict:
     return {
         "embedding_model": grader.embedder.name,
         "embedding_sha256": grader.embedder.sha256,
+        "embedding_backend": getattr(grader.embedder, "backend", None),
         "features": list(FEATURES),
         "sklearn_version": sklearn.__version__,
         "training_rows": int(len(data.y)),

