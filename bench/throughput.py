@@ -8,7 +8,9 @@ Each measurement runs in a fresh subprocess so timings and peak RSS are not
 polluted by earlier work. Loading the model and preparing each question (encoding
 its reference and key phrases, once per question and cached) happen before the
 clock starts, as loading does for the raw encoder; the clock then covers what
-each answer costs. The raw encoder is plain ``SentenceTransformer.encode``
+each answer costs. The ratio is the median grader rate over the median raw rate;
+"run ratios" gives the lowest and highest of each run's grader against the raw
+encoder timed just before it, which shows how much the machine drifts. The raw encoder is plain ``SentenceTransformer.encode``
 on the same answers, which is what a user compares against.
 """
 
@@ -157,7 +159,7 @@ def main() -> None:
           "(median)")
     if args.runs:
         print(f"{'corpus':<10} {'backend':<8} {'answers':>8} {'grader/s':>9} {'raw fp32/s':>11} {'ratio':>6} "
-              f"{'peak RSS MB':>12}")
+              f"{'run ratios':>11} {'peak RSS MB':>12}")
     for corpus, n in (("saf_en", 0), ("generated", args.generated)) if args.runs else ():
         graded = {b: [] for b in backends}
         rss = {b: [] for b in backends}
@@ -172,7 +174,9 @@ def main() -> None:
         rm = statistics.median(raw)
         for b in backends:
             gm = statistics.median(graded[b])
-            print(f"{corpus:<10} {b:<8} {r['answers']:>8} {gm:>9.1f} {rm:>11.1f} {gm / rm:>6.2f} "
+            ratios = [g / r for g, r in zip(graded[b], raw)]  # each run's grader against the raw run just before it
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+            print(f"{corpus:<10} {b:<8} {r['answers']:>8} {gm:>9.1f} {rm:>11.1f} {gm / rm:>6.2f} {spread:>11} "
                   f"{statistics.median(rss[b]):>12.0f}")
     for b in backends if args.runs else ():
         starts = [cold_start(b, args.device) for _ in range(args.runs)]
