@@ -105,10 +105,8 @@ _FALSITY = re.compile(r"\b(?:not\s+(?:true|the\s+case|correct)|(?:false|wrong|in
 
 def _negated(a: Analysis, s: int, e: int) -> frozenset:
     """Content stems of words [s, e) inside a negation scope; all of them after "it is not true that"."""
-    stop = STOPWORDS.get(a.language, STOPWORDS["en"])
     whole = bool(_FALSITY.search(a.span_text(s, e)))
-    return frozenset(w.stem for w, neg in zip(a.words[s:e], a.negated[s:e])
-                     if (neg or whole) and w.norm not in stop and len(w.norm) > 1)
+    return frozenset(w.stem for w, neg, c in zip(a.words[s:e], a.negated[s:e], a.content[s:e]) if (neg or whole) and c)
 
 
 _DIGIT = re.compile(r"\d")

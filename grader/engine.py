@@ -256,7 +256,8 @@ class Grader:
 
     def _grade_short(self, question: ShortAnswerQuestion, text: str, encoding, truncated: bool,
                      prepared: PreparedQuestion | None = None) -> GradeResult:
-        prepared = prepared or self.prepare(question)
+        if prepared is None:
+            prepared = self.prepare(question)
         sig = answer_signals(prepared, text, encoding)
         combiner = self.combiner
         values = combiner.label_fractions_

@@ -201,20 +201,29 @@ def test_an_encoder_failure_in_a_side_by_side_batch_reaches_the_caller(int8, mon
     assert len(int8.encode_tokens(STREAM_TEXTS)) == len(STREAM_TEXTS)
 
 
+def _batch_rows(encoder, monkeypatch) -> list[int]:
+    """The number of texts in each ONNX Runtime call of ``encoder``, as the calls start."""
+    rows: list[int] = []
+    run = encoder._model.run
+
+    def recorded(ids, *rest):
+        rows.append(len(ids))
+        return run(ids, *rest)
+
+    monkeypatch.setattr(encoder._model, "run", recorded)
+    return rows
+
+
 def test_a_short_list_is_cut_into_batches_for_every_core(int8, int8_cache, monkeypatch):
     """Eight answers (an HTTP request) run as two batches per core, side by side, not as one batch."""
     if int8._model.threads < 2:
         pytest.skip("one core: nothing runs side by side")
     texts = [f"Answer {i}: the cell state carries gradients" + " far" * i for i in range(8)]
-    rows: list[int] = []
-    run = int8._model.run
-    monkeypatch.setattr(int8._model, "run", lambda ids, *rest: rows.append(len(ids)) or run(ids, *rest))
+    rows = _batch_rows(int8, monkeypatch)
     cut = int8.encode(texts)
     assert sum(rows) == 8 and len(rows) == 2 * int8._model.threads and max(rows) == 2
     fixed = SentenceTransformerEmbedder(backend="int8", device="cpu", batch_size=16).load()  # asked for: as given
-    fixed_rows: list[int] = []
-    fixed_run = fixed._model.run
-    monkeypatch.setattr(fixed._model, "run", lambda ids, *rest: fixed_rows.append(len(ids)) or fixed_run(ids, *rest))
+    fixed_rows = _batch_rows(fixed, monkeypatch)
     assert np.abs(fixed.encode(texts) - cut).max() < 1e-5 and fixed_rows == [8]
     rows.clear()
     int8.encode([f"{t} ({k})" for k in range(20) for t in texts])  # a long list keeps full batches
