@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import warnings
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -19,7 +22,7 @@ from grader.blas_threads import limit_blas_threads
 from grader.choice import grade_choice
 from grader.detectors import AnswerView, cap_of, detect
 from grader.embedder import Embedder, SentenceTransformerEmbedder, iter_encoding_lists
-from grader.errors import ModelError
+from grader.errors import ConfigError, ModelError
 from grader.features import FEATURES, AnswerSignals, PreparedQuestion, answer_signals, key_credit, prepare_question
 from grader.feedback import compose
 from grader.linear_combiner import LinearCombiner
@@ -27,6 +30,9 @@ from grader.phrases import FOUND
 from grader.result import ConceptResult, Flag, GradeResult, MisconceptionResult
 from grader.rubric import Rubric, ShortAnswerQuestion
 from grader.text import normalize
+from grader.workers import CHUNK, MIN_ANSWERS, GradingPool, auto_workers
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COMBINER = Path(__file__).resolve().parent.parent / "models" / "default.json"
 REVIEW_THRESHOLD = 0.6
@@ -107,14 +113,19 @@ class Grader:
     ``combiner`` is a fitted :class:`~grader.linear_combiner.LinearCombiner` (a
     :class:`~grader.combiner.GradeCombiner` is one) or the path of one (default:
     ``models/default.json``); ``embedder`` defaults to the shared
-    all-MiniLM-L6-v2 encoder on CUDA when present, else CPU.
+    all-MiniLM-L6-v2 encoder on CUDA when present, else CPU. ``workers`` is the number
+    of processes that grade encoded answers of large calls (:mod:`grader.workers`);
+    ``"auto"``: none on a CPU, where the encoder sets the pace, every core but one
+    beside a GPU.
     """
 
     def __init__(self, rubric: Rubric | None = None, *, embedder: Embedder | None = None,
                  combiner: LinearCombiner | str | Path | None = None, model: str | None = None,
                  device: str | None = None, backend: str = "auto", review_threshold: float = REVIEW_THRESHOLD,
-                 max_answer_chars: int = MAX_ANSWER_CHARS):
+                 max_answer_chars: int = MAX_ANSWER_CHARS, workers: int | str = "auto"):
         limit_blas_threads()
+        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise ConfigError(f"workers must be 'auto' or a whole number >= 0. Got {workers!r}.", field="workers")
         self.rubric = rubric
         self.embedder = embedder if embedder is not None else get_embedder(model, device, backend)
         if combiner is None or isinstance(combiner, (str, Path)):
@@ -128,6 +139,9 @@ class Grader:
         self._prepared: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self._checked_model = False
+        self.workers = workers
+        self._pool: GradingPool | None = None
+        self._pool_key: tuple | None = None
 
     @classmethod
     def for_signals(cls, embedder: Embedder | None = None, label_fractions: dict[str, float] | None = None,
@@ -141,6 +155,15 @@ class Grader:
         self._label_fractions = dict(label_fractions or {})
         self._prepared, self._lock = OrderedDict(), threading.Lock()
         self._checked_model = True
+        self.workers, self._pool, self._pool_key = 0, None, None
+        return self
+
+    @classmethod
+    def for_results(cls, combiner: LinearCombiner, review_threshold: float = REVIEW_THRESHOLD,
+                    max_answer_chars: int = MAX_ANSWER_CHARS) -> "Grader":
+        """A grader without an encoder that grades encoded answers to prepared questions (a grading worker's)."""
+        self = cls.for_signals(embedder=_NoEncoder(), max_answer_chars=max_answer_chars)
+        self.combiner, self.review_threshold = combiner, review_threshold
         return self
 
     # -- public API ---------------------------------------------------------------------
@@ -199,6 +222,12 @@ class Grader:
         exclude = exclude_examples or [None] * len(texts)
         return [answer_signals(prepared, t, encodings[t], x) for t, x in zip(texts, exclude)]
 
+    def close(self) -> None:
+        """Stop this grader's grading processes, if it started any (they also stop when it is collected)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool, self._pool_key = None, None
+
     # -- internals ----------------------------------------------------------------------
     def clip(self, answer: str | None) -> tuple[str, bool]:
         """The answer cut to ``max_answer_chars``, and whether it was cut."""
@@ -237,16 +266,56 @@ class Grader:
                 keys_of[-1].setdefault(clipped[pending[key][0]][0], []).append(key)
         texts = [list(k) for k in keys_of]
         prepared: dict[int, PreparedQuestion] = {}  # by id: the questions stay alive in ``pairs``
+        pooled = _Pooled(self, self._pool_for(len(pending)), prepared)
         for n, j, encoding in iter_encoding_lists(self.embedder, texts):
             text = texts[n][j]
             for key in keys_of[n][text]:
                 question = key[0]
                 if id(question) not in prepared:
                     prepared[id(question)] = self.prepare(question)
+                if pooled.pool is not None:
+                    pooled.add(key, text, encoding)
+                    continue
                 result = self._grade_short(question, text, encoding, key[2], prepared[id(question)])
                 for i in pending[key]:
                     results[i] = result
+        for key, result in pooled.finish():
+            for i in pending[key]:
+                results[i] = result
         return results  # type: ignore[return-value]
+
+    def _pool_for(self, answers: int) -> GradingPool | None:
+        """The grading processes for a call of ``answers`` distinct answers, or None to grade here."""
+        if answers < MIN_ANSWERS or self.combiner is None or self.workers == 0:
+            return None
+        count = self.workers
+        if count == "auto":
+            if not getattr(self.embedder, "loaded", True):
+                self.embedder.load()
+            count = auto_workers(getattr(self.embedder, "device", None))
+        if count == 0:
+            return None
+        key = (count, self.review_threshold, self.max_answer_chars)
+        with self._lock:
+            if self._pool is None or self._pool_key != key:
+                if self._pool is not None:
+                    self._pool.close()
+                self._pool = GradingPool(count, self.combiner.to_dict(), self.review_threshold,
+                                         self.max_answer_chars)
+                self._pool_key = key
+                weakref.finalize(self, self._pool.close)
+            return self._pool
+
+    def _pool_failed(self, exc: BaseException) -> None:
+        """Grade in this thread from now on: the processes broke (one was killed, say)."""
+        log.warning("the grading processes failed (%s: %s); grading in the calling thread instead",
+                    type(exc).__name__, exc)
+        pool, self._pool, self._pool_key, self.workers = self._pool, None, None, 0
+        if pool is not None:
+            try:
+                pool.close()
+            except Exception:  # noqa: BLE001 - a broken pool may fail to stop cleanly; it is dropped either way
+                pass
 
     def _empty(self, question: ShortAnswerQuestion, truncated: bool) -> GradeResult:
         low = str(self.combiner.classes_[int(np.argmin(self.combiner.label_fractions_))])
@@ -334,3 +403,72 @@ class Grader:
             signals={k: round(v, 4) for k, v in zip(FEATURES, feature_values)},
             probabilities={str(c): round(p, 4) for c, p in zip(combiner.classes_, mixed.tolist())},
         )
+
+
+class _Pooled:
+    """One call's encoded answers on their way through the grading processes, a question's chunk at a time.
+
+    At most two chunks a worker are out at once, so the encodings held stay bounded. A chunk
+    whose worker fails is graded in the calling thread, so no answer is lost.
+    """
+
+    def __init__(self, grader: Grader, pool: GradingPool | None, prepared: dict[int, PreparedQuestion]):
+        self.grader, self.pool, self.prepared = grader, pool, prepared
+        self._buffers: dict[int, list[tuple]] = {}
+        self._out: deque = deque()  # (future, chunk) in the order sent
+        self._done: list[tuple[tuple, GradeResult]] = []
+
+    def add(self, key: tuple, text: str, encoding) -> None:
+        buffer = self._buffers.setdefault(id(key[0]), [])
+        buffer.append((key, text, encoding))
+        if len(buffer) == CHUNK:
+            self._send(self._buffers.pop(id(key[0])))
+
+    def finish(self) -> list[tuple[tuple, GradeResult]]:
+        """(key, result) of every answer added."""
+        for chunk in self._buffers.values():
+            self._send(chunk)
+        self._buffers.clear()
+        while self._out:
+            self._collect()
+        return self._done
+
+    def _send(self, chunk: list[tuple]) -> None:
+        prepared = self.prepared[id(chunk[0][0][0])]
+        future = None
+        if self.pool is not None:
+            try:
+                future = self.pool.submit(prepared, [(text, encoding, key[2]) for key, text, encoding in chunk])
+            except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: the pool was shut down
+                self.grader._pool_failed(exc)
+                self.pool = None
+        self._out.append((future, chunk))
+        while self._out and (self.pool is None or len(self._out) > 2 * self.pool.workers):
+            self._collect()
+
+    def _collect(self) -> None:
+        future, chunk = self._out.popleft()
+        results = None
+        if future is not None:
+            try:
+                results = future.result()
+            except Exception as exc:  # noqa: BLE001 - whatever broke (a cancelled future too), graded here instead
+                if self.pool is not None:
+                    self.grader._pool_failed(exc)
+                    self.pool = None
+        if results is None:
+            grader = self.grader
+            prepared = self.prepared[id(chunk[0][0][0])]
+            results = [grader._grade_short(key[0], text, encoding, key[2], prepared) for key, text, encoding in chunk]
+        self._done.extend((key, result) for (key, _, _), result in zip(chunk, results))
+
+
+class _NoEncoder:
+    """The encoder of a grader that only grades encoded answers: asked to encode, it says so."""
+
+    name, sha256, device, loaded = None, None, None, True
+
+    def encode(self, texts):
+        raise ModelError("this grader grades encoded answers only; it has no encoder")
+
+    encode_tokens = encode

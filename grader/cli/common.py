@@ -5,8 +5,21 @@ from __future__ import annotations
 import argparse
 
 
-def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True) -> None:
-    """--model, --device, --backend and (optionally) --combiner."""
+def workers_option(value: str) -> int | str:
+    """``--workers``: 'auto' or a whole number >= 0."""
+    if value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a whole number >= 0. Got '{value}'.")
+    return count
+
+
+def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True, workers: bool = False) -> None:
+    """--model, --device, --backend and (optionally) --combiner and --workers."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None,
                        help="embedding model: 'minilm' (default), 'mpnet', or a local sentence-transformers folder")
@@ -14,6 +27,10 @@ def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True) ->
     group.add_argument("--backend", default="auto", choices=["auto", "fp32", "fp16", "int8", "torch"],
                        help="encoder precision and runtime (default: fp16 on CUDA; on a CPU int8 on ONNX Runtime "
                             "for minilm, fp32 for other models; 'torch': fp32 in plain torch)")
+    if workers:
+        group.add_argument("--workers", type=workers_option, default="auto",
+                           help="processes that grade encoded answers (default: auto, none on a CPU, every core but "
+                                "one beside a GPU, where one core of grading would hold the encoder back)")
     if combiner:
         group.add_argument("--combiner", default=None, help="combiner JSON from `grader train` (default: models/default.json)")
 
@@ -23,4 +40,5 @@ def make_grader(args, rubric=None):
     from grader.engine import Grader, get_embedder
 
     embedder = get_embedder(args.model, args.device, args.backend)
-    return Grader(rubric, embedder=embedder, combiner=getattr(args, "combiner", None))
+    return Grader(rubric, embedder=embedder, combiner=getattr(args, "combiner", None),
+                  workers=getattr(args, "workers", "auto"))

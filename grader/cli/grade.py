@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     out.add_argument("--report", default=None, metavar="DIR",
                      help="write an HTML report (distribution plots, answers needing review) to DIR/index.html")
     out.add_argument("--quiet", action="store_true", help="print neither the mapping nor the summary table")
-    add_model_options(p)
+    add_model_options(p, workers=True)
     p.set_defaults(run=run)
 
 

@@ -1,0 +1,93 @@
+"""Grading in worker processes, for when the encoder outruns one core (a GPU).
+
+Grading one encoded answer (spans, signals, detectors, the result) costs about a
+millisecond of Python on one core, under the interpreter lock. On a CPU the encoder
+costs several times that, so it sets the pace and grading in the grader's own
+thread is right. On a GPU the encoder turns out thousands of answers a second and
+one core of grading would cap the grader near a thousand. A :class:`GradingPool`
+then grades in worker processes: the grader's process encodes and hands each
+question's encoded answers to the workers, a chunk at a time with the question's
+prepared vectors, while it encodes the next ones. The results are the ones the
+grader's own thread computes: the same code runs on the same arrays.
+
+Workers never load the model, tokenise or touch the GPU: each holds the combiner,
+rebuilt from its JSON form, and the grading code. They start once, on the first call
+large enough to use them. On Linux they are forked, as PyTorch's data loader workers
+are, which is safe beside a CUDA parent for workers that never use CUDA, and which
+never runs the caller's main script again; elsewhere they are spawned, and a script
+that grades must then guard its entry point with ``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Sequence
+
+from grader.embedder import Encoding
+from grader.features import PreparedQuestion
+from grader.result import GradeResult
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64  # answers to one question handed to a worker at once
+MIN_ANSWERS = 256  # calls with fewer answers are graded in the caller's thread: starting chunks costs more
+MAX_WORKERS = 32
+_START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() and os.name == "posix" \
+    and os.uname().sysname == "Linux" else "spawn"
+
+
+def auto_workers(device: str | None) -> int:
+    """Worker processes for ``workers="auto"``: none on a CPU, every core but one beside a GPU."""
+    if not str(device or "").startswith("cuda"):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(MAX_WORKERS, cores - 1))
+
+
+# -- inside a worker -----------------------------------------------------------------------------
+_worker_grader = None
+
+
+def _start_worker(combiner: dict, review_threshold: float, max_answer_chars: int) -> None:
+    global _worker_grader
+    from grader.blas_threads import limit_blas_threads
+    from grader.engine import Grader
+    from grader.linear_combiner import LinearCombiner
+
+    limit_blas_threads()
+    _worker_grader = Grader.for_results(LinearCombiner.from_dict(combiner, source="<grading pool>"),
+                                        review_threshold, max_answer_chars)
+
+
+def grade_chunk(prepared: PreparedQuestion, items: Sequence[tuple]) -> list[GradeResult]:
+    """Grades of ``(text, vector, tokens, offsets, truncated)`` answers to ``prepared``'s question."""
+    grader = _worker_grader
+    question = prepared.question
+    return [grader._grade_short(question, text, Encoding(vector, tokens, offsets), truncated, prepared)
+            for text, vector, tokens, offsets, truncated in items]
+
+
+# -- in the grader's process ---------------------------------------------------------------------
+class GradingPool:
+    """Worker processes that grade encoded answers with a copy of one grader's combiner and settings."""
+
+    def __init__(self, workers: int, combiner: dict, review_threshold: float, max_answer_chars: int):
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context(_START_METHOD), initializer=_start_worker,
+            initargs=(combiner, review_threshold, max_answer_chars))
+        self._lock = threading.Lock()
+
+    def submit(self, prepared: PreparedQuestion, items: list[tuple[str, Encoding, bool]]) -> Future:
+        """Grade ``(text, encoding, truncated)`` answers to ``prepared``'s question in a worker."""
+        payload = [(text, e.vector, e.tokens, e.offsets, truncated) for text, e, truncated in items]
+        with self._lock:
+            return self._executor.submit(grade_chunk, prepared, payload)
+
+    def close(self) -> None:
+        """Stop the workers (those grading finish their chunk first)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
