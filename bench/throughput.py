@@ -32,6 +32,7 @@ WORKER = r"""
 import json, resource, sys, time
 start = time.perf_counter()
 mode, corpus, n, backend, device, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]) or None
+workers = sys.argv[7] if sys.argv[7] == "auto" else int(sys.argv[7])
 sys.path.insert(0, {root!r})
 from bench.throughput import load_corpus
 questions, pairs = load_corpus(corpus, n)
@@ -58,7 +59,8 @@ elif mode == "csv":
     del questions, pairs
     from grader.rubric import load_rubric
     rubric = load_rubric({root!r} + "/rubrics/rnn_lstm.yaml")
-    grader = Grader(rubric, embedder=get_embedder(None, None if device == "auto" else device, backend, batch))
+    grader = Grader(rubric, embedder=get_embedder(None, None if device == "auto" else device, backend, batch),
+                    workers=workers)
     grading = [0.0]  # seconds inside the grading calls; the rest is reading, writing and syncing the CSV
     grade_many = grader.grade_many
     def timed_grade_many(items):
@@ -78,10 +80,11 @@ elif mode == "csv":
     out["answers"] = len(answers)
 else:
     from grader.engine import Grader, get_embedder
-    grader = Grader(None, embedder=get_embedder(None, None if device == "auto" else device, backend, batch))
+    grader = Grader(None, embedder=get_embedder(None, None if device == "auto" else device, backend, batch),
+                    workers=workers)
     first = grader.grade_pairs(pairs[:1])
     out["first_grade_s"] = time.perf_counter() - start
-    grader.grade_pairs(pairs[:64])
+    grader.grade_pairs(pairs[:300])  # also starts the grading processes, where there are any
     for q in questions.values():  # once per question and cached, like loading the model: not per answer
         grader.prepare(q)
     t = time.perf_counter()
@@ -112,11 +115,11 @@ def load_corpus(name: str, n: int):
     return questions, pairs
 
 
-def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int) -> dict:
+def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int, workers: str = "auto") -> dict:
     """Run one measurement in a fresh interpreter and return its figures (``batch`` 0: the encoder's default)."""
     code = WORKER.format(root=str(ROOT))
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, mode, corpus, str(n), backend, device, str(batch)],
+    proc = subprocess.run([sys.executable, "-c", code, mode, corpus, str(n), backend, device, str(batch), workers],
                           capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - started
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
@@ -146,6 +149,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=0,
                         help="texts per encoder call (default: the encoder's own, 32 for the raw encoder)")
+    parser.add_argument("--workers", default="auto", help="grading processes (Grader(workers=...)); auto: none on "
+                        "a CPU, every core but one beside a GPU")
     parser.add_argument("--generated", type=int, default=10_000, help="size of the generated corpus")
     parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table "
                         "(graded with the first of --backends)")
@@ -168,7 +173,7 @@ def main() -> None:
             r = run_worker("raw", corpus, n, "fp32", args.device, args.batch_size)
             raw.append(r["answers"] / r["seconds"])
             for b in backends:
-                g = run_worker("grade", corpus, n, b, args.device, args.batch_size)
+                g = run_worker("grade", corpus, n, b, args.device, args.batch_size, args.workers)
                 graded[b].append(g["answers"] / g["seconds"])
                 rss[b].append(g["peak_rss_mb"])
         rm = statistics.median(raw)
@@ -187,7 +192,7 @@ def main() -> None:
         print(f"\nscaling: one CSV of N distinct answers graded with grade_csv, backend {backends[0]}")
         print(f"{'answers':>8} {'rows out':>9} {'seconds':>8} {'grading s':>10} {'answers/s':>10} {'peak RSS MB':>12}")
         for n in [int(x) for x in args.scaling.split(",")]:
-            g = run_worker("csv", "generated", n, backends[0], args.device, args.batch_size)
+            g = run_worker("csv", "generated", n, backends[0], args.device, args.batch_size, args.workers)
             print(f"{n:>8} {g['rows_out']:>9} {g['seconds']:>8.1f} {g['grading_s']:>10.1f} {n / g['seconds']:>10.1f} "
                   f"{g['peak_rss_mb']:>12.0f}")
 

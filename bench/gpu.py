@@ -1,0 +1,133 @@
+"""The GPU half of issue #7 in one short run: device choice, fp16 against fp32, throughput, largest batch.
+
+    .venv/bin/python bench/gpu.py [--answers 20000] [--workers auto]
+
+Exits 2 at once on a machine without CUDA. Otherwise it prints, in a few minutes on one card:
+
+1. the device and batch size the default grader picks (``Grader()`` with no options);
+2. fp16 against fp32 on SAF-en: the cosine of the sentence vectors and how many grades
+   (points and labels) agree, which says whether fp16 is safe;
+3. answers/s grading ``--answers`` generated short answers (bench/throughput.py's corpus)
+   with fp16 and fp32, the grading processes of ``--workers`` beside it (auto: every core
+   but one), and plain ``SentenceTransformer.encode`` on the GPU for comparison;
+4. the largest batch of 256-token texts one fp16 forward pass fits, found by doubling and
+   then bisection, with the memory it peaked at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def largest_fitting(fits, start: int = 256, limit: int = 1 << 17) -> int:
+    """The largest n <= ``limit`` with ``fits(n)``, for a ``fits`` true up to some size and false above it.
+
+    Doubles from ``start`` while it fits, then bisects between the last size that fit
+    (0 when ``start`` did not) and the first that did not.
+    """
+    low, n = 0, start
+    while n <= limit and fits(n):
+        low, n = n, n * 2
+    if n > limit:
+        return low
+    high = n
+    while high - low > 1:
+        mid = (low + high) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--answers", type=int, default=20_000)
+    parser.add_argument("--workers", default="auto")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import torch
+
+    if not torch.cuda.is_available():
+        print("no CUDA device: bench/gpu.py times the GPU path only", file=sys.stderr)
+        return 2
+    from bench.throughput import load_corpus
+    from grader.engine import Grader, get_embedder
+    from grader.weights import resolve_model
+
+    from grader.workers import auto_workers
+
+    workers = args.workers if args.workers == "auto" else int(args.workers)
+    default = Grader(None).embedder.load()
+    print(f"device: {torch.cuda.get_device_name(0)}; the default grader picks {default.device}, "
+          f"backend {default.backend}, batch {default.batch_size}, {auto_workers(default.device)} grading "
+          "processes for large calls")
+
+    _, saf = load_corpus("saf_en", 0)
+    graders = {b: Grader(None, embedder=get_embedder(None, "cuda", b, None), workers=workers)
+               for b in ("fp16", "fp32")}
+    texts = [a for _, a in saf]
+    vectors = {b: g.embedder.encode(texts) for b, g in graders.items()}
+    cosine = (vectors["fp16"] * vectors["fp32"]).sum(axis=1)
+    grades = {b: g.grade_pairs(saf) for b, g in graders.items()}
+    same_points = sum(a.points == b.points for a, b in zip(grades["fp16"], grades["fp32"]))
+    same_label = sum(a.label == b.label for a, b in zip(grades["fp16"], grades["fp32"]))
+    print(f"fp16 vs fp32 on {len(saf)} SAF-en answers: cosine mean {cosine.mean():.5f}, min {cosine.min():.5f}; "
+          f"same points {same_points}, same label {same_label}")
+
+    _, pairs = load_corpus("generated", args.answers)
+    answers = [a for _, a in pairs]
+    for backend, grader in graders.items():
+        grader.grade_pairs(pairs[:2000])  # warm-up; starts the grading processes
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        grader.grade_pairs(pairs)
+        seconds = time.perf_counter() - started
+        print(f"grader {backend}: {len(pairs) / seconds:.0f} answers/s ({args.answers} short answers, "
+              f"batch {grader.embedder.batch_size}, {grader._pool.workers if grader._pool else 0} grading processes)")
+        grader.close()
+    from sentence_transformers import SentenceTransformer
+
+    raw = SentenceTransformer(str(resolve_model("minilm")[0]), device="cuda")
+    raw.half()
+    raw.encode(answers[:2000], batch_size=256)
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    raw.encode(answers, batch_size=256)
+    print(f"plain SentenceTransformer.encode fp16, batch 256: {len(answers) / (time.perf_counter() - started):.0f} "
+          "answers/s")
+
+    embedder = graders["fp16"].embedder
+
+    def fits(n: int) -> bool:  # one forward pass of n texts of the longest length, kept on the card
+        torch.cuda.empty_cache()
+        ids = torch.full((n, embedder._max_len), 1000, dtype=torch.long, device=embedder.device)
+        features = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        if embedder._needs_type_ids:
+            features["token_type_ids"] = torch.zeros_like(ids)
+        try:
+            with torch.inference_mode():
+                embedder._model(features)
+            torch.cuda.synchronize()
+            return True
+        except torch.cuda.OutOfMemoryError:
+            return False
+        finally:
+            del ids, features
+
+    torch.cuda.reset_peak_memory_stats()
+    largest = largest_fitting(fits)
+    print(f"largest fp16 batch of {embedder._max_len}-token texts in one forward pass: {largest} "
+          f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB of "
+          f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
