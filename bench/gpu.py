@@ -8,8 +8,9 @@ Exits 2 at once on a machine without CUDA. Otherwise it prints, in a few minutes
 2. fp16 against fp32 on SAF-en: the cosine of the sentence vectors and how many grades
    (points and labels) agree, which says whether fp16 is safe;
 3. answers/s grading ``--answers`` generated short answers (bench/throughput.py's corpus)
-   with fp16 and fp32, the grading processes of ``--workers`` beside it (auto: every core
-   but one), and plain ``SentenceTransformer.encode`` on the GPU for comparison;
+   with fp16 grading in the calling thread, with fp16 and fp32 and the grading processes of
+   ``--workers`` beside them (auto: every core but one), and of plain
+   ``SentenceTransformer.encode`` on the GPU for comparison;
 4. the largest batch of 256-token texts one fp16 forward pass fits, found by doubling and
    then bisection, with the memory it peaked at.
 """
@@ -51,7 +52,6 @@ def main() -> int:
     parser.add_argument("--workers", default="auto")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    import numpy as np
     import torch
 
     if not torch.cuda.is_available():
@@ -60,7 +60,6 @@ def main() -> int:
     from bench.throughput import load_corpus
     from grader.engine import Grader, get_embedder
     from grader.weights import resolve_model
-
     from grader.workers import auto_workers
 
     workers = args.workers if args.workers == "auto" else int(args.workers)
@@ -83,6 +82,12 @@ def main() -> int:
 
     _, pairs = load_corpus("generated", args.answers)
     answers = [a for _, a in pairs]
+    alone = Grader(None, embedder=graders["fp16"].embedder, workers=0)
+    alone.grade_pairs(pairs[:2000])
+    started = time.perf_counter()
+    alone.grade_pairs(pairs)
+    print(f"grader fp16, grading in the calling thread (workers=0): {len(pairs) / (time.perf_counter() - started):.0f} "
+          "answers/s")
     for backend, grader in graders.items():
         grader.grade_pairs(pairs[:2000])  # warm-up; starts the grading processes
         torch.cuda.synchronize()
