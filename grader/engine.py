@@ -12,7 +12,6 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict, deque
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -439,7 +438,7 @@ class _Pooled:
         if self.pool is not None:
             try:
                 future = self.pool.submit(prepared, [(text, encoding, key[2]) for key, text, encoding in chunk])
-            except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: the pool was shut down
+            except RuntimeError as exc:  # BrokenProcessPool is one, and so is a pool already shut down
                 self.grader._pool_failed(exc)
                 self.pool = None
         self._out.append((future, chunk))

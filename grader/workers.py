@@ -20,7 +20,6 @@ that grades must then guard its entry point with ``if __name__ == "__main__":``.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import threading
@@ -30,8 +29,6 @@ from typing import Sequence
 from grader.embedder import Encoding
 from grader.features import PreparedQuestion
 from grader.result import GradeResult
-
-log = logging.getLogger(__name__)
 
 CHUNK = 64  # answers to one question handed to a worker at once
 MIN_ANSWERS = 256  # calls with fewer answers are graded in the caller's thread: starting chunks costs more
