@@ -8,7 +8,9 @@ processes (``Grader(workers=N)``, grader/workers.py). This encodes bench/through
 answers once, then grades them through an embedder that hands those encodings back at
 once, so the clock covers what grading costs the grader's process and its workers. It
 prints answers/s for each number of workers (``0``: in the calling thread, the CPU
-default), the CPU cores it kept busy, and whether every result equals the in-thread one.
+default), the CPU cores it kept busy, the CPU the grader's own process spent an answer (with
+workers: handing answers out and taking results back, which caps what one process can feed
+them), and whether every result equals the in-thread one.
 The answers/s of ``N`` workers is what a GPU fast enough for it can reach with ``N + 1``
 cores; on a 2-core machine two workers already compete with the grader's process.
 """
@@ -57,7 +59,8 @@ def main() -> None:
     ready = ReadyEncodings(embedder, encodings)
     print(f"{len(pairs)} {args.corpus} answers, encoded beforehand ({embedder.backend}); grading only, "
           f"best of {args.rounds} rounds")
-    print(f"{'workers':>7} {'answers/s':>10} {'ms/answer':>10} {'cores busy':>11} {'same results':>13}")
+    print(f"{'workers':>7} {'answers/s':>10} {'ms/answer':>10} {'cores busy':>11} {'own CPU us/answer':>18} "
+          f"{'same results':>13}")
     reference = None
     for workers in [int(w) for w in args.workers.split(",")]:
         grader = Grader(None, embedder=ready, workers=workers)
@@ -66,17 +69,17 @@ def main() -> None:
         grader.grade_pairs(pairs[:300])  # starts the processes and warms the caches
         best = None
         for _ in range(args.rounds):
-            started, cpu = time.perf_counter(), _cpu_seconds(grader)
+            started, cpu, own = time.perf_counter(), _cpu_seconds(grader), time.process_time()
             results = grader.grade_pairs(pairs)
             wall = time.perf_counter() - started
             if best is None or wall < best[0]:
-                best = (wall, (_cpu_seconds(grader) - cpu) / wall)
+                best = (wall, (_cpu_seconds(grader) - cpu) / wall, (time.process_time() - own) / len(pairs) * 1e6)
         grader.close()
         dicts = [r.to_dict() for r in results]
         reference = dicts if reference is None else reference
         same = "yes" if dicts == reference else f"NO ({sum(a != b for a, b in zip(dicts, reference))} differ)"
         print(f"{workers:>7} {len(pairs) / best[0]:>10.1f} {best[0] / len(pairs) * 1e3:>10.3f} {best[1]:>11.2f} "
-              f"{same:>13}")
+              f"{best[2]:>18.0f} {same:>13}")
 
 
 def _cpu_seconds(grader) -> float:
