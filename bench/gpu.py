@@ -1,6 +1,7 @@
 """The GPU half of issue #7 in one short run: device choice, fp16 against fp32, throughput, largest batch.
 
     .venv/bin/python bench/gpu.py [--answers 20000] [--workers auto]
+    .venv/bin/python bench/gpu.py --device cpu --backends torch,fp32 --answers 600 --workers 2  # checks the script
 
 Exits 2 at once on a machine without CUDA. Otherwise it prints, in a few minutes on one card:
 
@@ -50,65 +51,78 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--answers", type=int, default=20_000)
     parser.add_argument("--workers", default="auto")
+    parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a quick check of this script")
+    parser.add_argument("--backends", default="fp16,fp32", help="the two backends compared (default fp16,fp32)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import torch
 
-    if not torch.cuda.is_available():
-        print("no CUDA device: bench/gpu.py times the GPU path only", file=sys.stderr)
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        print("no CUDA device: bench/gpu.py times the GPU path only (--device cpu checks the script)", file=sys.stderr)
         return 2
     from bench.throughput import load_corpus
     from grader.engine import Grader, get_embedder
     from grader.weights import resolve_model
     from grader.workers import auto_workers
 
+    def synchronize():
+        if cuda:
+            torch.cuda.synchronize()
+
     workers = args.workers if args.workers == "auto" else int(args.workers)
+    first, second = args.backends.split(",")
     default = Grader(None).embedder.load()
-    print(f"device: {torch.cuda.get_device_name(0)}; the default grader picks {default.device}, "
+    print(f"device: {torch.cuda.get_device_name(0) if cuda else 'cpu'}; the default grader picks {default.device}, "
           f"backend {default.backend}, batch {default.batch_size}, {auto_workers(default.device)} grading "
           "processes for large calls")
 
     _, saf = load_corpus("saf_en", 0)
-    graders = {b: Grader(None, embedder=get_embedder(None, "cuda", b, None), workers=workers)
-               for b in ("fp16", "fp32")}
+    graders = {b: Grader(None, embedder=get_embedder(None, args.device, b, None), workers=workers)
+               for b in (first, second)}
     texts = [a for _, a in saf]
     vectors = {b: g.embedder.encode(texts) for b, g in graders.items()}
-    cosine = (vectors["fp16"] * vectors["fp32"]).sum(axis=1)
+    cosine = (vectors[first] * vectors[second]).sum(axis=1)
     grades = {b: g.grade_pairs(saf) for b, g in graders.items()}
-    same_points = sum(a.points == b.points for a, b in zip(grades["fp16"], grades["fp32"]))
-    same_label = sum(a.label == b.label for a, b in zip(grades["fp16"], grades["fp32"]))
-    print(f"fp16 vs fp32 on {len(saf)} SAF-en answers: cosine mean {cosine.mean():.5f}, min {cosine.min():.5f}; "
-          f"same points {same_points}, same label {same_label}")
+    same_points = sum(a.points == b.points for a, b in zip(grades[first], grades[second]))
+    same_label = sum(a.label == b.label for a, b in zip(grades[first], grades[second]))
+    print(f"{first} vs {second} on {len(saf)} SAF-en answers: cosine mean {cosine.mean():.5f}, "
+          f"min {cosine.min():.5f}; same points {same_points}, same label {same_label}")
 
     _, pairs = load_corpus("generated", args.answers)
     answers = [a for _, a in pairs]
-    alone = Grader(None, embedder=graders["fp16"].embedder, workers=0)
-    alone.grade_pairs(pairs[:2000])
+    warm = pairs[: min(2000, len(pairs))]
+    alone = Grader(None, embedder=graders[first].embedder, workers=0)
+    alone.grade_pairs(warm)
+    synchronize()
     started = time.perf_counter()
     alone.grade_pairs(pairs)
-    print(f"grader fp16, grading in the calling thread (workers=0): {len(pairs) / (time.perf_counter() - started):.0f} "
-          "answers/s")
+    print(f"grader {first}, grading in the calling thread (workers=0): "
+          f"{len(pairs) / (time.perf_counter() - started):.0f} answers/s")
     for backend, grader in graders.items():
-        grader.grade_pairs(pairs[:2000])  # warm-up; starts the grading processes
-        torch.cuda.synchronize()
+        grader.grade_pairs(warm)  # warm-up; starts the grading processes
+        synchronize()
         started = time.perf_counter()
         grader.grade_pairs(pairs)
         seconds = time.perf_counter() - started
-        print(f"grader {backend}: {len(pairs) / seconds:.0f} answers/s ({args.answers} short answers, "
+        print(f"grader {backend}: {len(pairs) / seconds:.0f} answers/s ({len(pairs)} short answers, "
               f"batch {grader.embedder.batch_size}, {grader._pool.workers if grader._pool else 0} grading processes)")
         grader.close()
     from sentence_transformers import SentenceTransformer
 
-    raw = SentenceTransformer(str(resolve_model("minilm")[0]), device="cuda")
-    raw.half()
-    raw.encode(answers[:2000], batch_size=256)
-    torch.cuda.synchronize()
+    raw = SentenceTransformer(str(resolve_model("minilm")[0]), device=args.device)
+    if cuda:
+        raw.half()
+    raw.encode([a for _, a in warm], batch_size=256)
+    synchronize()
     started = time.perf_counter()
     raw.encode(answers, batch_size=256)
-    print(f"plain SentenceTransformer.encode fp16, batch 256: {len(answers) / (time.perf_counter() - started):.0f} "
-          "answers/s")
+    print(f"plain SentenceTransformer.encode{' fp16' if cuda else ''}, batch 256: "
+          f"{len(answers) / (time.perf_counter() - started):.0f} answers/s")
+    if not cuda:
+        return 0
 
-    embedder = graders["fp16"].embedder
+    embedder = graders[first].embedder
 
     def fits(n: int) -> bool:  # one forward pass of n texts of the longest length, kept on the card
         torch.cuda.empty_cache()
@@ -128,7 +142,7 @@ def main() -> int:
 
     torch.cuda.reset_peak_memory_stats()
     largest = largest_fitting(fits)
-    print(f"largest fp16 batch of {embedder._max_len}-token texts in one forward pass: {largest} "
+    print(f"largest {first} batch of {embedder._max_len}-token texts in one forward pass: {largest} "
           f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB of "
           f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f})")
     return 0
