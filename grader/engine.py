@@ -29,7 +29,7 @@ from grader.phrases import FOUND
 from grader.result import ConceptResult, Flag, GradeResult, MisconceptionResult
 from grader.rubric import Rubric, ShortAnswerQuestion
 from grader.text import normalize
-from grader.workers import CHUNK, MIN_ANSWERS, GradingPool, auto_workers
+from grader.workers import CHUNK, MIN_ANSWERS, GradingPool, auto_workers, grade_items
 
 log = logging.getLogger(__name__)
 
@@ -433,11 +433,10 @@ class _Pooled:
         return self._done
 
     def _send(self, chunk: list[tuple]) -> None:
-        prepared = self.prepared[id(chunk[0][0][0])]
         future = None
         if self.pool is not None:
             try:
-                future = self.pool.submit(prepared, [(text, encoding, key[2]) for key, text, encoding in chunk])
+                future = self.pool.submit(self._prepared_of(chunk), _items(chunk))
             except RuntimeError as exc:  # BrokenProcessPool is one, and so is a pool already shut down
                 self.grader._pool_failed(exc)
                 self.pool = None
@@ -456,10 +455,16 @@ class _Pooled:
                     self.grader._pool_failed(exc)
                     self.pool = None
         if results is None:
-            grader = self.grader
-            prepared = self.prepared[id(chunk[0][0][0])]
-            results = [grader._grade_short(key[0], text, encoding, key[2], prepared) for key, text, encoding in chunk]
+            results = grade_items(self.grader, self._prepared_of(chunk), _items(chunk))
         self._done.extend((key, result) for (key, _, _), result in zip(chunk, results))
+
+    def _prepared_of(self, chunk: list[tuple]) -> PreparedQuestion:
+        return self.prepared[id(chunk[0][0][0])]  # every answer of a chunk is to one question
+
+
+def _items(chunk: list[tuple]) -> list[tuple]:
+    """``(text, encoding, truncated)`` of each ``(key, text, encoding)`` of a chunk."""
+    return [(text, encoding, key[2]) for key, text, encoding in chunk]
 
 
 class _NoEncoder:

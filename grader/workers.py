@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Sequence
@@ -35,8 +36,7 @@ from grader.result import GradeResult
 CHUNK = 64  # answers to one question handed to a worker at once
 MIN_ANSWERS = 256  # calls with fewer answers are graded in the caller's thread: starting chunks costs more
 MAX_WORKERS = 32
-_START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() and os.name == "posix" \
-    and os.uname().sysname == "Linux" else "spawn"
+_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 def auto_workers(device: str | None) -> int:
@@ -53,21 +53,22 @@ _worker_grader = None
 
 def _start_worker(combiner: dict, review_threshold: float, max_answer_chars: int) -> None:
     global _worker_grader
-    from grader.blas_threads import limit_blas_threads
     from grader.engine import Grader
     from grader.linear_combiner import LinearCombiner
 
-    limit_blas_threads()
     _worker_grader = Grader.for_results(LinearCombiner.from_dict(combiner, source="<grading pool>"),
                                         review_threshold, max_answer_chars)
 
 
 def grade_chunk(prepared: PreparedQuestion, chunk: tuple) -> list[GradeResult]:
     """Grades of one chunk of encoded answers to ``prepared``'s question (see :func:`pack`)."""
-    grader = _worker_grader
+    return grade_items(_worker_grader, prepared, unpack(chunk))
+
+
+def grade_items(grader, prepared: PreparedQuestion, items: Sequence[tuple[str, Encoding, bool]]) -> list[GradeResult]:
+    """Grades of ``(text, encoding, truncated)`` answers to ``prepared``'s question, in this process."""
     question = prepared.question
-    return [grader._grade_short(question, text, encoding, truncated, prepared)
-            for text, encoding, truncated in unpack(chunk)]
+    return [grader._grade_short(question, text, encoding, truncated, prepared) for text, encoding, truncated in items]
 
 
 def pack(items: Sequence[tuple[str, Encoding, bool]]) -> tuple:
