@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from grader.embedder import SentenceTransformerEmbedder
+    from grader.encoding.embedder import SentenceTransformerEmbedder
 
     print(f"one batch of {args.batch} texts x {args.tokens} word pieces, one thread, {args.runs} runs")
     for precision in ("fp32", "int8"):

@@ -63,8 +63,8 @@ def main() -> int:
         return 2
     from bench.throughput import load_corpus
     from grader.engine import Grader, get_embedder
-    from grader.weights import resolve_model
-    from grader.workers import auto_workers
+    from grader.encoding.weights import resolve_model
+    from grader.engine.workers import auto_workers
 
     def synchronize():
         if cuda:

@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from grader import Grader, load_rubric
-    from grader.batch import grade_csv
+    from grader.files.batch import grade_csv
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="grade_million_"))
     work.mkdir(parents=True, exist_ok=True)

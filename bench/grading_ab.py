@@ -60,7 +60,7 @@ def compare(args: argparse.Namespace, folder: Path) -> None:
 
     sys.path.insert(0, str(folder))
     questions, pairs = load_corpus(args.corpus, args.answers)
-    combiner = ROOT / "models" / "default.json"
+    combiner = ROOT / "grader" / "models" / "default.json"
     graders, encodings = {}, None
     for name in ("grader_base", "grader"):
         engine = importlib.import_module(f"{name}.engine")

@@ -32,9 +32,12 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     from bench.throughput import load_corpus
-    from grader import features, phrases, text
-    from grader.blas_threads import blas_threads_setting
-    from grader.engine import ENCODE_CHUNK, Grader, get_embedder
+    from grader import text
+    from grader.scoring import features
+    from grader.scoring import phrases
+    from grader.encoding.blas_threads import blas_threads_setting
+    from grader.engine import Grader, get_embedder
+    from grader.engine import ENCODE_CHUNK
 
     questions, pairs = load_corpus(args.corpus, args.answers)
     grader = Grader(None, embedder=get_embedder(None, "cpu", args.backend, None))

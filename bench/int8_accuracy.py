@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def signals(path: Path, backend: str):
-    from grader.corpus import read_corpus
+    from grader.evaluation.corpus import read_corpus
     from grader.engine import Grader, get_embedder
-    from grader.training import build_dataset, label_fractions_of
+    from grader.evaluation.training import build_dataset, label_fractions_of
 
     rows = read_corpus(path)
     grader = Grader.for_signals(get_embedder(None, "cpu", backend), label_fractions_of(rows))
@@ -36,7 +36,7 @@ def signals(path: Path, backend: str):
 
 
 def main() -> None:
-    from grader.training import fit_combiner
+    from grader.evaluation.training import fit_combiner
 
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
     fp32, t32 = signals(path, "fp32")

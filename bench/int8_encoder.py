@@ -32,8 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
-    from grader.corpus import read_corpus
-    from grader.embedder import SentenceTransformerEmbedder
+    from grader.evaluation.corpus import read_corpus
+    from grader.encoding.embedder import SentenceTransformerEmbedder
 
     if args.corpus == "generated":
         from bench.throughput import load_corpus

@@ -3,7 +3,7 @@
 On a corpus in the shared format, with questions held out (GroupKFold by
 ``question_id``): each fold trains a combiner on the other questions, then grades
 the held-out questions' genuine answers and the attacks built from them
-(:mod:`grader.attacks`), once with the detectors and once with ``DETECTORS``
+(:mod:`grader.evaluation.attacks`), once with the detectors and once with ``DETECTORS``
 emptied. It prints, per attack type, the acceptance rate (share of attacks that
 earn >= 50% of the points or the label ``correct``) with and without defences and
 how often a detector flags it; then the false-flag rate and the accuracy on
@@ -38,11 +38,11 @@ from sklearn.model_selection import GroupKFold
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import detectors  # noqa: E402
-from grader.attacks import ATTACKS, generate, sources_from_corpus  # noqa: E402
-from grader.corpus import build_questions, read_corpus  # noqa: E402
+from grader.scoring import detectors  # noqa: E402
+from grader.evaluation.attacks import ATTACKS, generate, sources_from_corpus  # noqa: E402
+from grader.evaluation.corpus import build_questions, read_corpus  # noqa: E402
 from grader.engine import Grader, get_embedder  # noqa: E402
-from grader.training import CachingEmbedder, Dataset, build_dataset, fit_combiner, label_fractions_of  # noqa: E402
+from grader.evaluation.training import CachingEmbedder, Dataset, build_dataset, fit_combiner, label_fractions_of  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
 TOP_LABEL = "correct"

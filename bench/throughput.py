@@ -40,7 +40,7 @@ answers = [a for _, a in pairs]
 out = {{}}
 if mode == "raw":
     from sentence_transformers import SentenceTransformer
-    from grader.weights import resolve_model
+    from grader.encoding.weights import resolve_model
     model = SentenceTransformer(str(resolve_model("minilm")[0]), device=None if device == "auto" else device)
     model.encode(answers[:64], batch_size=batch or 32)
     t = time.perf_counter()
@@ -49,7 +49,7 @@ if mode == "raw":
 elif mode == "csv":
     import csv, tempfile
     from pathlib import Path
-    from grader.batch import grade_csv
+    from grader.files.batch import grade_csv
     from grader.engine import Grader, get_embedder
     folder = Path(tempfile.mkdtemp(prefix="grader-scaling-"))
     with open(folder / "in.csv", "w", encoding="utf-8", newline="") as fh:
@@ -98,7 +98,7 @@ print("RESULT " + json.dumps(out))
 
 def load_corpus(name: str, n: int):
     """(questions, [(question, answer)]) for 'saf_en' (real answers) or 'generated' (n answers of 5-30 words)."""
-    from grader.corpus import build_questions, read_corpus
+    from grader.evaluation.corpus import build_questions, read_corpus
 
     rows = read_corpus(SAF_EN)
     questions = build_questions(rows)

@@ -31,6 +31,10 @@ class GraderError(Exception):
         where = f"{self.source}: " if self.source else ""
         return f"{where}{self.message}"
 
+    def with_field(self, field: str | None) -> "GraderError":
+        """A new error of the same kind and message that names ``field``; this one is left as raised."""
+        return type(self)(self.message, field=field, source=self.source)
+
     def to_dict(self) -> dict:
         """The JSON error body shared by the CLI's --json output and the API."""
         return {"error": {"code": self.code, "message": str(self), "field": self.field}}

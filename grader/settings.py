@@ -1,7 +1,10 @@
-"""Settings of the HTTP service: one pydantic-settings class read from ``GRADER_*`` variables.
+"""Every setting of grader: one pydantic-settings class read from ``GRADER_*`` variables.
 
-Every field is documented in the README's "Settings" table;
-``tests/test_api_settings.py`` fails when one is not.
+The HTTP service reads its settings once (:func:`get_settings`); the encoder's
+settings (cache folder, BLAS threads, heap tuning) are read when they are used
+(:func:`make_settings`), so a program may change them before it loads a model.
+No other module reads the environment. Every field is documented in
+``docs/settings.md``; a test fails when one is not.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class Settings(BaseSettings):
     backend: Literal["auto", "fp32", "fp16", "int8", "torch"] = Field(
         default="auto", description="Encoder precision and runtime (auto: fp16 on CUDA; on a CPU int8 for minilm, "
                                     "fp32 for other models; 'torch': fp32 in plain torch).")
-    combiner: str | None = Field(default=None, description="Combiner JSON (default: models/default.json).")
+    combiner: str | None = Field(default=None, description="Combiner JSON (default: the combiner shipped with grader).")
     review_threshold: float = Field(default=0.6, ge=0, le=1,
                                     description="Confidence below which an answer is flagged for review.")
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body; larger gets 413.")
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
     include_signals: bool = Field(default=True, description="Include the raw combiner signals in results.")
     docs: bool = Field(default=True, description="Serve OpenAPI docs at /docs and /openapi.json.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+    cache_dir: Path | None = Field(default=None, description="Folder for assembled models and ONNX files "
+                                                             "(default: ~/.cache/grader).")
+    blas_threads: int = Field(default=1, ge=0, description="Threads numpy's BLAS may use for the grader's small "
+                                                           "products (0: leave numpy's BLAS as it is).")
+    malloc_tuning: bool = Field(default=True, description="On Linux with glibc, give the C heap's free memory back "
+                                                         "to the system after large encoder batches.")
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -66,6 +75,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(k.strip() for k in value.split(",") if k.strip())
         return value
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -79,10 +93,10 @@ class Settings(BaseSettings):
     def check_security(self) -> None:
         """Refuse to serve without keys unless open, and open only on a loopback host."""
         if self.open and not is_loopback(self.host):
-            raise ConfigError(f"--open (GRADER_OPEN) is allowed only on a loopback host such as 127.0.0.1. "
+            raise ConfigError(f"`open` (GRADER_OPEN) is allowed only on a loopback host such as 127.0.0.1. "
                               f"Got host '{self.host}'.", field="open")
         if not self.api_keys and not self.open:
-            raise ConfigError("no API keys: set GRADER_API_KEYS (comma-separated) or pass --open to serve "
+            raise ConfigError("no API keys: set GRADER_API_KEYS (comma-separated) or set `open` to serve "
                               "without keys on a loopback host", field="api_keys")
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 CODE = """
-from grader.allocator import free_heap_bytes, release_free_heap
+from grader.encoding.allocator import free_heap_bytes, release_free_heap
 blocks = [bytearray(100_000) for _ in range(1000)]  # ~100 MB in blocks under the mmap threshold
 del blocks[::2]  # every other one freed: holes the heap cannot shrink past
 free = free_heap_bytes()

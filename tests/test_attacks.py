@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from grader.attacks import ATTACKS, REPEATS, attack, generate, negate, sources_from_corpus, sources_from_rubric
-from grader.corpus import read_corpus
+from grader.evaluation.attacks import ATTACKS, REPEATS, attack, generate, negate, sources_from_corpus, sources_from_rubric
+from grader.evaluation.corpus import read_corpus
 from grader.errors import InputDataError
 from grader.text import analyze
 

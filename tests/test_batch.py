@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import FIELDS, grade_csv
+from grader.files.batch import FIELDS, grade_csv
 from grader.cli import main
 from grader.errors import InputDataError
 
@@ -104,7 +104,7 @@ def test_identical_answers_up_to_case_and_spacing_are_graded_once(tmp_path, grad
 # The catalogue: each file either fails with a message naming the file and what is wrong,
 # or comes back with every row, the bad ones carrying an error.
 CATALOGUE = [
-    ("missing_answer_column.csv", "--answer-col", None),
+    ("missing_answer_column.csv", "`answer_col`", None),
     ("duplicate_headers.csv", "2 columns named 'answer'", None),
     ("duplicate_question_columns.csv", "q5 matches several columns", None),
     ("binary_junk.csv", "not text", None),
@@ -249,7 +249,7 @@ def test_resume_refuses_a_run_graded_with_another_encoder_precision(tmp_path, gr
 
 
 def test_summary_csv_and_html_report_escape_answers(tmp_path, grader, rubric):
-    from grader.report import write_report
+    from grader.files.report import write_report
 
     evil = "<script>alert('x')</script> the LSTM cell state is added to"
     src = write(tmp_path / "in.csv", [["student_id", "question_id", "answer"], ["<b>s1</b>", "q5", evil],

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from grader.blas_threads import blas_threads_setting
+from grader.encoding.blas_threads import blas_threads_setting
 from grader.errors import ConfigError
 
 CODE = """
 import numpy  # loads the BLAS
 from threadpoolctl import threadpool_info
 before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-from grader.blas_threads import limit_blas_threads
+from grader.encoding.blas_threads import limit_blas_threads
 print(limit_blas_threads(), limit_blas_threads(), before, [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
 """
 
@@ -49,7 +49,7 @@ def test_a_bad_setting_names_the_variable(monkeypatch, value):
 
 
 def test_making_a_grader_applies_the_limit(monkeypatch, embedder):
-    from grader import engine
+    from grader.engine import grader as engine
 
     calls = []
     monkeypatch.setattr(engine, "limit_blas_threads", lambda: calls.append(1))

@@ -12,9 +12,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_val_score
 
-from grader.combiner import GradeCombiner
+from grader.evaluation.estimator import GradeCombiner
 from grader.errors import ModelError
-from grader.linear_combiner import LinearCombiner
+from grader.scoring.combiner import LinearCombiner
 
 
 def _data(seed=0, n=300):
@@ -106,8 +106,8 @@ def test_fit_validates_inputs():
 
 
 def test_default_combiner_metadata():
-    from grader.engine import DEFAULT_COMBINER, load_combiner
-    from grader.features import FEATURES
+    from grader.scoring.combiner import DEFAULT_COMBINER, load_combiner
+    from grader.scoring.features import FEATURES
 
     model = load_combiner()
     assert model.feature_names_ == list(FEATURES)

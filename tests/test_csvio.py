@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.csvio import (CsvFormat, CsvReader, clean, detect_format, format_rows, neutralize, scan, sniff_delimiter,
+from grader.files.csvio import (CsvFormat, CsvReader, clean, detect_format, format_rows, neutralize, scan, sniff_delimiter,
                           undecodable)
 from grader.errors import InputDataError
 

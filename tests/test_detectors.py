@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from grader.attacks import attack, sources_from_rubric
-from grader.detectors import DETECTORS
-from grader.lexicon import answer_language, looks_random
+from grader.evaluation.attacks import attack, sources_from_rubric
+from grader.scoring.detectors import DETECTORS
+from grader.scoring.lexicon import answer_language, looks_random
 
 # Which flag each attack must raise.
 FLAG_OF = {
@@ -107,7 +107,7 @@ def test_a_stripped_short_model_answer_is_a_keyword_list(grader):
 
 
 def test_a_contradiction_outnumbered_by_agreement_still_keeps_the_answer_below_half(grader, honest):
-    from grader.attacks import negate
+    from grader.evaluation.attacks import negate
 
     first, second, third = re.split(r"(?<=\.) ", honest["model answer"])
     result = grader.grade("q5", f"{first} {second} {negate(third)}")  # two sentences agree, one contradicts
@@ -186,15 +186,16 @@ def _prefilter_corpus(rubric):
     source = next(s for s in sources_from_rubric(rubric) if s.question_id == "q5")
     texts += [attack(source, kind, v) for kind in sorted(FLAG_OF) for v in range(2)]
     if SAF_EN.is_file():
-        from grader.corpus import read_corpus
+        from grader.evaluation.corpus import read_corpus
 
         texts += [r.answer for r in read_corpus(SAF_EN)[:400]]
     return texts
 
 
 def test_the_word_prefilter_never_changes_a_detector_or_a_negation(monkeypatch, rubric):
-    from grader import detectors, text
-    from grader.detectors import AnswerView
+    from grader import text
+    from grader.scoring import detectors
+    from grader.scoring.detectors import AnswerView
 
     question = rubric.question("q5")
     texts = _prefilter_corpus(rubric)

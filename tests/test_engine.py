@@ -123,7 +123,7 @@ def test_score_cli_prints_json(capsys, rubric):
 def test_an_embedder_that_is_empty_as_a_container_is_still_the_one_used(embedder):
     """An empty CachingEmbedder has length 0; 'embedder or default' once swapped it for the default encoder."""
     from grader.engine import Grader
-    from grader.training import CachingEmbedder
+    from grader.evaluation.training import CachingEmbedder
 
     cached = CachingEmbedder(embedder)
     assert len(cached) == 0

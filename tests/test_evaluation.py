@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from grader.corpus import read_corpus
+from grader.evaluation.corpus import read_corpus
 from grader.errors import ConfigError, InputDataError
-from grader.evaluation import evaluate
+from grader.evaluation.protocols import evaluate
 
 COLUMNS = ["dataset", "split", "question_id", "question", "reference_answer", "student_id", "answer", "score",
            "max_score", "label", "label_5way"]
@@ -76,7 +76,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cached(embedder):
     """The session encoder behind one cache, so each fixture text is encoded once per module."""
-    from grader.training import CachingEmbedder
+    from grader.evaluation.training import CachingEmbedder
 
     return CachingEmbedder(embedder)
 
@@ -180,7 +180,7 @@ def test_label_not_seen_in_training(tmp_path, cached):
 
 
 def test_protocol_errors(corpus, cached):
-    with pytest.raises(ConfigError, match="--cv or --train"):
+    with pytest.raises(ConfigError, match="`cv` or `train_rows`"):
         evaluate(corpus, cv="unseen-answers", train_rows=corpus, embedder=cached, **FAST)
     with pytest.raises(ConfigError, match="unseen-questions needs at least 2"):
         evaluate([r for r in corpus if r.question_id == "ice"], cv="unseen-questions", embedder=cached, **FAST)
@@ -199,7 +199,7 @@ def test_missing_column_and_empty_file(tmp_path):
 
 
 def test_report_folder(corpus, cached, tmp_path):
-    from grader.eval_report import format_table, write_report
+    from grader.evaluation.report import format_table, write_report
 
     ev = evaluate(corpus, cv="unseen-questions", folds=2, learning_curve=(0, 3), embedder=cached, **FAST)
     out = write_report(ev, tmp_path / "report")
@@ -216,7 +216,7 @@ def test_grading_through_the_cache_never_calls_the_encoder_again(embedder, monke
     """The grader streams encodings; the cache must serve that stream too, not hand it to the encoder."""
     from grader.engine import Grader
     from grader.rubric import ShortAnswerQuestion
-    from grader.training import CachingEmbedder
+    from grader.evaluation.training import CachingEmbedder
 
     cached = CachingEmbedder(embedder)
     answers = [f"The cell state is updated additively ({i})" for i in range(30)]

@@ -9,7 +9,7 @@ import yaml
 
 from grader.cli import main
 from grader.errors import InputDataError
-from grader.quiz_import import import_quiz, parse_quiz, to_rubric
+from grader.files.quiz_import import import_quiz, parse_quiz, to_rubric
 from grader.rubric import load_rubric
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grader.errors import InputDataError, UnknownQuestionError
-from grader.mapping import map_columns, match_question
+from grader.files.mapping import map_columns, match_question
 
 MOODLE = ["Surname", "First name", "Email address", "State", "Started on", "Completed", "Time taken", "Grade/9.00",
           "Response 1", "Response 2", "Response 3", "Response 4", "Response 5"]
@@ -60,12 +60,12 @@ def test_map_overrides_wide_guesses_and_unmapped_questions_are_noted(rubric):
     cmap = map_columns(header, rubric, maps=["Your explanation=q5"])
     assert cmap.layout == "wide" and cmap.questions == {"q3": 2, "q5": 1}
     text = cmap.describe()
-    assert "given by --map" in text and "question q1 has no column" in text
+    assert "given by `maps`" in text and "question q1 has no column" in text
 
 
 def test_map_by_position_resolves_duplicate_headers(rubric):
     header = ["Email", "Response 5", "Response 5"]
-    with pytest.raises(InputDataError, match=r"q5 matches several columns .*#2.*#3.*--map"):
+    with pytest.raises(InputDataError, match=r"q5 matches several columns .*#2.*#3.*`maps`"):
         map_columns(header, rubric)
     assert map_columns(header, rubric, maps=["#3=q5"]).questions == {"q5": 2}
 
@@ -73,7 +73,7 @@ def test_map_by_position_resolves_duplicate_headers(rubric):
 @pytest.mark.parametrize("kwargs,message", [
     ({"maps": ["nonsense"]}, "HEADER=QUESTION_ID"),
     ({"maps": ["Nope=q5"]}, "no such column"),
-    ({"question_col": "question_id", "answer_col": "missing"}, "--answer-col 'missing': no such column"),
+    ({"question_col": "question_id", "answer_col": "missing"}, "`answer_col` 'missing': no such column"),
     ({"id_col": "#9"}, "the file has 3 columns"),
     ({"layout": "diagonal"}, "layout must be"),
 ])
@@ -90,7 +90,7 @@ def test_map_to_an_unknown_question_lists_the_valid_ids(rubric):
 def test_missing_answer_column_names_the_file_and_the_option(rubric):
     with pytest.raises(InputDataError) as err:
         map_columns(["student_id", "question_id", "score"], rubric, source="sub.csv")
-    assert "sub.csv" in str(err.value) and "--answer-col" in str(err.value) and "'score'" in str(err.value)
+    assert "sub.csv" in str(err.value) and "`answer_col`" in str(err.value) and "'score'" in str(err.value)
 
 
 def test_duplicate_role_columns_are_ambiguous(rubric):
@@ -99,5 +99,5 @@ def test_duplicate_role_columns_are_ambiguous(rubric):
 
 
 def test_a_file_with_no_question_columns_explains_the_options(rubric):
-    with pytest.raises(InputDataError, match="--map"):
+    with pytest.raises(InputDataError, match="`maps`"):
         map_columns(["Name", "Email", "Comment"], rubric)

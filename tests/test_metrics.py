@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from grader.metrics import coverage_at, coverage_curve, label_metrics, reliability, score_metrics
+from grader.evaluation.metrics import coverage_at, coverage_curve, label_metrics, reliability, score_metrics
 
 TRUE = ["a", "a", "b", "b", "c"]
 PRED = ["a", "b", "b", "b", "a"]

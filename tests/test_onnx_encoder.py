@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import onnx_encoder
-from grader.embedder import SentenceTransformerEmbedder
+from grader.encoding import onnx_encoder
+from grader.encoding.embedder import SentenceTransformerEmbedder
 from grader.errors import ConfigError, ModelError, ModelIntegrityError
-from grader.weights import resolve_model
+from grader.encoding.weights import resolve_model
 
 TEXTS = [
     "The forget gate keeps the cell state.",
@@ -102,7 +102,7 @@ def test_auto_falls_back_to_fp32_when_int8_cannot_be_built(monkeypatch, caplog):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(onnx_encoder, "load_onnx_encoder", no_int8)
-    with caplog.at_level("WARNING", logger="grader.embedder"):
+    with caplog.at_level("WARNING", logger="grader.encoding.embedder"):
         fallback = SentenceTransformerEmbedder(device="cpu").load()
     assert fallback.info()["backend"] == "fp32" and fallback.info()["runtime"] == "onnxruntime"
     assert "int8 on ONNX Runtime is not available (injected" in caplog.text
@@ -259,7 +259,7 @@ def test_grading_starts_before_the_last_batch_is_encoded(int8, monkeypatch):
 
 def test_grades_do_not_depend_on_where_the_chunks_end(int8, monkeypatch):
     """Chunks of a few answers, all in one stream, grade every answer as one big chunk does."""
-    from grader import engine
+    from grader.engine import grader as engine
     from grader.engine import Grader
     from grader.rubric import ShortAnswerQuestion
 
@@ -281,7 +281,7 @@ def test_grades_do_not_depend_on_where_the_chunks_end(int8, monkeypatch):
 def test_auto_falls_back_to_torch_without_onnxruntime(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
-    with caplog.at_level("WARNING", logger="grader.embedder"):
+    with caplog.at_level("WARNING", logger="grader.encoding.embedder"):
         fallback = SentenceTransformerEmbedder(device="cpu").load()
     assert fallback.info()["runtime"] == "torch" and fallback.backend == "fp32"
     assert "running the encoder in torch" in caplog.text and "onnxruntime" in caplog.text
@@ -380,7 +380,7 @@ def test_int8_refuses_a_gpu_device():
 
 @pytest.mark.parametrize("backend", ["int8", "auto"])
 def test_warm_onnx_start_does_not_import_torch(backend, int8_cache, embedder):
-    code = ("import sys; from grader.embedder import SentenceTransformerEmbedder as E; "
+    code = ("import sys; from grader.encoding.embedder import SentenceTransformerEmbedder as E; "
             f"v = E(backend='{backend}').encode(['a cell state']); "
             "print(v.shape, 'torch' in sys.modules)")
     env = dict(os.environ)

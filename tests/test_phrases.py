@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.phrases import AnswerSpans, make_targets
+from grader.scoring.phrases import AnswerSpans, make_targets
 from grader.text import analyze, detect_language
 
 
@@ -86,7 +86,7 @@ def test_sentence_level_negation_covers_the_whole_sentence(grader, text):
 def test_span_similarities_equal_those_of_explicit_topic_free_span_vectors(monkeypatch, embedder, words):
     import numpy as np
 
-    from grader import phrases
+    from grader.scoring import phrases
 
     answer = " ".join(["The forget gate keeps the cell state, so gradients flow back additively."] * (words // 12))
     encoding = embedder.encode_tokens([answer])[0]
@@ -122,7 +122,7 @@ def test_span_similarities_equal_those_of_explicit_topic_free_span_vectors(monke
 ])
 def test_strengths_are_those_of_the_full_matches(embedder, answer, stated):
     """Reference sentences are only counted: their strengths skip the Match objects but must agree with them."""
-    from grader.phrases import TargetSet
+    from grader.scoring.phrases import TargetSet
 
     phrasings = [("additive updates with gating", "gated additive update"), ("multiplicative recurrence",),
                  ("the capital of France",)]
@@ -138,7 +138,7 @@ def test_strengths_are_those_of_the_full_matches(embedder, answer, stated):
 def _windows_by_hand(analysis):
     """Clauses, sentences and 3-, 5- and 8-word windows inside sentences, stepped so that at most
     MAX_SPANS are made, keeping those with two content words (or all words, when shorter)."""
-    from grader import phrases
+    from grader.scoring import phrases
 
     n = len(analysis.words)
     ranges = set(analysis.clauses) | set(analysis.sentences)

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from grader import quantize
+from grader.encoding import quantize
 
 
 @pytest.fixture

@@ -50,8 +50,8 @@ def test_train_writes_json_with_metadata(corpus, tmp_path, capsys):
     assert printed["labels"] == ["correct", "incorrect", "partially_correct"]
     data = json.loads(out.read_text())
     meta = data["metadata"]
-    from grader.corpus import corpus_fingerprint
-    from grader.features import FEATURES
+    from grader.evaluation.corpus import corpus_fingerprint
+    from grader.scoring.features import FEATURES
 
     assert meta["labels"] == ["correct", "incorrect", "partially_correct"] and meta["target"] == "label"
     assert meta["features"] == list(FEATURES) and meta["embedding_model"] and len(meta["embedding_sha256"]) == 64
@@ -110,7 +110,7 @@ def test_eval_json_and_table(corpus, tmp_path, capsys):
 
 
 def test_eval_option_errors(corpus, capsys):
-    assert main(["eval", str(corpus), "--cv", "unseen-answers", "--combiner", "models/default.json"]) == 2
+    assert main(["eval", str(corpus), "--cv", "unseen-answers", "--combiner", "grader/models/default.json"]) == 2
     assert "--combiner" in capsys.readouterr().err
     assert main(["eval", str(corpus), "--folds", "3"]) == 2
     assert main(["eval", str(corpus), "--learning-curve", "0,x"]) == 2

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from grader.embedder import SentenceTransformerEmbedder, pick_device
+from grader.encoding.embedder import SentenceTransformerEmbedder, pick_device
 from grader.errors import ConfigError, ModelError, ModelIntegrityError
-from grader.weights import BUILTIN_MODELS, resolve_model, verify_weights
+from grader.encoding.weights import BUILTIN_MODELS, resolve_model, verify_weights
 
 
 def test_default_model_is_verified(embedder):
@@ -90,7 +90,7 @@ def test_lean_loader_matches_sentence_transformers():
 
 
 def test_missing_quality_model_part_names_the_install_command(monkeypatch, tmp_path):
-    from grader import weights
+    from grader.encoding import weights
 
     monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path))
 

@@ -40,7 +40,7 @@ def _die(*args):  # a worker that crashes mid-call, as when the kernel kills it
 
 def test_grading_processes_give_the_grades_of_the_calling_thread(embedder, rubric, grader):
     from grader.engine import Grader
-    from grader.workers import MIN_ANSWERS
+    from grader.engine.workers import MIN_ANSWERS
 
     items = _answers(rubric) + [("q5", ""), ("q1", "B")]  # an empty answer and a choice question ride along
     assert len(items) >= MIN_ANSWERS
@@ -67,13 +67,13 @@ def test_a_small_call_is_graded_in_the_calling_thread(embedder, rubric):
 
 
 def test_a_dead_worker_loses_no_answer(embedder, rubric, grader, monkeypatch, caplog):
-    import grader.workers as workers
+    import grader.engine.workers as workers
     from grader.engine import Grader
 
     monkeypatch.setattr(workers, "grade_chunk", _die)  # forked workers inherit the patched function
     pooled = Grader(rubric, embedder=embedder, workers=2)
     items = _answers(rubric, 300)
-    with caplog.at_level(logging.WARNING, logger="grader.engine"):
+    with caplog.at_level(logging.WARNING, logger="grader.engine.grader"):
         got = pooled.grade_many(items)
     assert "grading in the calling thread instead" in caplog.text
     assert pooled._pool is None and pooled.workers == 0  # the broken processes are gone, not retried
@@ -90,7 +90,7 @@ def test_workers_must_be_auto_or_a_whole_number(embedder, workers):
 
 
 def test_auto_uses_workers_beside_a_gpu_only(monkeypatch):
-    from grader import workers
+    from grader.engine import workers
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
     assert workers.auto_workers("cpu") == 0

@@ -76,28 +76,3 @@ READY = {"status": "ready", "model": {"model": "all-MiniLM-L6-v2", "device": "cp
 
 ERROR = {"error": {"code": "limit_exceeded", "message": "field 'answer' is 12000 characters long; the limit is "
                    "10000 (GRADER_MAX_ANSWER_CHARS).", "field": "answer"}}
-
-_ERRORS = {
-    401: ("unauthorized", "missing or wrong API key in the X-API-Key header", None),
-    404: ("unknown_rubric", "rubric 'rnn' is not loaded. Loaded rubrics: rnn_lstm.", "rubric_id"),
-    413: ("payload_too_large", "the request body is larger than 1000000 bytes (GRADER_MAX_BODY_BYTES)", None),
-    422: ("limit_exceeded", ERROR["error"]["message"], "answer"),
-    503: ("unavailable", "the model is still loading; retry shortly", None),
-}
-
-
-def responses(ok: dict, *errors: int, media: str = "application/json") -> dict:
-    """The ``responses=`` argument of a route: an example for 200 and for each error status."""
-    out: dict = {200: {"content": {media: {"example": ok}}}}
-    for status in errors:
-        code, message, field = _ERRORS[status]
-        out[status] = {"description": code.replace("_", " "), "model": _error_model(),
-                       "content": {"application/json": {"example": {"error": {"code": code, "message": message,
-                                                                              "field": field}}}}}
-    return out
-
-
-def _error_model():
-    from grader.api.schemas import ErrorResponse
-
-    return ErrorResponse

@@ -52,7 +52,7 @@ class GradingService:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _default_loader(self):
-        from grader.engine import get_embedder
+        from grader.encoding.registry import get_embedder
 
         s = self.settings
         return get_embedder(s.model, s.device, s.backend).load()
@@ -149,8 +149,7 @@ class GradingService:
         try:
             question = rubric.question(request.question_id)
         except GraderError as exc:
-            exc.field = f"{prefix}question_id"
-            raise
+            raise exc.with_field(f"{prefix}question_id") from exc
         return (self.graders.get(rubric.id), question, request.answer)
 
     # -- grading ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 
+from grader.cli.flags import flags_of, in_flags
 from grader.errors import GraderError
 
 COMMANDS = ("score", "check_rubric", "grade", "import_quiz", "train", "eval", "serve")
@@ -38,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``grader`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    command = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    args.flags = {**flags_of(parser), **flags_of(command)}
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.run(args) or 0)
     except GraderError as exc:
-        print(f"grader {args.command}: error: {exc}", file=sys.stderr)
+        print(f"grader {args.command}: error: {in_flags(str(exc), args.flags)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"grader {args.command}: interrupted", file=sys.stderr)

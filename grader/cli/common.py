@@ -32,7 +32,7 @@ def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True, wo
                            help="processes that grade encoded answers (default: auto, none on a CPU, every core but "
                                 "one beside a GPU, where one core of grading would hold the encoder back)")
     if combiner:
-        group.add_argument("--combiner", default=None, help="combiner JSON from `grader train` (default: models/default.json)")
+        group.add_argument("--combiner", default=None, help="combiner JSON from `grader train` (default: the combiner shipped with grader)")
 
 
 def make_grader(args, rubric=None):

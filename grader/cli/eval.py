@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("eval", help="compare the grader with human labels or scores",
                        description="Grade every row of a labelled corpus and compare with the human grades. "
-                       "Without --cv or --train the combiner (default models/default.json) is used as is.")
+                       "Without --cv or --train the combiner (default grader/models/default.json) is used as is.")
     p.add_argument("corpus", metavar="LABELED.csv", help="graded answers in the ../shared/data CSV format")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--label-col", default=None, help="column holding the human labels (default: label)")
@@ -45,10 +45,10 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from grader.cli.train import parse_counts, read_labeled, training_options
-    from grader.engine import get_embedder
+    from grader.encoding.registry import get_embedder
     from grader.errors import ConfigError
-    from grader.eval_report import format_table, write_report
-    from grader.evaluation import evaluate
+    from grader.evaluation.report import format_table, write_report
+    from grader.evaluation.protocols import evaluate
     from grader.rubric import load_rubric
 
     if args.cv is None and args.folds != 5:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from grader.cli.common import add_model_options, make_grader
+from grader.cli.flags import in_flags
 
 
 def add_parser(sub) -> None:
@@ -42,7 +43,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from grader.batch import grade_csv
+    from grader.files.batch import grade_csv
     from grader.errors import ConfigError
     from grader.rubric import load_rubric
 
@@ -52,7 +53,7 @@ def run(args) -> int:
     grader = make_grader(args, rubric)
     if args.max_answer_chars is not None:
         grader.max_answer_chars = args.max_answer_chars
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(in_flags(msg, getattr(args, "flags", {})), file=sys.stderr))
     try:
         result = grade_csv(args.submissions, rubric, args.output, grader=grader, layout=args.layout,
                            id_col=args.id_col, question_col=args.question_col, answer_col=args.answer_col,
@@ -63,11 +64,11 @@ def run(args) -> int:
               "to continue", file=sys.stderr)
         raise
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {in_flags(str(warning), getattr(args, 'flags', {}))}", file=sys.stderr)
     if args.summary:
         result.summary.write_csv(args.summary)
     if args.report:
-        from grader.report import write_report
+        from grader.files.report import write_report
 
         write_report(result, args.report, rubric)
     if not args.quiet:

@@ -28,8 +28,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from grader.errors import ConfigError
-    from grader.quiz_import import import_quiz
-    from grader.summary import write_atomic
+    from grader.files.quiz_import import import_quiz
+    from grader.files.summary import write_atomic
 
     for name in ("choice_points", "short_answer_points"):
         if getattr(args, name) <= 0:

@@ -21,7 +21,7 @@ def parse_counts(text: str, option: str) -> tuple[int, ...]:
 
 def read_labeled(path, args):
     """Rows of a labelled corpus; a --label-col given (or --target label) must be a column of the file."""
-    from grader.corpus import read_corpus
+    from grader.evaluation.corpus import read_corpus
     from grader.errors import InputDataError
 
     explicit = args.label_col is not None or args.target == "label"
@@ -36,7 +36,7 @@ def read_labeled(path, args):
 def training_options(args) -> dict:
     """C, class_weight and ignored signals from the command line, checked."""
     from grader.errors import ConfigError
-    from grader.training import DEFAULT_C, DEFAULT_IGNORED, check_feature_names
+    from grader.evaluation.training import DEFAULT_C, DEFAULT_IGNORED, check_feature_names
 
     C = DEFAULT_C if args.C is None else args.C
     if C <= 0:
@@ -78,11 +78,11 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from grader.corpus import corpus_fingerprint
-    from grader.engine import get_embedder
+    from grader.evaluation.corpus import corpus_fingerprint
+    from grader.encoding.registry import get_embedder
     from grader.errors import ConfigError
     from grader.rubric import load_rubric
-    from grader.training import train_from_rows
+    from grader.evaluation.training import train_from_rows
 
     schedule = parse_counts(args.examples_schedule, "--examples-schedule")
     options = training_options(args)

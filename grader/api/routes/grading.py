@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response
 
 from grader.api import examples as ex
+from grader.api.openapi import responses
 from grader.api.errors import outcome_error
 from grader.api.deps import ApiKey, AppSettings, Service
 from grader.api.schemas import BatchItemOut, BatchRequest, BatchResponse, ErrorDetail, GradeRequest, GradeResponse
@@ -27,7 +28,7 @@ def _error_detail(exc: BaseException) -> ErrorDetail:
 
 
 @router.post("/grade", response_model=GradeResponse, response_model_exclude_none=True,
-             responses=ex.responses(ex.GRADE_RESPONSE, 401, 404, 413, 422, 503),
+             responses=responses(ex.GRADE_RESPONSE, 401, 404, 413, 422, 503),
              summary="Grade one answer")
 async def grade(body: Annotated[GradeRequest, Body(openapi_examples=GRADE_EXAMPLES)], service: Service,
                 settings: AppSettings, response: Response, _key: ApiKey) -> GradeResponse:
@@ -49,7 +50,7 @@ async def grade(body: Annotated[GradeRequest, Body(openapi_examples=GRADE_EXAMPL
 
 
 @router.post("/grade/batch", response_model=BatchResponse,
-             responses=ex.responses(ex.BATCH_RESPONSE, 401, 404, 413, 422, 503),
+             responses=responses(ex.BATCH_RESPONSE, 401, 404, 413, 422, 503),
              summary="Grade many answers in one request")
 async def grade_batch(body: BatchRequest, service: Service, settings: AppSettings, _key: ApiKey) -> BatchResponse:
     """Grade up to ``GRADER_MAX_BATCH_SIZE`` answers; results come back in request order.

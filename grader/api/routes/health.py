@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from grader.api import examples as ex
+from grader.api.openapi import responses
 from grader.api.deps import Service
 from grader.api.schemas import Health, Readiness
 
@@ -15,7 +16,7 @@ router = APIRouter(tags=["health"])
 _METRICS_EXAMPLE = "# HELP grader_batch_size Answers graded per model call.\n# TYPE grader_batch_size histogram\n..."
 
 
-@router.get("/healthz", response_model=Health, responses=ex.responses({"status": "ok"}),
+@router.get("/healthz", response_model=Health, responses=responses({"status": "ok"}),
             summary="The process is up")
 async def healthz() -> Health:
     """Answers as soon as the process serves HTTP, before the model is loaded."""
@@ -23,7 +24,7 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness,
-            responses={**ex.responses(ex.READY),
+            responses={**responses(ex.READY),
                        503: {"description": "model not loaded yet (or failed to load)",
                              "content": {"application/json": {"example": {"status": "loading", "model": None,
                                                                           "rubrics": 1}}}}},
@@ -35,7 +36,7 @@ async def readyz(service: Service):
     return JSONResponse(body.model_dump(), status_code=200 if service.ready else 503)
 
 
-@router.get("/metrics", response_class=Response, responses=ex.responses(_METRICS_EXAMPLE, media=CONTENT_TYPE_LATEST),
+@router.get("/metrics", response_class=Response, responses=responses(_METRICS_EXAMPLE, media=CONTENT_TYPE_LATEST),
             summary="Prometheus metrics")
 async def metrics(service: Service) -> Response:
     """Requests, latency, errors, batch sizes and queue depth in the Prometheus text format."""

@@ -7,6 +7,7 @@ import math
 from fastapi import APIRouter
 
 from grader.api import examples as ex
+from grader.api.openapi import responses
 from grader.api.errors import outcome_error
 from grader.api.deps import ApiKey, AppSettings, Service
 from grader.api.schemas import AttemptRequest, AttemptResponse, GradeResponse, RubricDetail, RubricList, RubricSummary
@@ -15,14 +16,14 @@ from grader.errors import GraderError, InputDataError
 router = APIRouter(prefix="/v1/rubrics", tags=["rubrics"])
 
 
-@router.get("", response_model=RubricList, responses=ex.responses(ex.RUBRIC_LIST, 401),
+@router.get("", response_model=RubricList, responses=responses(ex.RUBRIC_LIST, 401),
             summary="List the loaded rubrics")
 async def list_rubrics(service: Service, _key: ApiKey) -> RubricList:
     """Every loaded rubric: id, title, language, number of questions and total points."""
     return RubricList(rubrics=[RubricSummary.from_rubric(r) for _, r in sorted(service.rubrics.items())])
 
 
-@router.get("/{rubric_id}", response_model=RubricDetail, responses=ex.responses(ex.RUBRIC_DETAIL, 401, 404),
+@router.get("/{rubric_id}", response_model=RubricDetail, responses=responses(ex.RUBRIC_DETAIL, 401, 404),
             summary="Read one rubric's questions")
 async def read_rubric(rubric_id: str, service: Service, _key: ApiKey) -> RubricDetail:
     """The rubric's questions, options and points; never the answer key, reference answers or key phrases."""
@@ -30,7 +31,7 @@ async def read_rubric(rubric_id: str, service: Service, _key: ApiKey) -> RubricD
 
 
 @router.post("/{rubric_id}/attempts", response_model=AttemptResponse, response_model_exclude_none=True,
-             responses=ex.responses(ex.ATTEMPT_RESPONSE, 401, 404, 413, 422, 503),
+             responses=responses(ex.ATTEMPT_RESPONSE, 401, 404, 413, 422, 503),
              summary="Grade a whole quiz attempt")
 async def grade_attempt(rubric_id: str, body: AttemptRequest, service: Service, settings: AppSettings,
                         _key: ApiKey) -> AttemptResponse:
@@ -54,9 +55,8 @@ async def grade_attempt(rubric_id: str, body: AttemptRequest, service: Service, 
     results = []
     for q, outcome in zip(rubric.questions, outcomes):
         if isinstance(outcome.value, BaseException):  # an attempt is one grade: a failed item fails it
-            if isinstance(outcome.value, GraderError):
-                outcome.value.field = f"answers.{q.id}"
-            return outcome_error(outcome.value)
+            error = outcome.value
+            return outcome_error(error.with_field(f"answers.{q.id}") if isinstance(error, GraderError) else error)
         results.append(GradeResponse.from_result(outcome.value, signals=settings.include_signals))
     return AttemptResponse(
         rubric_id=rubric.id, attempt_id=body.attempt_id,

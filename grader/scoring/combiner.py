@@ -3,7 +3,7 @@
 Grading needs only a standardise-multiply-softmax over the signals, so the
 engine loads the JSON file into a :class:`LinearCombiner` and never imports
 scikit-learn or SciPy (about a second of start-up on a laptop). Fitting lives in
-:class:`grader.combiner.GradeCombiner`, which shares this class's prediction and
+:class:`grader.evaluation.estimator.GradeCombiner`, which shares this class's prediction and
 persistence code, so a file written by either reads back in both.
 """
 
@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from grader.errors import ModelError
+from grader.scoring.features import FEATURES
+
+DEFAULT_COMBINER = Path(__file__).resolve().parent.parent / "models" / "default.json"
 
 FORMAT = "grader-combiner/1"
 # Fractions for label names common in grading corpora, used when training data has no scores.
@@ -142,3 +145,13 @@ class LinearCombiner:
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read combiner JSON: {exc}", source=str(path)) from None
         return cls.from_dict(data, source=str(path))
+
+
+def load_combiner(path: str | Path | None = None) -> LinearCombiner:
+    """The combiner at ``path``, or the default one shipped with grader (``grader/models/default.json``)."""
+    combiner = LinearCombiner.load(path or DEFAULT_COMBINER)
+    if list(combiner.feature_names_) != list(FEATURES):
+        raise ModelError(
+            f"combiner was trained on features {combiner.feature_names_}, but this grader computes "
+            f"{list(FEATURES)}; retrain it with `grader train`", source=str(path or DEFAULT_COMBINER))
+    return combiner

@@ -17,31 +17,19 @@ BLAS as it is (for a program that also runs large linear algebra of its own).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
-from grader.errors import ConfigError
+from grader.settings import make_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THREADS = 1
 _lock = threading.Lock()
 _applied: int | None = None
 
 
 def blas_threads_setting() -> int:
-    """``GRADER_BLAS_THREADS`` as a number of threads (0: leave BLAS alone); a bad value raises ConfigError."""
-    raw = os.environ.get("GRADER_BLAS_THREADS", "").strip()
-    if not raw:
-        return DEFAULT_THREADS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(f"GRADER_BLAS_THREADS must be a whole number >= 0 (0: leave numpy's BLAS alone). "
-                          f"Got {raw!r}.", field="GRADER_BLAS_THREADS")
-    return value
+    """The ``blas_threads`` setting (``GRADER_BLAS_THREADS``; 0: leave BLAS alone); a bad value raises ConfigError."""
+    return make_settings().blas_threads
 
 
 def limit_blas_threads() -> int:

@@ -49,7 +49,7 @@ def describe(folder: Path) -> dict | None:
 
 def _encoder(folder: Path):
     """(encoder returning the last hidden state, tokenizer, hidden size, max positions)."""
-    from grader import bert
+    from grader.encoding import bert
 
     if bert.supports(folder):
         model = bert.load_bert(folder)

@@ -6,7 +6,7 @@ standardised signals, with a temperature fitted on held-out folds so that its
 probabilities are calibrated. Each label carries the mean grade fraction of
 its training answers; the expected fraction under the predicted probabilities
 gives partial credit. It is saved as JSON, never pickle. Prediction and the
-file format live in :mod:`grader.linear_combiner`, which grading loads without
+file format live in :mod:`grader.scoring.combiner`, which grading loads without
 importing scikit-learn.
 """
 
@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_X_y
 
-from grader.linear_combiner import FORMAT, KNOWN_LABEL_FRACTIONS, LinearCombiner
+from grader.scoring.combiner import FORMAT, KNOWN_LABEL_FRACTIONS, LinearCombiner
 
 __all__ = ["FORMAT", "KNOWN_LABEL_FRACTIONS", "GradeCombiner"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.embedder import Embedder, Encoding
-from grader.phrases import FOUND, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
+from grader.encoding.embedder import Embedder, Encoding
+from grader.scoring.phrases import FOUND, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
 

@@ -18,11 +18,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.csvio import CsvFormat, CsvReader, clean, detect_format, format_rows, scan, undecodable
+from grader.files.csvio import CsvFormat, CsvReader, clean, detect_format, format_rows, scan, undecodable
 from grader.errors import InputDataError
-from grader.mapping import ColumnMap, map_columns, match_question
+from grader.files.mapping import ColumnMap, map_columns, match_question
 from grader.rubric import Rubric, ShortAnswerQuestion, load_rubric
-from grader.summary import Summary
+from grader.files.summary import Summary
 from grader.text import normalize
 
 FIELDS = ("points", "max_points", "label", "confidence", "needs_review", "concepts_found", "concepts_missing",

@@ -24,14 +24,17 @@ import multiprocessing
 import os
 import sys
 import threading
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from grader.embedder import Encoding
-from grader.features import PreparedQuestion
+from grader.encoding.embedder import Encoding
 from grader.result import GradeResult
+from grader.scoring.combiner import LinearCombiner
+from grader.scoring.features import PreparedQuestion
+from grader.scoring.policy import score_answer
 
 CHUNK = 64  # answers to one question handed to a worker at once
 MIN_ANSWERS = 256  # calls with fewer answers are graded in the caller's thread: starting chunks costs more
@@ -48,27 +51,19 @@ def auto_workers(device: str | None) -> int:
 
 
 # -- inside a worker -----------------------------------------------------------------------------
-_worker_grader = None
+_worker: tuple | None = None  # (combiner, review_threshold, max_answer_chars) of this worker
 
 
 def _start_worker(combiner: dict, review_threshold: float, max_answer_chars: int) -> None:
-    global _worker_grader
-    from grader.engine import Grader
-    from grader.linear_combiner import LinearCombiner
-
-    _worker_grader = Grader.for_results(LinearCombiner.from_dict(combiner, source="<grading pool>"),
-                                        review_threshold, max_answer_chars)
+    global _worker
+    _worker = (LinearCombiner.from_dict(combiner, source="<grading pool>"), review_threshold, max_answer_chars)
 
 
 def grade_chunk(prepared: PreparedQuestion, chunk: tuple) -> list[GradeResult]:
-    """Grades of one chunk of encoded answers to ``prepared``'s question (see :func:`pack`)."""
-    return grade_items(_worker_grader, prepared, unpack(chunk))
-
-
-def grade_items(grader, prepared: PreparedQuestion, items: Sequence[tuple[str, Encoding, bool]]) -> list[GradeResult]:
-    """Grades of ``(text, encoding, truncated)`` answers to ``prepared``'s question, in this process."""
-    question = prepared.question
-    return [grader._grade_short(question, text, encoding, truncated, prepared) for text, encoding, truncated in items]
+    """Grades of one chunk of encoded answers to ``prepared``'s question (see :func:`pack`), in a worker."""
+    combiner, review_threshold, max_answer_chars = _worker
+    return [score_answer(prepared, text, encoding, combiner, truncated=truncated, review_threshold=review_threshold,
+                         max_answer_chars=max_answer_chars) for text, encoding, truncated in unpack(chunk)]
 
 
 def pack(items: Sequence[tuple[str, Encoding, bool]]) -> tuple:
@@ -111,3 +106,77 @@ class GradingPool:
     def close(self) -> None:
         """Stop the workers (those grading finish their chunk first)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+Items = list[tuple[str, Encoding, bool]]
+
+
+class PooledCall:
+    """One call's encoded answers on their way through a :class:`GradingPool`, a question's chunk at a time.
+
+    At most two chunks a worker are out at once, so the encodings held stay bounded. A chunk
+    whose worker fails is graded by ``grade_here`` in the calling thread, so no answer is lost;
+    ``on_failure`` hears of the failure once, and the rest of the call is graded here too.
+    With no pool every chunk is graded here.
+    """
+
+    def __init__(self, pool: GradingPool | None, prepared: dict[int, PreparedQuestion],
+                 grade_here: Callable[[PreparedQuestion, Items], list[GradeResult]],
+                 on_failure: Callable[[BaseException], None]):
+        self.pool, self.prepared = pool, prepared
+        self._grade_here, self._on_failure = grade_here, on_failure
+        self._buffers: dict[int, list[tuple]] = {}
+        self._out: deque = deque()  # (future, chunk) in the order sent
+        self._done: list[tuple[tuple, GradeResult]] = []
+
+    def add(self, key: tuple, text: str, encoding: Encoding) -> None:
+        """Queue one encoded answer; ``key[0]`` is its question and ``key[2]`` whether it was cut."""
+        buffer = self._buffers.setdefault(id(key[0]), [])
+        buffer.append((key, text, encoding))
+        if len(buffer) == CHUNK:
+            self._send(self._buffers.pop(id(key[0])))
+
+    def finish(self) -> list[tuple[tuple, GradeResult]]:
+        """(key, result) of every answer added."""
+        for chunk in self._buffers.values():
+            self._send(chunk)
+        self._buffers.clear()
+        while self._out:
+            self._collect()
+        return self._done
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.pool is not None:
+            self.pool = None
+            self._on_failure(exc)
+
+    def _send(self, chunk: list[tuple]) -> None:
+        future = None
+        if self.pool is not None:
+            try:
+                future = self.pool.submit(self._prepared_of(chunk), _items(chunk))
+            except RuntimeError as exc:  # BrokenProcessPool is one, and so is a pool already shut down
+                self._failed(exc)
+        self._out.append((future, chunk))
+        while self._out and (self.pool is None or len(self._out) > 2 * self.pool.workers):
+            self._collect()
+
+    def _collect(self) -> None:
+        future, chunk = self._out.popleft()
+        results = None
+        if future is not None:
+            try:
+                results = future.result()
+            except Exception as exc:  # noqa: BLE001 - whatever broke (a cancelled future too), graded here instead
+                self._failed(exc)
+        if results is None:
+            results = self._grade_here(self._prepared_of(chunk), _items(chunk))
+        self._done.extend((key, result) for (key, _, _), result in zip(chunk, results))
+
+    def _prepared_of(self, chunk: list[tuple]) -> PreparedQuestion:
+        return self.prepared[id(chunk[0][0][0])]  # every answer of a chunk is to one question
+
+
+def _items(chunk: list[tuple]) -> Items:
+    """``(text, encoding, truncated)`` of each ``(key, text, encoding)`` of a chunk."""
+    return [(text, encoding, key[2]) for key, text, encoding in chunk]

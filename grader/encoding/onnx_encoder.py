@@ -2,7 +2,7 @@
 
 The ONNX file is never downloaded. On first use it is built from the sha256-verified
 weights (export the torch pipeline; for int8, quantise its matrix multiplications by
-token row with :mod:`grader.quantize`) and cached under
+token row with :mod:`grader.encoding.quantize`) and cached under
 ``cache_dir()/onnx/<model>-<precision>-<key>/``, where ``key`` hashes the weights'
 sha256, the folder's configuration files and every setting and library version that
 shapes the file. Beside ``model.onnx``, ``manifest.json`` records the file's own sha256,
@@ -44,8 +44,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from grader.errors import ConfigError, ModelError, ModelIntegrityError
-from grader.quantize import SCHEME, quantize_rows
-from grader.weights import cache_dir
+from grader.encoding.quantize import SCHEME, quantize_rows
+from grader.encoding.weights import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def _read_verified(target: Path, weights_sha256: str) -> tuple[bytes, dict] | No
 
 def _tokenizer(folder: Path, kind: str):
     if kind == "tokenizers":
-        from grader.tokenizer import FastTokenizer
+        from grader.encoding.tokenizer import FastTokenizer
 
         return FastTokenizer(folder)
     from transformers import AutoTokenizer
@@ -248,7 +248,7 @@ def _build(target: Path, folder: Path, weights_sha256: str, build_pipeline: Call
            precision: str = "int8") -> None:
     """Export (and for int8 quantise) and install the cache folder ``target`` atomically."""
     _require("onnx", "to build the encoder", precision)
-    from grader.tokenizer import FastTokenizer
+    from grader.encoding.tokenizer import FastTokenizer
 
     log.info("building the %s ONNX encoder in %s (once per model and library versions)", precision, target)
     try:
@@ -328,13 +328,13 @@ def _exportable(folder: Path, module):
     ONNX Runtime fuses the eager attention pattern (matmul, scale, mask, softmax) into its
     own attention kernel; the exported ``scaled_dot_product_attention`` of the lean torch
     BERT is not fused. Measured on SAF-en answers: 31 against 27 answers/s.
-    Pooling is the one :mod:`grader.pooled_encoder` applies.
+    Pooling is the one :mod:`grader.encoding.pooled_encoder` applies.
     """
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    from grader import pooled_encoder
+    from grader.encoding import pooled_encoder
 
     spec = pooled_encoder.describe(folder)
     if spec is None:

@@ -52,7 +52,7 @@ class ColumnMap:
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        """The mapping as lines a user can check (and copy into --map options)."""
+        """The mapping as lines a user can check (and copy into `maps` options)."""
         h = self.header
         lines = [f"layout: {self.layout}"]
         if self.layout == "long":
@@ -78,7 +78,7 @@ def find_column(header: list[str], spec: str, option: str, source: str = "<csv>"
         idx = int(spec[1:]) - 1
         if 0 <= idx < len(header):
             return idx
-        raise InputDataError(f"{option} {spec}: the file has {len(header)} columns", field=option, source=source)
+        raise InputDataError(f"`{option}` {spec}: the file has {len(header)} columns", field=option, source=source)
     exact = [i for i, h in enumerate(header) if h == spec]
     if not exact:
         exact = [i for i, h in enumerate(header) if _norm(h) == _norm(spec)]
@@ -86,9 +86,9 @@ def find_column(header: list[str], spec: str, option: str, source: str = "<csv>"
         return exact[0]
     if len(exact) > 1:
         cols = ", ".join(f"#{i + 1}" for i in exact)
-        raise InputDataError(f"{option} {spec!r}: the header has duplicate columns of that name ({cols}); "
-                             f"name one by position, e.g. {option} '#{exact[0] + 1}'", field=option, source=source)
-    raise InputDataError(f"{option} {spec!r}: no such column. Columns: {_list(header)}", field=option, source=source)
+        raise InputDataError(f"`{option}` {spec!r}: the header has duplicate columns of that name ({cols}); "
+                             f"name one by position, e.g. `{option}` '#{exact[0] + 1}'", field=option, source=source)
+    raise InputDataError(f"`{option}` {spec!r}: no such column. Columns: {_list(header)}", field=option, source=source)
 
 
 def _list(header: list[str]) -> str:
@@ -104,7 +104,7 @@ def _by_name(header: list[str], names: tuple[str, ...], role: str, option: str, 
         if len(hits) > 1:
             cols = ", ".join(f"#{i + 1}" for i in hits)
             raise InputDataError(f"the header has {len(hits)} columns named {header[hits[0]]!r} ({cols}), so the "
-                                 f"{role} column is ambiguous; choose one with {option} '#N'", field=option,
+                                 f"{role} column is ambiguous; choose one with `{option}` '#N'", field=option,
                                  source=source)
     return None
 
@@ -163,12 +163,12 @@ def _parse_maps(maps: list[str], header: list[str], rubric: Rubric, source: str)
     out: dict[str, int] = {}
     for spec in maps:
         if "=" not in spec:
-            raise InputDataError(f"--map must be HEADER=QUESTION_ID. Got {spec!r}.", field="--map", source=source)
+            raise InputDataError(f"`maps` must be HEADER=QUESTION_ID. Got {spec!r}.", field="maps", source=source)
         col, qid = spec.rsplit("=", 1)
         rubric.question(qid.strip())
-        idx = find_column(header, col.strip(), "--map", source)
+        idx = find_column(header, col.strip(), "maps", source)
         if qid.strip() in out:
-            raise InputDataError(f"--map: question {qid.strip()!r} is mapped twice", field="--map", source=source)
+            raise InputDataError(f"`maps`: question {qid.strip()!r} is mapped twice", field="maps", source=source)
         out[qid.strip()] = idx
     return out
 
@@ -183,47 +183,47 @@ def map_columns(header: list[str], rubric: Rubric, *, layout: str = "auto", id_c
                              source=source)
     if not any(h.strip() for h in header):
         raise InputDataError("the header row is empty; the first row must name the columns", source=source)
-    ident = find_column(header, id_col, "--id-col", source) if id_col else None
+    ident = find_column(header, id_col, "id_col", source) if id_col else None
     if layout == "auto":
         if question_col or answer_col:
             layout = "long"
         elif maps:
             layout = "wide"
         else:
-            q = _by_name(header, QUESTION_NAMES, "question id", "--question-col", source)
-            a = _by_name(header, ANSWER_NAMES, "answer", "--answer-col", source)
+            q = _by_name(header, QUESTION_NAMES, "question id", "question_col", source)
+            a = _by_name(header, ANSWER_NAMES, "answer", "answer_col", source)
             wide = _auto_questions(header, rubric, source, quiet=True)
             layout = "long" if q is not None and (a is not None or not wide) else "wide"
     if ident is None:
-        ident = _by_name(header, ID_NAMES, "student id", "--id-col", source)
+        ident = _by_name(header, ID_NAMES, "student id", "id_col", source)
     if layout == "long":
-        qcol = (find_column(header, question_col, "--question-col", source) if question_col
-                else _by_name(header, QUESTION_NAMES, "question id", "--question-col", source))
-        acol = (find_column(header, answer_col, "--answer-col", source) if answer_col
-                else _by_name(header, ANSWER_NAMES, "answer", "--answer-col", source))
+        qcol = (find_column(header, question_col, "question_col", source) if question_col
+                else _by_name(header, QUESTION_NAMES, "question id", "question_col", source))
+        acol = (find_column(header, answer_col, "answer_col", source) if answer_col
+                else _by_name(header, ANSWER_NAMES, "answer", "answer_col", source))
         if qcol is None:
             raise InputDataError(f"no question id column (looked for {', '.join(QUESTION_NAMES[:4])}); name it with "
-                                 f"--question-col. Columns: {_list(header)}", field="--question-col", source=source)
+                                 f"`question_col`. Columns: {_list(header)}", field="question_col", source=source)
         if acol is None:
             raise InputDataError(f"no answer column (looked for {', '.join(ANSWER_NAMES[:4])}); name it with "
-                                 f"--answer-col. Columns: {_list(header)}", field="--answer-col", source=source)
+                                 f"`answer_col`. Columns: {_list(header)}", field="answer_col", source=source)
         if acol == qcol:
             raise InputDataError(f"the question and answer columns are the same column ({header[acol]!r})",
-                                 field="--answer-col", source=source)
+                                 field="answer_col", source=source)
         return ColumnMap("long", header, ident, qcol, acol)
     explicit = _parse_maps(maps, header, rubric, source)
     questions, notes = _auto_questions(header, rubric, source, taken=explicit)
     questions.update(explicit)
-    notes = [f"{qid} <- {header[i]!r} (given by --map)" for qid, i in explicit.items()] + notes
+    notes = [f"{qid} <- {header[i]!r} (given by `maps`)" for qid, i in explicit.items()] + notes
     if not questions:
         raise InputDataError("no column matches a rubric question (by id, number or prompt) and no question id "
-                             f"column was found; use --map 'HEADER=QUESTION_ID' or --question-col/--answer-col. "
-                             f"Columns: {_list(header)}", field="--map", source=source)
+                             f"column was found; use `maps` 'HEADER=QUESTION_ID' or `question_col`/`answer_col`. "
+                             f"Columns: {_list(header)}", field="maps", source=source)
     order = {q.id: i for i, q in enumerate(rubric.questions)}
     questions = dict(sorted(questions.items(), key=lambda kv: order[kv[0]]))
     for q in rubric.questions:
         if q.id not in questions:
-            notes.append(f"question {q.id} has no column, so it is not graded; add --map 'HEADER={q.id}'")
+            notes.append(f"question {q.id} has no column, so it is not graded; add `maps` 'HEADER={q.id}'")
     return ColumnMap("wide", header, ident, questions=questions, notes=notes)
 
 
@@ -248,7 +248,7 @@ def _auto_questions(header: list[str], rubric: Rubric, source: str, taken: dict[
                 continue
             cols = ", ".join(f"#{i + 1} {header[i]!r}" for i, _ in best)
             raise InputDataError(f"question {qid} matches several columns ({cols}); choose one with "
-                                 f"--map '#{best[0][0] + 1}={qid}'", field="--map", source=source)
+                                 f"`maps` '#{best[0][0] + 1}={qid}'", field="maps", source=source)
         questions[qid] = best[0][0]
         notes.append(f"{qid} <- {header[best[0][0]]!r}: {best[0][1]}")
     if quiet:

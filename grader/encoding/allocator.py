@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import sys
 import threading
 import time
+
+from grader.settings import make_settings
 
 FREE_HEAP_LIMIT = 128 * 1024 * 1024  # free bytes the heap may keep before they are returned
 CHECK_EVERY = 0.5  # seconds between two looks at the heap
@@ -48,7 +49,7 @@ def _glibc():
     with _lock:
         if not _resolved:
             _resolved = True
-            if sys.platform.startswith("linux") and os.environ.get("GRADER_MALLOC_TUNING", "1") != "0":
+            if sys.platform.startswith("linux") and make_settings().malloc_tuning:
                 try:
                     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                     libc.mallinfo2.restype = _MallInfo2

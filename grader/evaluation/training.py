@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import sklearn
 
-from grader.combiner import KNOWN_LABEL_FRACTIONS, GradeCombiner
-from grader.corpus import LabeledAnswer, build_questions
-from grader.embedder import iter_each_list
+from grader.evaluation.estimator import KNOWN_LABEL_FRACTIONS, GradeCombiner
+from grader.evaluation.corpus import LabeledAnswer, build_questions
+from grader.encoding.embedder import iter_each_list
 from grader.engine import Grader
 from grader.errors import ConfigError, InputDataError
-from grader.features import FEATURES, answer_signals
+from grader.scoring.features import FEATURES, answer_signals
 from grader.rubric import GradedExample, ShortAnswerQuestion
 from grader.text import normalize
 
@@ -271,7 +271,7 @@ def questions_for(rows: list[LabeledAnswer], rubric=None) -> dict:
     """The question of each question_id: from ``rubric`` when given (matched by id), else built from the rows."""
     if rubric is None:
         return build_questions(rows)
-    from grader.corpus import _safe_id
+    from grader.evaluation.corpus import _safe_id
 
     ids = {q.id: q for q in rubric.questions}
     out, missing = {}, []
@@ -295,7 +295,7 @@ def validate_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, fo
     """
     from sklearn.model_selection import GroupKFold
 
-    from grader.metrics import label_metrics
+    from grader.evaluation.metrics import label_metrics
 
     n_groups = len(np.unique(data.groups))
     if n_groups < 2:

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from grader.lexicon import FILLER_WORDS, FUNCTION_WORDS, answer_language, encoder_vocabulary, looks_random
+from grader.scoring.lexicon import FILLER_WORDS, FUNCTION_WORDS, answer_language, encoder_vocabulary, looks_random
 from grader.result import Flag
 from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, may_match, stem
 

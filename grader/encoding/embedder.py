@@ -17,9 +17,9 @@ from typing import Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from grader.allocator import release_free_heap
+from grader.encoding.allocator import release_free_heap
 from grader.errors import ConfigError, ModelError, ModelIntegrityError
-from grader.weights import auto_cpu_backend, resolve_model, verify_weights
+from grader.encoding.weights import auto_cpu_backend, resolve_model, verify_weights
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class SentenceTransformerEmbedder:
 
     def _load_onnx(self, folder, name: str, sha: str, precision: str) -> None:
         """The encoder on ONNX Runtime (grader/onnx_encoder.py); torch loads only to build its file once."""
-        from grader.onnx_encoder import load_onnx_encoder
+        from grader.encoding.onnx_encoder import load_onnx_encoder
 
         encoder = load_onnx_encoder(folder, name, sha, lambda: _load_pipeline(folder, "cpu"), _cpu_threads(),
                                     precision)
@@ -438,7 +438,7 @@ def _joined(chunks: list[tuple], outputs: list[tuple[np.ndarray, np.ndarray]]) -
 
 def _load_pipeline(folder, device: str):
     """(module, tokenizer, max length, dimension): the lean loader when the folder allows it."""
-    from grader import pooled_encoder
+    from grader.encoding import pooled_encoder
 
     spec = pooled_encoder.describe(folder)
     if spec is not None:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from grader.embedder import Encoding
+from grader.encoding.embedder import Encoding
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)

@@ -1,6 +1,6 @@
 """A model folder's ``tokenizer.json`` through the ``tokenizers`` library, without torch or transformers.
 
-Kept apart from :mod:`grader.bert` so that the ONNX Runtime int8 encoder can tokenise
+Kept apart from :mod:`grader.encoding.bert` so that the ONNX Runtime int8 encoder can tokenise
 without importing torch (seconds of a cold start).
 """
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from grader.tokenizer import FastTokenizer  # noqa: F401  (lives there so it imports without torch)
+from grader.encoding.tokenizer import FastTokenizer  # noqa: F401  (lives there so it imports without torch)
 
 
 def supports(folder: Path) -> bool:

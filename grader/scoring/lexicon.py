@@ -69,7 +69,7 @@ FILLER_WORDS = {
 def encoder_vocabulary() -> tuple[frozenset, frozenset]:
     """Whole English words of the encoder's vocabulary, and their stems (empty when it cannot be read)."""
     try:
-        from grader.weights import resolve_model
+        from grader.encoding.weights import resolve_model
 
         path = resolve_model(None)[0] / "vocab.txt"
         words = {w.strip() for w in path.read_text(encoding="utf-8").splitlines()}

@@ -2,7 +2,7 @@
 
 Protocols (:func:`evaluate`):
 
-* ``zero-shot``: a fitted combiner (default ``models/default.json``) grades every row.
+* ``zero-shot``: a fitted combiner (default ``grader/models/default.json``) grades every row.
 * ``train-test``: train on one corpus, test on another (SemEval-2013 style).
 * ``unseen-answers``: K folds within each question; the answers of a question are
   split across folds.
@@ -32,15 +32,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
-from grader.baselines import BASELINES, ThresholdBaseline
-from grader.corpus import LabeledAnswer
-from grader.engine import Grader, get_embedder, load_combiner
+from grader.evaluation.baselines import BASELINES, ThresholdBaseline
+from grader.evaluation.corpus import LabeledAnswer
+from grader.encoding.registry import get_embedder
+from grader.engine import Grader
+from grader.scoring.combiner import load_combiner
 from grader.errors import ConfigError, InputDataError
-from grader.features import FEATURES
-from grader.linear_combiner import LinearCombiner
-from grader.metrics import label_metrics, score_metrics
+from grader.scoring.features import FEATURES
+from grader.scoring.combiner import LinearCombiner
+from grader.evaluation.metrics import label_metrics, score_metrics
 from grader.rubric import ShortAnswerQuestion
-from grader.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, CachingEmbedder, build_dataset, fit_combiner,
+from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, CachingEmbedder, build_dataset, fit_combiner,
                              label_fractions_of, questions_for, resolve_target, score_class, score_levels, targets,
                              with_examples)
 
@@ -112,7 +114,7 @@ def splits(rows: list[LabeledAnswer], protocol: str, folds: int, seed: int) -> l
         groups = np.array([r.question_id for r in rows], dtype=object)
         n_groups = len(np.unique(groups))
         if n_groups < 2:
-            raise ConfigError(f"--cv unseen-questions needs at least 2 questions; the corpus has {n_groups}",
+            raise ConfigError(f"`cv` unseen-questions needs at least 2 questions; the corpus has {n_groups}",
                               field="cv")
         splitter = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
         return [(list(a), list(b)) for a, b in splitter.split(np.zeros(len(rows)), groups=groups)]
@@ -126,7 +128,7 @@ def splits(rows: list[LabeledAnswer], protocol: str, folds: int, seed: int) -> l
             fold_of[order] = np.arange(len(order)) % folds
         out = [(list(np.flatnonzero(fold_of != k)), list(np.flatnonzero(fold_of == k))) for k in range(folds)]
         return [(a, b) for a, b in out if b]
-    raise ConfigError(f"--cv must be one of ('unseen-answers', 'unseen-questions'). Got '{protocol}'.", field="cv")
+    raise ConfigError(f"`cv` must be one of ('unseen-answers', 'unseen-questions'). Got '{protocol}'.", field="cv")
 
 
 def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows: list[LabeledAnswer] | None = None,
@@ -141,12 +143,12 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     """
     started = time.perf_counter()
     if cv is not None and train_rows is not None:
-        raise ConfigError("use either --cv or --train, not both", field="cv")
+        raise ConfigError("use either `cv` or `train_rows`, not both", field="cv")
     if combiner is not None and (cv is not None or train_rows is not None):
-        raise ConfigError("--combiner evaluates a trained model as is; it cannot be combined with --cv or --train, "
+        raise ConfigError("`combiner` evaluates a trained model as is; it cannot be combined with `cv` or `train_rows`, "
                           "which train a fresh one per fold", field="combiner")
     if cv is not None and folds < 2:
-        raise ConfigError(f"--folds must be >= 2. Got {folds}.", field="folds")
+        raise ConfigError(f"`folds` must be >= 2. Got {folds}.", field="folds")
     points = [examples_per_question] + [int(n) for n in learning_curve if int(n) != examples_per_question]
     if any(n is not None and n < 0 for n in points):
         raise ConfigError(f"numbers of examples per question must be >= 0. Got {points}.", field="examples")
@@ -225,7 +227,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
                      "total": round(time.perf_counter() - started, 2), "distinct_texts_encoded": len(embedder)},
     }
     if protocol == "zero-shot":
-        summary["systems_note"] = "baselines need training data; use --cv or --train to compare with them"
+        summary["systems_note"] = "baselines need training data; use `cv` or `train` to compare with them"
     return Evaluation(summary, predictions)
 
 

@@ -7,35 +7,30 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import warnings
 import weakref
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from grader.blas_threads import limit_blas_threads
-from grader.choice import grade_choice
-from grader.detectors import AnswerView, cap_of, detect
-from grader.embedder import Embedder, SentenceTransformerEmbedder, iter_encoding_lists
+from grader.encoding.blas_threads import limit_blas_threads
+from grader.encoding.embedder import Embedder, iter_encoding_lists
+from grader.encoding.registry import get_embedder
 from grader.errors import ConfigError, ModelError
-from grader.features import FEATURES, AnswerSignals, PreparedQuestion, answer_signals, key_credit, prepare_question
-from grader.feedback import compose
-from grader.linear_combiner import LinearCombiner
-from grader.phrases import FOUND
-from grader.result import ConceptResult, Flag, GradeResult, MisconceptionResult
+from grader.result import GradeResult
 from grader.rubric import Rubric, ShortAnswerQuestion
+from grader.scoring.choice import grade_choice
+from grader.scoring.combiner import LinearCombiner, load_combiner
+from grader.scoring.features import AnswerSignals, PreparedQuestion, answer_signals, prepare_question
+from grader.scoring.policy import MAX_ANSWER_CHARS, REVIEW_THRESHOLD, empty_result, score_answer
 from grader.text import normalize
-from grader.workers import CHUNK, MIN_ANSWERS, GradingPool, auto_workers, grade_items
+from grader.engine.workers import MIN_ANSWERS, GradingPool, PooledCall, auto_workers
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMBINER = Path(__file__).resolve().parent.parent / "models" / "default.json"
-REVIEW_THRESHOLD = 0.6
-MAX_ANSWER_CHARS = 20_000
 _PREPARED_CACHE = 256
 # Distinct answers encoded per encoder call in a batch: at most this many, and at most this many
 # characters, so the token vectors held at once stay near 100 MB however long the answers are.
@@ -43,37 +38,6 @@ _PREPARED_CACHE = 256
 # 2048 than at 256 (int8, bench/throughput.py's generated corpus).
 ENCODE_CHUNK = 2048
 ENCODE_CHUNK_CHARS = 250_000
-
-_embedders: dict[tuple, SentenceTransformerEmbedder] = {}
-_embedders_lock = threading.Lock()
-
-
-def get_embedder(model: str | None = None, device: str | None = None, backend: str = "auto",
-                 batch_size: int | None = None) -> SentenceTransformerEmbedder:
-    """One shared embedder per (model, device, backend, batch size) in this process, loaded lazily."""
-    key = (model, device, backend, batch_size)
-    with _embedders_lock:
-        if key not in _embedders:
-            _embedders[key] = SentenceTransformerEmbedder(model, device=device, backend=backend,
-                                                          batch_size=batch_size)
-        return _embedders[key]
-
-
-def load_combiner(path: str | Path | None = None) -> LinearCombiner:
-    """The combiner at ``path``, or the default one shipped in ``models/default.json``."""
-    combiner = LinearCombiner.load(path or DEFAULT_COMBINER)
-    if list(combiner.feature_names_) != list(FEATURES):
-        raise ModelError(
-            f"combiner was trained on features {combiner.feature_names_}, but this grader computes "
-            f"{list(FEATURES)}; retrain it with `grader train`", source=str(path or DEFAULT_COMBINER))
-    return combiner
-
-
-def snap(points: float, step: float, max_points: float) -> float:
-    """Round ``points`` half-up to a multiple of ``step`` inside [0, max_points]."""
-    snapped = math.floor(points / step + 0.5 + 1e-9) * step
-    return float(round(min(max(snapped, 0.0), max_points), 6))
-
 
 def _chunks(keys: list, size: Callable[[object], int]):
     """Consecutive runs of ``keys`` within ENCODE_CHUNK keys and ENCODE_CHUNK_CHARS of ``size``."""
@@ -89,31 +53,14 @@ def _chunks(keys: list, size: Callable[[object], int]):
         yield chunk
 
 
-def _interpolate(fraction: float, values: np.ndarray) -> np.ndarray:
-    """A distribution over labels whose expected value is ``fraction`` (mass on the two nearest labels)."""
-    order = np.argsort(values)
-    v = values[order]
-    out = np.zeros(len(values))
-    fraction = min(max(fraction, v[0]), v[-1])
-    k = int(np.searchsorted(v, fraction, side="right")) - 1
-    if k >= len(v) - 1:
-        out[order[-1]] = 1.0
-    else:
-        span = v[k + 1] - v[k]
-        w = (fraction - v[k]) / span if span > 0 else 0.0
-        out[order[k]] = 1.0 - w
-        out[order[k + 1]] = w
-    return out
-
-
 class Grader:
     """Grades answers to the questions of a rubric.
 
-    ``combiner`` is a fitted :class:`~grader.linear_combiner.LinearCombiner` (a
-    :class:`~grader.combiner.GradeCombiner` is one) or the path of one (default:
+    ``combiner`` is a fitted :class:`~grader.scoring.combiner.LinearCombiner` (a
+    :class:`~grader.evaluation.estimator.GradeCombiner` is one) or the path of one (default:
     ``models/default.json``); ``embedder`` defaults to the shared
     all-MiniLM-L6-v2 encoder on CUDA when present, else CPU. ``workers`` is the number
-    of processes that grade encoded answers of large calls (:mod:`grader.workers`);
+    of processes that grade encoded answers of large calls (:mod:`grader.engine.workers`);
     ``"auto"``: none on a CPU, where the encoder sets the pace, every core but one
     beside a GPU.
     """
@@ -155,14 +102,6 @@ class Grader:
         self._prepared, self._lock = OrderedDict(), threading.Lock()
         self._checked_model = True
         self.workers, self._pool, self._pool_key = 0, None, None
-        return self
-
-    @classmethod
-    def for_results(cls, combiner: LinearCombiner, review_threshold: float = REVIEW_THRESHOLD,
-                    max_answer_chars: int = MAX_ANSWER_CHARS) -> "Grader":
-        """A grader without an encoder that grades encoded answers to prepared questions (a grading worker's)."""
-        self = cls.for_signals(embedder=_NoEncoder(), max_answer_chars=max_answer_chars)
-        self.combiner, self.review_threshold = combiner, review_threshold
         return self
 
     # -- public API ---------------------------------------------------------------------
@@ -251,7 +190,7 @@ class Grader:
             text, truncated = self.clip(answer)
             clipped[i] = (text, truncated)
             if not normalize(text):
-                results[i] = self._empty(question, truncated)
+                results[i] = empty_result(question, self.combiner)
                 continue
             # Identical answers (up to case and spacing) to the same question are graded once.
             pending.setdefault((question, normalize(text), truncated), []).append(i)
@@ -265,7 +204,7 @@ class Grader:
                 keys_of[-1].setdefault(clipped[pending[key][0]][0], []).append(key)
         texts = [list(k) for k in keys_of]
         prepared: dict[int, PreparedQuestion] = {}  # by id: the questions stay alive in ``pairs``
-        pooled = _Pooled(self, self._pool_for(len(pending)), prepared)
+        pooled = PooledCall(self._pool_for(len(pending)), prepared, self._grade_chunk, self._pool_failed)
         for n, j, encoding in iter_encoding_lists(self.embedder, texts):
             text = texts[n][j]
             for key in keys_of[n][text]:
@@ -305,6 +244,11 @@ class Grader:
                 weakref.finalize(self, self._pool.close)
             return self._pool
 
+    def _grade_chunk(self, prepared: PreparedQuestion, items) -> list[GradeResult]:
+        """Grades of ``(text, encoding, truncated)`` answers to ``prepared``'s question, in this thread."""
+        return [self._grade_short(prepared.question, text, encoding, truncated, prepared)
+                for text, encoding, truncated in items]
+
     def _pool_failed(self, exc: BaseException) -> None:
         """Grade in this thread from now on: the processes broke (one was killed, say)."""
         log.warning("the grading processes failed (%s: %s); grading in the calling thread instead",
@@ -316,163 +260,9 @@ class Grader:
             except Exception:  # noqa: BLE001 - a broken pool may fail to stop cleanly; it is dropped either way
                 pass
 
-    def _empty(self, question: ShortAnswerQuestion, truncated: bool) -> GradeResult:
-        low = str(self.combiner.classes_[int(np.argmin(self.combiner.label_fractions_))])
-        flags = (Flag("empty", "the answer is empty", review=False),)
-        return GradeResult(question.id, question.type, 0.0, question.max_points, low, 1.0, False,
-                           "No answer was given.", flags=flags)
-
     def _grade_short(self, question: ShortAnswerQuestion, text: str, encoding, truncated: bool,
                      prepared: PreparedQuestion | None = None) -> GradeResult:
         if prepared is None:
             prepared = self.prepare(question)
-        sig = answer_signals(prepared, text, encoding)
-        combiner = self.combiner
-        values = combiner.label_fractions_
-        proba = combiner.predict_proba(sig.features[None, :])[0]
-        flags: list[Flag] = []
-        if truncated:
-            flags.append(Flag("truncated", f"the answer was cut to its first {self.max_answer_chars} characters"))
-
-        concepts = []
-        for kp, m in zip(question.key_phrases, sig.key_matches):
-            concepts.append(ConceptResult(kp.text, kp.points, round(kp.points * key_credit(m), 4), m.found,
-                                          m.strength, m.evidence, m.method, m.negated, kp.required))
-        mixed = proba
-        if concepts:
-            total = sum(c.points for c in concepts)
-            concept_fraction = sum(c.awarded for c in concepts) / total
-            w = question.criteria_weight
-            mixed = (1 - w) * proba + w * _interpolate(concept_fraction, values)
-        fraction = float(mixed @ values)
-        best = int(mixed.argmax())
-
-        misconceptions = tuple(
-            MisconceptionResult(mc.text, mc.penalty, m.strength, m.evidence, mc.feedback)
-            for mc, m in zip(question.misconceptions, sig.misconception_matches) if m.strength >= FOUND
-        )
-        cap = 1.0
-        penalty = sum(m.penalty for m in misconceptions) / question.max_points
-        if misconceptions:
-            flags.append(Flag("misconception", "the answer states a misconception", review=False))
-        missing_required = [c for c in concepts if c.required and not c.found]
-        if missing_required:
-            cap = min(cap, 1.0 - sum(c.points - c.awarded for c in missing_required) / question.max_points)
-            flags.append(Flag("missing_required", "a required concept is missing: "
-                              + "; ".join(c.concept for c in missing_required), review=False))
-        feature_values = sig.features.tolist()
-        view = AnswerView(text, sig.analysis, dict(zip(FEATURES, feature_values)), prepared.prompt_stems,
-                          prepared.reference_stems, sum(c.found for c in concepts), len(concepts), question)
-        detections = detect(view)
-        flags.extend(d.flag for d in detections)
-        cap = min(cap, cap_of(detections))
-
-        final = min(max(fraction - penalty, 0.0), cap)
-        points = snap(final * question.max_points, question.step, question.max_points)
-        label_index = best
-        if final < fraction - 1e-9:  # a penalty or cap lowered the grade: the label follows it down
-            nearest = int(np.argmin(np.abs(values - final)))
-            if values[nearest] < values[best]:
-                label_index = nearest
-        if missing_required and values[label_index] >= values.max():
-            lower = [i for i in np.argsort(-values) if values[i] < values.max()]
-            label_index = int(lower[0]) if lower else label_index
-        if points <= 0:
-            label_index = int(np.argmin(values))
-        label = str(combiner.classes_[label_index])
-        confidence = float(mixed[label_index])
-        if cap_of(detections) <= 0.0:
-            confidence = max(confidence, 0.9)  # the detector is certain, the combiner's view does not matter
-        needs_review = confidence < self.review_threshold or any(f.review for f in flags)
-        hints = {kp.text: kp.hint for kp in question.key_phrases}
-        feedback = compose(tuple(concepts), misconceptions, tuple(flags), hints,
-                           feature_values[FEATURES.index("ref_cover")], label)
-        return GradeResult(
-            question_id=question.id,
-            question_type=question.type,
-            points=points,
-            max_points=question.max_points,
-            label=label,
-            confidence=round(min(max(confidence, 0.0), 1.0), 4),
-            needs_review=needs_review,
-            feedback=feedback,
-            concepts=tuple(concepts),
-            misconceptions=misconceptions,
-            flags=tuple(flags),
-            signals={k: round(v, 4) for k, v in zip(FEATURES, feature_values)},
-            probabilities={str(c): round(p, 4) for c, p in zip(combiner.classes_, mixed.tolist())},
-        )
-
-
-class _Pooled:
-    """One call's encoded answers on their way through the grading processes, a question's chunk at a time.
-
-    At most two chunks a worker are out at once, so the encodings held stay bounded. A chunk
-    whose worker fails is graded in the calling thread, so no answer is lost.
-    """
-
-    def __init__(self, grader: Grader, pool: GradingPool | None, prepared: dict[int, PreparedQuestion]):
-        self.grader, self.pool, self.prepared = grader, pool, prepared
-        self._buffers: dict[int, list[tuple]] = {}
-        self._out: deque = deque()  # (future, chunk) in the order sent
-        self._done: list[tuple[tuple, GradeResult]] = []
-
-    def add(self, key: tuple, text: str, encoding) -> None:
-        buffer = self._buffers.setdefault(id(key[0]), [])
-        buffer.append((key, text, encoding))
-        if len(buffer) == CHUNK:
-            self._send(self._buffers.pop(id(key[0])))
-
-    def finish(self) -> list[tuple[tuple, GradeResult]]:
-        """(key, result) of every answer added."""
-        for chunk in self._buffers.values():
-            self._send(chunk)
-        self._buffers.clear()
-        while self._out:
-            self._collect()
-        return self._done
-
-    def _send(self, chunk: list[tuple]) -> None:
-        future = None
-        if self.pool is not None:
-            try:
-                future = self.pool.submit(self._prepared_of(chunk), _items(chunk))
-            except RuntimeError as exc:  # BrokenProcessPool is one, and so is a pool already shut down
-                self.grader._pool_failed(exc)
-                self.pool = None
-        self._out.append((future, chunk))
-        while self._out and (self.pool is None or len(self._out) > 2 * self.pool.workers):
-            self._collect()
-
-    def _collect(self) -> None:
-        future, chunk = self._out.popleft()
-        results = None
-        if future is not None:
-            try:
-                results = future.result()
-            except Exception as exc:  # noqa: BLE001 - whatever broke (a cancelled future too), graded here instead
-                if self.pool is not None:
-                    self.grader._pool_failed(exc)
-                    self.pool = None
-        if results is None:
-            results = grade_items(self.grader, self._prepared_of(chunk), _items(chunk))
-        self._done.extend((key, result) for (key, _, _), result in zip(chunk, results))
-
-    def _prepared_of(self, chunk: list[tuple]) -> PreparedQuestion:
-        return self.prepared[id(chunk[0][0][0])]  # every answer of a chunk is to one question
-
-
-def _items(chunk: list[tuple]) -> list[tuple]:
-    """``(text, encoding, truncated)`` of each ``(key, text, encoding)`` of a chunk."""
-    return [(text, encoding, key[2]) for key, text, encoding in chunk]
-
-
-class _NoEncoder:
-    """The encoder of a grader that only grades encoded answers: asked to encode, it says so."""
-
-    name, sha256, device, loaded = None, None, None, True
-
-    def encode(self, texts):
-        raise ModelError("this grader grades encoded answers only; it has no encoder")
-
-    encode_tokens = encode
+        return score_answer(prepared, text, encoding, self.combiner, truncated=truncated,
+                            review_threshold=self.review_threshold, max_answer_chars=self.max_answer_chars)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.evaluation import SYSTEMS, Evaluation
-from grader.metrics import coverage_curve, reliability
+from grader.evaluation.protocols import SYSTEMS, Evaluation
+from grader.evaluation.metrics import coverage_curve, reliability
 
 HEADLINE = (("accuracy", "acc"), ("macro_f1", "macro-F1"), ("weighted_f1", "weighted-F1"),
             ("coverage_at_90", "cov@90"), ("coverage_at_95", "cov@95"))

@@ -15,7 +15,7 @@ import string
 import zlib
 from dataclasses import dataclass
 
-from grader.corpus import LabeledAnswer
+from grader.evaluation.corpus import LabeledAnswer
 from grader.errors import InputDataError
 from grader.rubric import Rubric, ShortAnswerQuestion
 from grader.text import STOPWORDS, analyze, detect_language
@@ -143,7 +143,7 @@ def sources_from_corpus(rows: list[LabeledAnswer]) -> list[AttackSource]:
 
 
 def _grade_of(row: LabeledAnswer) -> float | None:
-    from grader.combiner import KNOWN_LABEL_FRACTIONS
+    from grader.evaluation.estimator import KNOWN_LABEL_FRACTIONS
 
     if row.fraction is not None:
         return row.fraction

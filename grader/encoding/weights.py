@@ -17,6 +17,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from grader.errors import ModelError, ModelIntegrityError
+from grader.settings import make_settings
 
 WEIGHT_FILE = "model.safetensors"
 
@@ -60,8 +61,8 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def cache_dir() -> Path:
-    """Folder for assembled models: ``GRADER_CACHE_DIR`` or ``~/.cache/grader``."""
-    return Path(os.environ.get("GRADER_CACHE_DIR") or Path.home() / ".cache" / "grader")
+    """Folder for assembled models: the ``cache_dir`` setting (``GRADER_CACHE_DIR``) or ``~/.cache/grader``."""
+    return make_settings().cache_dir or Path.home() / ".cache" / "grader"
 
 
 def _verified_stamp(folder: Path) -> Path:

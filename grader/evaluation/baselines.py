@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array
 
-from grader.features import FEATURES
+from grader.scoring.features import FEATURES
 
 BASELINES = ("cosine", "lexical")
 
