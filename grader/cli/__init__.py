@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 
+from grader import __version__
 from grader.cli.flags import flags_of, in_flags
 from grader.errors import GraderError
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every command registered."""
     parser = argparse.ArgumentParser(prog="grader", description="Grade short answers against a rubric.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--version", action="version", version=f"grader {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
