@@ -10,9 +10,13 @@ the source weights' sha256 and what the embedder needs without loading torch (ma
 length, dimension, tokenizer kind, graph inputs).
 
 Every load reads the file once, checks the sha256 of those bytes against the manifest
-and hands the same bytes to ONNX Runtime, so what runs is what was checked. A file
-that does not match is rebuilt from the verified weights (a warning says so); a rebuild
-that still does not match raises :class:`~grader.errors.ModelIntegrityError`. The
+and the manifest against its seal, and hands the same bytes to ONNX Runtime, so what
+runs is what was checked. The seal is an HMAC of the file's sha256, the source weights'
+sha256 and the export recipe under this installation's key, kept outside the cache
+(:mod:`grader.encoding.trust`): a manifest that merely hashes a swapped file is not
+enough. A file that does not match, is not a regular file or is implausibly large is
+rebuilt from the verified weights (a warning says so); a rebuild that still does not
+match raises :class:`~grader.errors.ModelIntegrityError`. The
 cache folder is built under a temporary name and renamed into place, so processes
 that race on a first use never see half a file.
 
@@ -33,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections import deque
@@ -45,12 +50,15 @@ import numpy as np
 
 from grader.errors import ConfigError, ModelError, ModelIntegrityError
 from grader.encoding.quantize import SCHEME, quantize_rows
+from grader.encoding.trust import is_sealed, seal
 from grader.encoding.weights import cache_dir
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
+MAX_MODEL_BYTES = 4 << 30  # far above any sentence encoder the grader runs
+MAX_MANIFEST_BYTES = 1 << 20
 FORMAT = 4  # bump when the export or quantisation code changes the file
 PRECISIONS = ("fp32", "int8")
 OPSET = 17
@@ -218,11 +226,13 @@ def load_onnx_encoder(folder: Path, name: str, weights_sha256: str, build_pipeli
 def _read_verified(target: Path, weights_sha256: str) -> tuple[bytes, dict] | None:
     """(file bytes, manifest) when the cached file exists and its sha256 matches; None to (re)build."""
     model, manifest_path = target / MODEL_FILE, target / MANIFEST_FILE
-    if not manifest_path.is_file() and not model.is_file():
+    if not manifest_path.exists() and not model.exists():
         return None
     try:
-        manifest = json.loads(manifest_path.read_text())
-        data = model.read_bytes()
+        manifest = json.loads(_read_regular(manifest_path, MAX_MANIFEST_BYTES))
+        data = _read_regular(model, MAX_MODEL_BYTES)
+        if not isinstance(manifest, dict):
+            raise ValueError("the manifest is not a JSON object")
     except (OSError, ValueError) as exc:
         log.warning("ONNX cache in %s is unreadable (%s); rebuilding it", target, exc)
         return None
@@ -231,7 +241,31 @@ def _read_verified(target: Path, weights_sha256: str) -> tuple[bytes, dict] | No
         log.warning("sha256 of %s is %s, its manifest records %s; rebuilding it from the verified weights",
                     model, digest, manifest.get("sha256"))
         return None
+    if not is_sealed(_sealed(manifest), manifest.get("seal")):
+        log.warning("the manifest of %s is not sealed by this installation (a file written into the cache by "
+                    "another hand, or built with another GRADER_STATE_DIR); rebuilding it from the verified weights",
+                    model)
+        return None
     return data, manifest
+
+
+def _sealed(manifest: dict) -> dict:
+    """What the seal covers: everything the manifest says but the seal itself."""
+    return {k: v for k, v in manifest.items() if k != "seal"}
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes (a device never is)."""
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path.name} is not a regular file")
+    if info.st_size > limit:
+        raise ValueError(f"{path.name} is {info.st_size} bytes, more than the {limit} an encoder file may be")
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} grew past {limit} bytes while it was read")
+    return data
 
 
 def _tokenizer(folder: Path, kind: str):
@@ -280,6 +314,7 @@ def _build(target: Path, folder: Path, weights_sha256: str, build_pipeline: Call
             "precision": precision,
             "settings": build_settings(precision),
         }
+        manifest["seal"] = seal(manifest)
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
         _install(staging, target)
     finally:
