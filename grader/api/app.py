@@ -8,6 +8,7 @@ from typing import Callable
 
 from fastapi import FastAPI
 
+from grader.api.docs import add_docs
 from grader.api.errors import install_error_handlers
 from grader.api.metrics import Metrics
 from grader.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, *, rubrics: dict | None = None,
             await service.stop()
 
     app = FastAPI(title="grader", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs" if settings.docs else None, redoc_url=None,
+                  docs_url=None, redoc_url=None,  # add_docs serves both pages from local files, not a CDN
                   openapi_url="/openapi.json" if settings.docs else None)
     app.state.settings = settings
     app.state.service = service
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, *, rubrics: dict | None = None,
     app.include_router(grading.router)
     app.include_router(rubric_routes.router)
     app.include_router(health.router)
+    if settings.docs:
+        add_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     return app
