@@ -288,16 +288,6 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path, grader, rubric,
     assert "row" in capsys.readouterr().err
 
 
-def test_every_option_of_grader_grade_is_in_the_readme():
-    from grader.cli import build_parser
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Batch grading"):]
-    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["grade"]
-    options = [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
-    assert options and not [o for o in options if f"`{o}" not in section and f" {o}" not in section]
-
-
 def test_grade_columns_never_clash_with_input_columns(tmp_path, grader, rubric):
     src = write(tmp_path / "in.csv", [["student_id", "question_id", "answer", "points"], ["s1", "q3", "True", "7"]])
     row = rows_of(grade(tmp_path, src, grader, rubric).output)[0]

@@ -118,13 +118,3 @@ def test_broken_quizzes_say_what_is_wrong(text, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(InputDataError, match="file not found"):
         import_quiz(tmp_path / "nope.txt")
-
-
-def test_every_option_of_import_quiz_is_in_the_readme():
-    from grader.cli import build_parser
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("option of `grader import-quiz`"):]
-    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["import-quiz"]
-    options = [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
-    assert options and not [o for o in options if f"`{o}" not in section]

@@ -114,16 +114,3 @@ def test_eval_option_errors(corpus, capsys):
     assert "--combiner" in capsys.readouterr().err
     assert main(["eval", str(corpus), "--folds", "3"]) == 2
     assert main(["eval", str(corpus), "--learning-curve", "0,x"]) == 2
-
-
-@pytest.mark.parametrize("command", ["train", "eval"])
-def test_every_option_is_in_the_readme(command):
-    from pathlib import Path
-
-    from grader.cli import build_parser
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Agreement with human graders"):]
-    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
-    options = [o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
-    assert options and not [o for o in options if f"`{o}" not in section]
