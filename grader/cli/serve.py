@@ -10,7 +10,7 @@ from grader.cli.common import add_model_options
 def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve the HTTP grading API",
                        description="Serve the HTTP grading API. Every option also reads a GRADER_* environment "
-                                   "variable (see the README's Settings table); options win over the environment.")
+                                   "variable (see docs/settings.md); options win over the environment.")
     p.add_argument("--rubrics", default=None, metavar="DIR",
                    help="folder of rubric YAML files, all validated at startup (GRADER_RUBRICS_DIR, default rubrics/)")
     p.add_argument("--host", default=None, help="address to listen on (GRADER_HOST, default 127.0.0.1)")
