@@ -3,8 +3,10 @@
 FastAPI's own pages load their JavaScript and CSS from a CDN, so offline they render
 blank. The same pages here load the bundles that the ``fastapi-offline`` package ships
 (Swagger UI 5, ReDoc 2) at ``/static/docs/<name>``: a route per file rather than a mount,
-so the access log and metrics name the route like any other. Like ``/openapi.json``, the
-pages need no API key: they describe the API and hold no data.
+so the access log and metrics name the route like any other. ReDoc's side menu shows
+Redocly's logo from their CDN; the ReDoc bundle is served with that one address replaced
+by an empty inline image, so no page makes a request beyond this server. Like
+``/openapi.json``, the pages need no API key: they describe the API and hold no data.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from grader.errors import ConfigError
 
@@ -22,6 +24,8 @@ DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
 STATIC_URL = "/static/docs"
 ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
+REDOCLY_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+EMPTY_IMAGE = b"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='1' height='1'/%3E"
 
 
 def static_dir() -> Path:
@@ -38,10 +42,14 @@ def add_docs(app: FastAPI) -> None:
                           "fastapi-offline (see grader's dependencies) or turn the docs off with GRADER_DOCS=false",
                           field="docs")
 
+    redoc_js = (folder / "redoc.standalone.js").read_bytes().replace(REDOCLY_LOGO, EMPTY_IMAGE)
+
     @app.get(STATIC_URL + "/{name}", include_in_schema=False)
-    async def asset(name: str) -> FileResponse:
+    async def asset(name: str) -> Response:
         if name not in ASSETS:
             raise HTTPException(404)
+        if name == "redoc.standalone.js":
+            return Response(redoc_js, media_type="text/javascript; charset=utf-8")
         return FileResponse(folder / name)
 
     def root(request: Request) -> str:
