@@ -13,6 +13,7 @@ import os
 import threading
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
@@ -248,6 +249,35 @@ class SentenceTransformerEmbedder:
         self.load()
         return self._dimension
 
+    @property
+    def max_length(self) -> int:
+        """Tokens the encoder takes in one window, special tokens included (longer texts are cut into windows)."""
+        self.load()
+        return self._max_len
+
+    @property
+    def tokenizer(self):
+        """The loaded tokenizer, called as a Hugging Face fast tokenizer is: ``tokenizer(texts)["input_ids"]``."""
+        self.load()
+        return self._tokenizer
+
+    @property
+    def onnx_path(self) -> Path | None:
+        """The ONNX file the encoder runs on ONNX Runtime, or None when it runs in torch."""
+        self.load()
+        return self._model.path if self.runtime == "onnxruntime" else None
+
+    def forward_batch(self, input_ids, attention_mask) -> dict:
+        """The torch model's raw outputs for one padded batch of id tensors on ``device`` (torch runtime only)."""
+        self.load()
+        if self.runtime != "torch":
+            raise ModelError(f"forward_batch needs the torch runtime. Got '{self.runtime}'.")
+        features = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self._needs_type_ids:
+            features["token_type_ids"] = self._torch.zeros_like(input_ids)
+        with self._torch.inference_mode():
+            return self._model(features)
+
     def encode_tokens(self, texts: Sequence[str]) -> list[Encoding]:
         """Sentence and token vectors of each text from one forward pass, in input order."""
         out: list[Encoding | None] = [None] * len(texts)
@@ -343,14 +373,8 @@ class SentenceTransformerEmbedder:
 
     def _forward(self, id_lists: list[list[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Run one padded batch in torch; returns sentence vectors and per-text token vectors (specials dropped)."""
-        torch = self._torch
-        input_ids, mask = (torch.from_numpy(a) for a in self._pad(id_lists))
-        features = {"input_ids": input_ids, "attention_mask": mask}
-        if self._needs_type_ids:
-            features["token_type_ids"] = torch.zeros_like(input_ids)
-        features = {k: v.to(self.device) for k, v in features.items()}
-        with torch.inference_mode():
-            out = self._model(features)
+        input_ids, mask = (self._torch.from_numpy(a).to(self.device) for a in self._pad(id_lists))
+        out = self.forward_batch(input_ids, mask)
         sentence = out["sentence_embedding"].float().cpu().numpy()
         return sentence, self._token_rows(out["token_embeddings"].float().cpu().numpy(), id_lists)
 

@@ -160,6 +160,15 @@ class Grader:
         exclude = exclude_examples or [None] * len(texts)
         return [answer_signals(prepared, t, encodings[t], x) for t, x in zip(texts, exclude)]
 
+    @property
+    def grading_processes(self) -> int:
+        """Worker processes grading for this grader now: 0 while it grades in the calling thread."""
+        return self._pool.workers if self._pool is not None else 0
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of this grader's running grading processes (empty when it has none)."""
+        return self._pool.pids() if self._pool is not None else []
+
     def close(self) -> None:
         """Stop this grader's grading processes, if it started any (they also stop when it is collected)."""
         if self._pool is not None:

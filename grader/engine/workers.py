@@ -103,6 +103,10 @@ class GradingPool:
         with self._lock:
             return self._executor.submit(grade_chunk, prepared, chunk)
 
+    def pids(self) -> list[int]:
+        """Process ids of the workers started so far (none before the first chunk, none once closed)."""
+        return list(self._executor._processes or ())
+
     def close(self) -> None:
         """Stop the workers (those grading finish their chunk first)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
