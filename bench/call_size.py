@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/call_size.py [--calls 1,4,8,17,32] [--rounds 6] [--backend int8]
 
-Grades 160 of bench/load.py's q5 answers with ``Grader.grade_many`` in calls of each
-size, in alternating rounds against the same grader with an explicit batch size of 16
-(which turns off the cutting of short lists into batches for every core, the behaviour
-before it), and prints the median answers/s of each and the median of the round-by-round
-ratios. The HTTP service's micro-batcher makes calls of this size (`bench/load.py`
-prints their mean).
+Grades 160 of the q5 answers bench/load.py sends (``bench.common.make_answers``) with
+``Grader.grade_many`` in calls of each size, in alternating rounds against the same grader
+with an explicit batch size of 16 (which turns off cutting short lists into batches for
+every core), and prints the median answers/s of each and the median of the round-by-round
+ratios. The HTTP service's micro-batcher makes calls of this size (`bench/load.py` prints
+their mean).
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import RUBRIC, in_turn, make_answers  # noqa: E402
 
 
 def main() -> None:
@@ -28,8 +31,6 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=160)
     parser.add_argument("--backend", default="int8")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from bench.load import RUBRIC, make_answers
     from grader import Grader, load_rubric
     from grader.engine import get_embedder
 
@@ -44,7 +45,7 @@ def main() -> None:
     for call in [int(c) for c in args.calls.split(",")]:
         rates: dict[str, list[float]] = {k: [] for k in graders}
         for r in range(args.rounds):
-            for name in list(graders) if r % 2 == 0 else list(graders)[::-1]:
+            for name in in_turn(list(graders), r):
                 started = time.perf_counter()
                 for i in range(0, len(answers), call):
                     graders[name].grade_many([("q5", a) for a in answers[i : i + call]])

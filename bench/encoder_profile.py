@@ -3,10 +3,12 @@
     .venv/bin/python bench/encoder_profile.py [--batch 16] [--tokens 26] [--runs 50]
 
 Runs one padded batch (``--batch`` texts of ``--tokens`` word pieces, the size of a batch
-of bench/throughput.py's generated short answers) through the cached fp32 and int8 files
-on one thread, as the grader runs batches side by side, and prints the share and the
-milliseconds per run of each operator type. The int8 file's matrix products are
+of the generated short answers of ``bench.common.load_corpus``) through the cached fp32 and
+int8 files on one thread, as the grader runs batches side by side, and prints the share and
+the milliseconds per run of each operator type. The int8 file's matrix products are
 ``MatMulIntegerToFloat``; the rest of its extra operators quantise activations per row.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def main() -> None:
 
     print(f"one batch of {args.batch} texts x {args.tokens} word pieces, one thread, {args.runs} runs")
     for precision in ("fp32", "int8"):
-        path = SentenceTransformerEmbedder(backend=precision, device="cpu").load()._model.path
+        path = SentenceTransformerEmbedder(backend=precision, device="cpu").onnx_path
         per_run, by_op = profile(path, args.batch, args.tokens, args.runs)
         total = sum(by_op.values())
         print(f"\n{precision}: {per_run:.1f} ms a run ({path.parent.name})")

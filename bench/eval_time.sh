@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Wall time of `grader eval --cv unseen-questions --folds 5` on ~3,000 (SAF-en + SAF-de) or more answers.
 # ROWS_COPIES=2 doubles the corpus (answers get a copy suffix so each is encoded) for a ~6,000-answer run.
+# Record the figures on docs/performance.md with the date and this command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT

@@ -1,4 +1,4 @@
-"""The GPU half of issue #7 in one short run: device choice, fp16 against fp32, throughput, largest batch.
+"""The GPU side of the grader in one short run: device choice, fp16 against fp32, throughput, largest batch.
 
     .venv/bin/python bench/gpu.py [--answers 20000] [--workers auto]
     .venv/bin/python bench/gpu.py --device cpu --backends torch,fp32 --answers 600 --workers 2  # checks the script
@@ -8,12 +8,14 @@ Exits 2 at once on a machine without CUDA. Otherwise it prints, in a few minutes
 1. the device and batch size the default grader picks (``Grader()`` with no options);
 2. fp16 against fp32 on SAF-en: the cosine of the sentence vectors and how many grades
    (points and labels) agree, which says whether fp16 is safe;
-3. answers/s grading ``--answers`` generated short answers (bench/throughput.py's corpus)
+3. answers/s grading ``--answers`` generated short answers (``bench.common.load_corpus``)
    with fp16 grading in the calling thread, with fp16 and fp32 and the grading processes of
    ``--workers`` beside them (auto: every core but one), and of plain
    ``SentenceTransformer.encode`` on the GPU for comparison;
 4. the largest batch of 256-token texts one fp16 forward pass fits, found by doubling and
    then bisection, with the memory it peaked at.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import load_corpus  # noqa: E402
 
 
 def largest_fitting(fits, start: int = 256, limit: int = 1 << 17) -> int:
@@ -54,14 +57,12 @@ def main() -> int:
     parser.add_argument("--device", default="cuda", help="cuda (default), or cpu for a quick check of this script")
     parser.add_argument("--backends", default="fp16,fp32", help="the two backends compared (default fp16,fp32)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     import torch
 
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         print("no CUDA device: bench/gpu.py times the GPU path only (--device cpu checks the script)", file=sys.stderr)
         return 2
-    from bench.throughput import load_corpus
     from grader.engine import Grader, get_embedder
     from grader.encoding.weights import resolve_model
     from grader.engine.workers import auto_workers
@@ -106,7 +107,7 @@ def main() -> int:
         grader.grade_pairs(pairs)
         seconds = time.perf_counter() - started
         print(f"grader {backend}: {len(pairs) / seconds:.0f} answers/s ({len(pairs)} short answers, "
-              f"batch {grader.embedder.batch_size}, {grader._pool.workers if grader._pool else 0} grading processes)")
+              f"batch {grader.embedder.batch_size}, {grader.grading_processes} grading processes)")
         grader.close()
     from sentence_transformers import SentenceTransformer
 
@@ -126,23 +127,20 @@ def main() -> int:
 
     def fits(n: int) -> bool:  # one forward pass of n texts of the longest length, kept on the card
         torch.cuda.empty_cache()
-        ids = torch.full((n, embedder._max_len), 1000, dtype=torch.long, device=embedder.device)
-        features = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        if embedder._needs_type_ids:
-            features["token_type_ids"] = torch.zeros_like(ids)
+        ids = torch.full((n, embedder.max_length), 1000, dtype=torch.long, device=embedder.device)
+        mask = torch.ones_like(ids)
         try:
-            with torch.inference_mode():
-                embedder._model(features)
+            embedder.forward_batch(ids, mask)
             torch.cuda.synchronize()
             return True
         except torch.cuda.OutOfMemoryError:
             return False
         finally:
-            del ids, features
+            del ids, mask
 
     torch.cuda.reset_peak_memory_stats()
     largest = largest_fitting(fits)
-    print(f"largest {first} batch of {embedder._max_len}-token texts in one forward pass: {largest} "
+    print(f"largest {first} batch of {embedder.max_length}-token texts in one forward pass: {largest} "
           f"(peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB of "
           f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f})")
     return 0

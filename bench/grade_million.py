@@ -9,6 +9,8 @@ true/false answers written the ways LMSs write them, and short answers drawn fro
 matters, as in a real course where many students write near-identical answers).
 Peak memory is the process's maximum resident set size; it is printed after the
 model is loaded and after grading, so the growth due to the file can be read off.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from __future__ import annotations
 import argparse
 import csv
 import random
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import RUBRIC, peak_rss_mb  # noqa: E402
 
 PARTS = [
     ["The vanilla RNN", "A plain recurrent network", "An RNN", "The simple RNN"],
@@ -68,11 +69,6 @@ def generate(path: Path, rows: int, distinct: int, seed: int = 0) -> None:
             writer.writerow([f"s{i // 5:07d}", qid, answer, f"2025-03-14T09:{i % 60:02d}:00Z"])
 
 
-def rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default: 1,000,000)")
@@ -92,15 +88,15 @@ def main() -> None:
     generate(src, args.rows, args.distinct)
     print(f"generated {args.rows:,} rows ({src.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
 
-    rubric = load_rubric(ROOT / "rubrics" / "rnn_lstm.yaml")
+    rubric = load_rubric(RUBRIC)
     grader = Grader(rubric, device=args.device)
     grader.grade("q5", "warm-up answer about the LSTM cell state")
-    base = rss_mb()
+    base = peak_rss_mb()
     print(f"model loaded; peak RSS so far {base:.0f} MiB")
     t0 = time.perf_counter()
     result = grade_csv(src, rubric, out, grader=grader, chunk_size=args.chunk_size, log=lambda m: None)
     elapsed = time.perf_counter() - t0
-    peak = rss_mb()
+    peak = peak_rss_mb()
     print(f"graded {result.rows:,} rows ({result.answers:,} answers, {result.graded_now:,} distinct graded by the "
           f"engine) in {elapsed:.1f} s: {result.rows / elapsed:,.0f} rows/s")
     print(f"peak RSS {peak:.0f} MiB (+{peak - base:.0f} MiB over the loaded model); "

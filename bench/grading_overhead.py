@@ -5,12 +5,16 @@
 
 Part 1 times each stage of grading one answer on precomputed encodings, as CPU time of
 the grading thread and of the whole process (best of ``--rounds``): text analysis, span
-pooling, all signals, and ``_grade_short`` (signals, detectors, the result). Process CPU
-time above thread CPU time is other threads working meanwhile, such as BLAS workers.
+pooling, all signals, and ``score_answer`` on the question ``Grader.prepare`` returns
+(signals, detectors, the result). Process CPU time above thread CPU time is other threads
+working meanwhile, such as BLAS workers.
 Part 2 times the encoder alone on the corpus (the most ``grade_pairs`` could reach), then
-grades the corpus with ``grade_pairs`` and splits the grading thread's wall time
-into waiting for the encoder (which runs the next batches on the other cores meanwhile)
-and ``_grade_short``. Answers come from bench/throughput.py's corpora.
+grades the corpus with ``grade_pairs`` and splits the grading thread's wall time into
+waiting for the encoder (which runs the next batches on the other cores meanwhile) and
+``score_answer``, timed where the engine (``grader.engine.grader``) calls it. Answers come
+from ``bench.common.load_corpus``.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import load_corpus  # noqa: E402
 
 
 def main() -> None:
@@ -30,14 +35,14 @@ def main() -> None:
     parser.add_argument("--backend", default="int8")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from bench.throughput import load_corpus
+    import grader.engine.grader as engine_module
     from grader import text
     from grader.scoring import features
     from grader.scoring import phrases
     from grader.encoding.blas_threads import blas_threads_setting
     from grader.engine import Grader, get_embedder
-    from grader.engine import ENCODE_CHUNK
+    from grader.engine.grader import ENCODE_CHUNK
+    from grader.scoring.policy import score_answer
 
     questions, pairs = load_corpus(args.corpus, args.answers)
     grader = Grader(None, embedder=get_embedder(None, "cpu", args.backend, None))
@@ -49,7 +54,7 @@ def main() -> None:
         "analyze": lambda q, a: text.analyze(a, prepared[q].language),
         "AnswerSpans": lambda q, a: phrases.AnswerSpans(analyses[a], encodings[a], prepared[q].topic),
         "answer_signals": lambda q, a: features.answer_signals(prepared[q], a, encodings[a]),
-        "_grade_short": lambda q, a: grader._grade_short(q, a, encodings[a], False),
+        "score_answer": lambda q, a: score_answer(grader.prepare(q), a, encodings[a], grader.combiner),
     }
     print(f"{len(pairs)} {args.corpus} answers, backend {args.backend}, BLAS threads setting "
           f"{blas_threads_setting()} (0: left alone); best of {args.rounds} rounds, us per answer")
@@ -67,10 +72,10 @@ def main() -> None:
     spent = {"encode": 0.0, "grade": 0.0}
 
     def timed(key, fn):
-        def run(*a):
+        def run(*a, **kw):
             started = time.perf_counter()
             try:
-                return fn(*a)
+                return fn(*a, **kw)
             finally:
                 spent[key] += time.perf_counter() - started
         return run
@@ -97,7 +102,7 @@ def main() -> None:
     print(f"\nencoder alone: {len(texts) / wall:.1f} answers/s, {cpu / len(texts) * 1e3:.2f} ms of CPU an answer")
 
     grader.embedder.iter_encode_lists = waited(grader.embedder.iter_encode_lists)
-    grader._grade_short = timed("grade", grader._grade_short)
+    engine_module.score_answer = timed("grade", score_answer)  # the name the engine calls for each answer
     for _ in range(2):  # the first round warms the encoder's shapes
         spent.update(encode=0.0, grade=0.0)
         started, cpu = time.perf_counter(), time.process_time()
@@ -108,7 +113,7 @@ def main() -> None:
           f"{wall / n * 1e3:.2f} ms an answer (wall), "
           f"{cpu / wall:.2f} cores busy on average. Of each answer's wall time the grading thread spent "
           f"{spent['encode'] / n * 1e3:.2f} ms waiting for the encoder, {spent['grade'] / n * 1e3:.2f} in "
-          f"_grade_short and {(wall - spent['encode'] - spent['grade']) / n * 1e3:.2f} on the rest; the encoder "
+          f"score_answer and {(wall - spent['encode'] - spent['grade']) / n * 1e3:.2f} on the rest; the encoder "
           "works on the other cores meanwhile.")
 
 

@@ -4,15 +4,17 @@
 
 On a GPU the encoder turns out thousands of short answers a second, so grading, about a
 millisecond of Python an answer on one core, sets the pace unless it runs in several
-processes (``Grader(workers=N)``, grader/workers.py). This encodes bench/throughput.py's
-answers once, then grades them through an embedder that hands those encodings back at
-once, so the clock covers what grading costs the grader's process and its workers. It
-prints answers/s for each number of workers (``0``: in the calling thread, the CPU
+processes (``Grader(workers=N)``, grader/engine/workers.py). This encodes the answers of
+``bench.common.load_corpus`` once, then grades them through an embedder that hands those
+encodings back at once, so the clock covers what grading costs the grader's process and its
+workers. It prints answers/s for each number of workers (``0``: in the calling thread, the CPU
 default), the CPU cores it kept busy, the CPU the grader's own process spent an answer (with
 workers: handing answers out and taking results back, which caps what one process can feed
 them), and whether every result equals the in-thread one.
 The answers/s of ``N`` workers is what a GPU fast enough for it can reach with ``N + 1``
 cores; on a 2-core machine two workers already compete with the grader's process.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import cpu_seconds, load_corpus  # noqa: E402
 
 
 class ReadyEncodings:
@@ -30,16 +33,16 @@ class ReadyEncodings:
 
     def __init__(self, embedder, encodings: dict):
         self.name, self.sha256, self.device, self.loaded = embedder.name, embedder.sha256, "ready", True
-        self._embedder, self._encodings = embedder, encodings
+        self.source, self.encodings = embedder, encodings
 
     def load(self):
         return self
 
     def encode(self, texts):
-        return self._embedder.encode(texts)  # questions' reference and key phrases, once each
+        return self.source.encode(texts)  # questions' reference and key phrases, once each
 
     def encode_tokens(self, texts):
-        return [self._encodings[t] for t in texts]
+        return [self.encodings[t] for t in texts]
 
 
 def main() -> None:
@@ -49,8 +52,6 @@ def main() -> None:
     parser.add_argument("--workers", default="0,1,2", help="comma-separated numbers of grading processes")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds per setting (the best is printed)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from bench.throughput import load_corpus
     from grader.engine import Grader, get_embedder
 
     questions, pairs = load_corpus(args.corpus, args.answers)
@@ -69,32 +70,18 @@ def main() -> None:
         grader.grade_pairs(pairs[:300])  # starts the processes and warms the caches
         best = None
         for _ in range(args.rounds):
-            started, cpu, own = time.perf_counter(), _cpu_seconds(grader), time.process_time()
+            started, cpu, own = time.perf_counter(), cpu_seconds(grader.worker_pids()), time.process_time()
             results = grader.grade_pairs(pairs)
             wall = time.perf_counter() - started
             if best is None or wall < best[0]:
-                best = (wall, (_cpu_seconds(grader) - cpu) / wall, (time.process_time() - own) / len(pairs) * 1e6)
+                busy = (cpu_seconds(grader.worker_pids()) - cpu) / wall
+                best = (wall, busy, (time.process_time() - own) / len(pairs) * 1e6)
         grader.close()
         dicts = [r.to_dict() for r in results]
         reference = dicts if reference is None else reference
         same = "yes" if dicts == reference else f"NO ({sum(a != b for a, b in zip(dicts, reference))} differ)"
         print(f"{workers:>7} {len(pairs) / best[0]:>10.1f} {best[0] / len(pairs) * 1e3:>10.3f} {best[1]:>11.2f} "
               f"{best[2]:>18.0f} {same:>13}")
-
-
-def _cpu_seconds(grader) -> float:
-    """CPU seconds of this process and of the grader's grading processes so far (theirs from /proc, Linux)."""
-    import os
-
-    total = time.process_time()
-    pool = grader._pool
-    for pid in (pool._executor._processes or {}) if pool is not None else ():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
 
 
 if __name__ == "__main__":

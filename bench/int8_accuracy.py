@@ -5,9 +5,12 @@
 Protocol: unseen questions (5 folds grouped by question_id); for each backend the
 combiner is trained and tested on that backend's signals, and also the fp32-trained
 combiner is applied to int8 signals (what a user switching backend gets).
-The int8 backend is the ONNX Runtime encoder (grader/onnx_encoder.py); its file is
-built into the cache on first use, so the int8 signal time includes that build once.
+The int8 backend is the ONNX Runtime encoder (grader/encoding/onnx_encoder.py); its file
+is built into the cache on first use, so the int8 signal time includes that build once.
 Encoder speed and vector agreement alone: bench/int8_encoder.py.
+
+Record the figures on docs/evaluation.md (the int8 against fp32 paragraph) with the date and
+this command.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupKFold
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import SAF_EN  # noqa: E402
 
 
 def signals(path: Path, backend: str):
@@ -38,7 +42,7 @@ def signals(path: Path, backend: str):
 def main() -> None:
     from grader.evaluation.training import fit_combiner
 
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else SAF_EN
     fp32, t32 = signals(path, "fp32")
     int8, t8 = signals(path, "int8")
     assert list(fp32.y) == list(int8.y)

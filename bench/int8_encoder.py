@@ -4,11 +4,13 @@
 
 Each encoder (plain torch fp32, fp32 on ONNX Runtime, int8 on ONNX Runtime) encodes the
 same answers (SAF-en, or with ``--corpus generated`` the short answers of
-``bench/throughput.py``) through ``encode_tokens``, as the grader runs it: length-sorted
+``bench.common.load_corpus``) through ``encode_tokens``, as the grader runs it: length-sorted
 token-budget batches, several side by side on ONNX Runtime.
 Encoders alternate round by round so that load from other processes hits all alike;
 answers/s is the median over rounds. The cosine of each answer's sentence vector to its
 torch fp32 one is printed over all answers used.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SAF_EN = ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import SAF_EN, load_corpus  # noqa: E402
 
 
 def main() -> None:
@@ -30,14 +32,11 @@ def main() -> None:
     parser.add_argument("--corpus", choices=("saf_en", "generated"), default="saf_en")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
 
     from grader.evaluation.corpus import read_corpus
     from grader.encoding.embedder import SentenceTransformerEmbedder
 
     if args.corpus == "generated":
-        from bench.throughput import load_corpus
-
         answers = [a for _, a in load_corpus("generated", args.answers or 10_000)[1]]
     else:
         answers = [r.answer for r in read_corpus(SAF_EN)]
@@ -52,7 +51,7 @@ def main() -> None:
             started = time.perf_counter()
             encoder.encode(answers)
             speed[name].append(len(answers) / (time.perf_counter() - started))
-    tokens = sum(len(t) for t in encoders["ORT fp32"]._tokenizer(answers, add_special_tokens=False)["input_ids"])
+    tokens = sum(len(t) for t in encoders["ORT fp32"].tokenizer(answers, add_special_tokens=False)["input_ids"])
     print(f"{len(answers)} {args.corpus} answers, {tokens / len(answers):.0f} tokens each on average, "
           f"median of {args.rounds} rounds")
     base = statistics.median(speed["torch fp32"])

@@ -8,13 +8,15 @@ throughput and errors per concurrency level. It then grades the same answers off
 with ``Grader.grade_many`` in batches of the server's batch size and compares
 throughput at 32 clients with that. Each level is bounded in requests and seconds.
 
-Targets on the 2-core CPU machine (issue #5): p50 <= 25 ms at 1 client, p99 <= 150 ms
+Targets on the 2-core CPU machine: p50 <= 25 ms at 1 client, p99 <= 150 ms
 at 8 clients, zero errors, throughput at 32 clients >= 70% of offline batch throughput.
 
 The load generator runs on the same cores as the server, so it prints the CPU it spent
 a request. ``--client bare`` drives the server with a minimal HTTP/1.1 client over asyncio
 streams (keep-alive, one connection per client) instead of httpx, which costs several
 milliseconds of CPU a request at 32 clients: CPU the server then does not get.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
-import random
 import statistics
 import subprocess
 import sys
@@ -33,38 +33,8 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-RUBRIC = ROOT / "rubrics" / "rnn_lstm.yaml"
-FRAGMENTS = [
-    "The vanilla RNN multiplies the hidden state by the same weight matrix at every step.",
-    "Gradients shrink or explode exponentially over long sequences.",
-    "Backpropagation through time repeats the same multiplication many times.",
-    "The LSTM adds a separate cell state.",
-    "The cell state is updated additively instead of multiplicatively.",
-    "Gates decide how much old information to keep and how much new information to write.",
-    "When the forget gate is close to one the gradient flows back unchanged.",
-    "LSTMs have more parameters, so they remember more.",
-    "The LSTM uses attention to look at earlier time steps.",
-    "Information can persist across hundreds of steps.",
-    "RNNs forget things because their memory is too small.",
-    "The tanh nonlinearity squashes the signal at every step.",
-]
-
-
-def make_answers(n: int, seed: int = 0) -> list[str]:
-    """``n`` distinct answers of 1-5 sentences built from typical student statements."""
-    rng = random.Random(seed)
-    out, seen = [], set()
-    while len(out) < n:
-        k = rng.randint(1, 5)
-        text = " ".join(rng.sample(FRAGMENTS, k))
-        if rng.random() < 0.5:
-            text = text.lower()
-        text += f" ({len(out)})"
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import ROOT, RUBRIC, cpu_seconds, make_answers  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -73,18 +43,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 async def run_level(url: str, key: str, answers: list[str], clients: int, max_requests: int,
                     max_seconds: float, client: str = "httpx") -> dict:
     """Drive the server with ``clients`` concurrent clients; return latencies, errors, throughput, client CPU."""
-    cpu = _cpu_seconds()
+    cpu = cpu_seconds()
     run = _bare_level if client == "bare" else _httpx_level
     out = await run(url, key, answers, clients, max_requests, max_seconds)
-    out["client_cpu_ms"] = (_cpu_seconds() - cpu) / max(1, out["requests"]) * 1000
+    out["client_cpu_ms"] = (cpu_seconds() - cpu) / max(1, out["requests"]) * 1000
     return out
 
 

@@ -19,8 +19,10 @@ what the attack itself achieves.
     .venv/bin/python bench/robustness.py                      # ../shared/data/saf_en/train.csv
     .venv/bin/python bench/robustness.py CORPUS --folds 5 --per-question 3 --json out.json
 
-Targets (issue #8): every attack type accepted <= 5%, genuine answers flagged
-<= 3%, accuracy drop <= 1 point.
+Targets: every attack type accepted <= 5%, genuine answers flagged <= 3%, accuracy
+drop <= 1 point.
+
+Record the figures on docs/robustness.md with the date and this command.
 """
 
 from __future__ import annotations
@@ -35,16 +37,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import SAF_EN  # noqa: E402
 from grader.scoring import detectors  # noqa: E402
 from grader.evaluation.attacks import ATTACKS, generate, sources_from_corpus  # noqa: E402
 from grader.evaluation.corpus import build_questions, read_corpus  # noqa: E402
 from grader.engine import Grader, get_embedder  # noqa: E402
 from grader.evaluation.training import CachingEmbedder, Dataset, build_dataset, fit_combiner, label_fractions_of  # noqa: E402
 
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
+DEFAULT_CORPUS = SAF_EN
 TOP_LABEL = "correct"
 # Flags that are not detectors of gaming: the engine's own notes.
 ENGINE_FLAGS = {"empty", "truncated", "misconception", "missing_required"}

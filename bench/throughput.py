@@ -11,30 +11,32 @@ clock starts, as loading does for the raw encoder; the clock then covers what
 each answer costs. The ratio is the median grader rate over the median raw rate;
 "run ratios" gives the lowest and highest of each run's grader against the raw
 encoder timed just before it, which shows how much the machine drifts. The raw encoder is plain ``SentenceTransformer.encode``
-on the same answers, which is what a user compares against.
+on the same answers, which is what a user compares against. The corpora are those of
+``bench.common.load_corpus``.
+
+Record the figures on docs/performance.md with the date and this command.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SAF_EN = ROOT.parent / "shared" / "data" / "saf_en" / "train.csv"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
+from bench.common import ROOT  # noqa: E402
 
 WORKER = r"""
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 mode, corpus, n, backend, device, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]) or None
 workers = sys.argv[7] if sys.argv[7] == "auto" else int(sys.argv[7])
 sys.path.insert(0, {root!r})
-from bench.throughput import load_corpus
+from bench.common import load_corpus, peak_rss_mb
 questions, pairs = load_corpus(corpus, n)
 answers = [a for _, a in pairs]
 out = {{}}
@@ -91,28 +93,9 @@ else:
     grader.grade_pairs(pairs)
     out["seconds"] = time.perf_counter() - t
 out.setdefault("answers", len(answers))
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+out["peak_rss_mb"] = peak_rss_mb()
 print("RESULT " + json.dumps(out))
 """
-
-
-def load_corpus(name: str, n: int):
-    """(questions, [(question, answer)]) for 'saf_en' (real answers) or 'generated' (n answers of 5-30 words)."""
-    from grader.evaluation.corpus import build_questions, read_corpus
-
-    rows = read_corpus(SAF_EN)
-    questions = build_questions(rows)
-    if name == "saf_en":
-        pairs = [(questions[r.question_id], r.answer) for r in rows]
-        return questions, pairs[:n] if n else pairs
-    rng = random.Random(0)
-    vocabulary = sorted({w for r in rows for w in r.answer.split() if w.isalpha()})
-    qs = list(questions.values())
-    pairs = []
-    for i in range(n):
-        words = rng.choices(vocabulary, k=rng.randint(5, 30))
-        pairs.append((qs[i % len(qs)], " ".join(words) + f" {i}."))  # unique: dedup must not help
-    return questions, pairs
 
 
 def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int, workers: str = "auto") -> dict:
