@@ -15,6 +15,16 @@ SAF_EN = SHARED / "data" / "saf_en" / "train.csv"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Property tests keep a CI budget of their own; HYPOTHESIS_PROFILE=long runs many more examples by hand.
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # hypothesis is a dev extra
+    pass
+else:
+    _hypothesis_settings.register_profile("long", max_examples=2000, deadline=None)
+    if os.environ.get("HYPOTHESIS_PROFILE"):
+        _hypothesis_settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+
 
 @pytest.fixture(scope="session")
 def embedder():
