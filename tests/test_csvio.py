@@ -79,15 +79,24 @@ def test_chunks_cover_every_row_once_in_order(tmp_path):
         next(reader)
         chunks = list(reader.chunks(100))
     assert [len(c) for c in chunks] == [100] * 10 + [3]
-    assert [row[0] for c in chunks for _, row in c] == [str(i) for i in range(1003)]
+    assert [row[0] for c in chunks for _, row, _ in c] == [str(i) for i in range(1003)]
+    assert all(notes == [] for c in chunks for _, _, notes in c)
 
 
 def test_scan_counts_rows_and_finds_the_widest_and_an_unclosed_quote(tmp_path):
     path = tmp_path / "s.csv"
-    path.write_text("a,b\r\n1,2\r\n1,2,3,4\r\n\r\n5,\"never closed\r\n6,7\r\n", encoding="utf-8", newline="")
+    path.write_text("a,b\r\n1,2\r\n1,2,3,4\r\n\r\n5,\"never closed\r\nand more words\r\n", encoding="utf-8",
+                    newline="")
     info = scan(path, detect_format(path))
     assert info.header == ["a", "b"] and info.rows == 3 and info.max_width == 4
     assert info.unclosed_quote_line == 5
+
+
+def test_an_unclosed_quote_that_swallows_rows_is_an_error_at_once(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("a,b\r\n1,2\r\n5,\"never closed\r\n6,7\r\n", encoding="utf-8", newline="")
+    with pytest.raises(InputDataError, match="line 3: a quoted field opens here and is never closed"):
+        scan(path, detect_format(path))
 
 
 def test_sniffing_prefers_the_delimiter_that_splits_consistently():

