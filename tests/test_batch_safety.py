@@ -168,3 +168,52 @@ def test_a_device_pipe_or_directory_is_refused_at_once(tmp_path, grader, rubric,
         assert err.value.source == str(src)
 
 
+# -- 7. output size ------------------------------------------------------------------------------------------------
+
+def test_a_ragged_row_of_100000_cells_adds_one_column_not_100000(tmp_path, grader, rubric):
+    rows = [["student_id", "question_id", "answer"]] + [[f"s{i}", "q3", "True"] for i in range(1000)]
+    rows[500] = rows[500] + [f"x{k}" if k % 1000 == 0 else "" for k in range(100_000)]
+    src = write(tmp_path / "wide.csv", rows)
+    result = grade(tmp_path, src, grader, rubric)
+    assert result.output.stat().st_size < 2 * src.stat().st_size
+    out = rows_of(result.output)
+    assert list(out[0]) == ["student_id", "question_id", "answer", "extra", *FIELDS, "error"]
+    assert next(csv.reader([out[499]["extra"]])) == rows[500][3:]
+    assert "100003 cells" in out[499]["error"] and out[499]["points"] == "1"
+    assert all(r["extra"] == "" for k, r in enumerate(out) if k != 499)
+
+
+# -- 8. column names ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_output_column_names_are_unique_and_every_cell_comes_back(tmp_path, grader, rubric, layout):
+    if layout == "long":
+        header = ["student_id", "question_id", "answer", "points", "grader_points", "Error", "extra", "grader_error",
+                  "grader_flags", "flags"]
+        data = [["s1", "q3", "True", "7", "8", "e", "x", "ge", "gf", "f"],
+                ["s2", "q5", GOOD, "1", "2", "", "", "", "", "", "surplus"]]
+        blocks = [""]
+    else:
+        header = ["student_id", "Response 3", "Response 5", "q3_points", "grader_q3_points", "total", "total_2",
+                  "grader_total", "note", "note"]
+        data = [["s1", "True", GOOD, "a", "b", "c", "d", "e", "n1", "n2"], ["s2", "False", "x", "", "", "", "", "",
+                                                                               "", "", "surplus"]]
+        blocks = ["q3_", "q5_"]
+    src = write(tmp_path / "in.csv", [header] + data)
+    result = grade(tmp_path, src, grader, rubric, layout=layout)
+    with open(result.output, encoding="utf-8", newline="") as fh:
+        names = next(csv.reader(fh))
+    assert len(names) == len({n.strip().lower() for n in names})
+    out = rows_of(result.output)
+    assert len(out) == 2
+    input_names, graded = names[:len(header)], names[len(header) + 1:]
+    assert names[len(header)].startswith("extra")
+    for row, given in zip(out, data):
+        assert [row[n] for n in input_names] == given[:len(header)]
+        assert row[names[len(header)]] == ",".join(given[len(header):])
+    width = len(FIELDS)
+    for k in range(len(blocks)):
+        block = graded[k * width:(k + 1) * width]
+        assert all(f in b for b, f in zip(block, FIELDS)), block
+        assert out[0][block[0]] != "" and out[0][block[1]] != ""
+    assert "error" in graded[-1] and out[1][graded[-1]] and "surplus" not in out[1][graded[-1]]

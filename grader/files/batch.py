@@ -11,7 +11,9 @@ uninterrupted run. The output appears only when complete, through a rename.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import sys
@@ -30,6 +32,7 @@ FIELDS = ("points", "max_points", "label", "confidence", "needs_review", "concep
           "feedback", "flags")
 BLANK_MARKS = {"-", "–", "—"}  # Moodle writes "-" for a question left unanswered
 JOURNAL_VERSION = 1
+EXTRA = "extra"
 
 
 @dataclass
@@ -48,13 +51,48 @@ class BatchResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def _unique(names: list[str]) -> list[str]:
+    """``names`` with each repeat (case and outer spaces aside) renamed ``NAME_2``, ``NAME_3``, ...
+
+    Earlier names keep theirs, and no new name takes one that comes later in the list.
+    """
+    reserved = {n.strip().lower() for n in names}
+    used: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        key = name.strip().lower()
+        if key in used:  # a blank name becomes column_N first
+            stem, k = (name.strip(), 2) if name.strip() else (f"column_{i + 1}", 1)
+            while (f"{stem}_{k}" if k > 1 else stem).lower() in used | reserved:
+                k += 1
+            name = f"{stem}_{k}" if k > 1 else stem
+            key = name.lower()
+        used.add(key)
+        out.append(name)
+    return out
+
+
+def _joined(cells: list[str], delimiter: str) -> str:
+    """Cells as one CSV line with the file's delimiter, quoted where needed, so they split back exactly."""
+    buf = io.StringIO(newline="")
+    csv.writer(buf, delimiter=delimiter, lineterminator="").writerow(cells)
+    return buf.getvalue()
+
+
 class _Plan:
-    """Output columns and how to cut each input row into answers to grade."""
+    """Output columns and how to cut each input row into answers to grade.
+
+    The input's columns come first, then, when some row has more cells than the header, one ``extra``
+    column holding those cells as a line of CSV (the file's delimiter, quoted where needed), then the
+    grade columns. No two output columns share a name: grade columns whose names the input already
+    uses get a ``grader_`` prefix, and any name still repeated gets ``_2``, ``_3``, ...
+    """
 
     def __init__(self, cmap: ColumnMap, rubric: Rubric, width: int):
         self.cmap, self.rubric = cmap, rubric
-        self.width = width
-        header = list(cmap.header) + [f"extra_{k + 1}" for k in range(width - len(cmap.header))]
+        self.inputs = len(cmap.header)
+        self.extra = width > self.inputs
+        header = list(cmap.header) + ([EXTRA] if self.extra else [])
         if cmap.layout == "long":
             added = list(FIELDS)
             self.blocks = {None: len(header)}
@@ -67,10 +105,20 @@ class _Plan:
         added.append("error")
         taken = {h.strip().lower() for h in header}
         prefix = "grader_" if any(a.lower() in taken for a in added) else ""
-        self.header = header + [prefix + a for a in added]
+        self.header = _unique(header + [prefix + a for a in added])
+        self.renamed = [(i, cmap.header[i], n) for i, n in enumerate(self.header[:self.inputs]) if n != cmap.header[i]]
+        self.extra_name = self.header[self.inputs] if self.extra else EXTRA
         self._ids = set(self.ids)
         self._resolved: dict[str, str | None] = {}
         self.error_index = len(self.header) - 1
+
+    def cells(self, row: list[str], delimiter: str) -> list[str]:
+        """The input part of an output row: the header's cells, then the extra ones joined in one cell."""
+        n = self.inputs
+        cells = row[:n] + [""] * (n - len(row))
+        if self.extra:
+            cells.append(_joined(row[n:], delimiter) if len(row) > n else "")
+        return cells
 
     def units(self, row: list[str], notes: list[str] = ()) -> tuple[list[tuple[str | None, str]], list[str]]:
         """(question id or None when unknown, answer) pairs of a row, and the row's errors.
@@ -81,11 +129,11 @@ class _Plan:
         if len(row) != len(c.header):
             errors.append(f"the row has {len(row)} cells but the header has {len(c.header)}"
                           + ("; missing cells read as empty" if len(row) < len(c.header) else
-                             "; extra cells kept in the extra_N columns"))
+                             f"; extra cells kept in the {self.extra_name!r} column"))
         errors.extend(notes)
         for i, cell in enumerate(row):
             if undecodable(cell):
-                name = c.header[i] if i < len(c.header) else f"extra_{i - len(c.header) + 1}"
+                name = c.header[i] if i < len(c.header) else f"{self.extra_name} (cell {i + 1})"
                 errors.append(f"column {name!r} holds bytes that are not valid text; they were replaced by U+FFFD")
         cell = lambda i: clean(row[i]) if i is not None and i < len(row) else ""  # noqa: E731
         if c.layout == "long":
@@ -232,6 +280,8 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
 
         grader = Grader(rubric)
     plan = _Plan(cmap, rubric, max(info.max_width, len(info.header)))
+    warnings += [f"{src}: column {i + 1} {old!r} is {new!r} in the output, so no two columns share a name"
+                 for i, old, new in plan.renamed]
     qids = [None] if cmap.layout == "long" else list(cmap.questions)
     summary = Summary(list(plan.ids) if cmap.layout == "long" else qids)
     questions = {q.id: q for q in rubric.questions}
@@ -318,7 +368,7 @@ def _run(src, fmt, plan, cmap, cache, summary, grader, questions, part, journal,
             rows_out = []
             for (line, row, _), (units, errors), row_keys in zip(chunk, parsed, keys):
                 row_no += 1
-                cells = row + [""] * (plan.width - len(row))
+                cells = plan.cells(row, fmt.delimiter)
                 added: list[str] = []
                 total = max_total = 0.0
                 for (qid, answer), key in zip(units, row_keys):
@@ -374,9 +424,6 @@ def _account(plan: _Plan, summary: Summary, units, written: list[str], row_no: i
 
 
 def _parse_written(data: bytes, fmt: CsvFormat) -> list[list[str]]:
-    import csv
-    import io
-
     return list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=fmt.delimiter))
 
 
