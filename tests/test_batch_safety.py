@@ -106,6 +106,53 @@ def test_the_cli_exits_2_on_a_stray_quote(tmp_path, capsys):
     assert "export.csv: line 4:" in capsys.readouterr().err
 
 
+# -- 3. the combiner is part of what a resume must match -----------------------------------------------------
+
+class Failing:
+    """The engine breaks on the second chunk, as a killed run would."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+        self.max_answer_chars, self.review_threshold = real.max_answer_chars, real.review_threshold
+        self.embedder, self.combiner = real.embedder, real.combiner
+
+    def grade_many(self, items):
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyboardInterrupt
+        return self.real.grade_many(items)
+
+
+def test_resume_refuses_a_run_graded_with_another_combiner(tmp_path, grader, rubric, embedder):
+    from grader.engine import Grader
+    from grader.scoring.combiner import LinearCombiner, load_combiner
+
+    data = grader.combiner.to_dict()
+    data["coef"][0][0] += 0.5
+    other = Grader(rubric, embedder=embedder, combiner=LinearCombiner.from_dict(data))
+    same = Grader(rubric, embedder=embedder, combiner=load_combiner())
+    rows = [["id", "question_id", "answer"]] + [[str(i), "q5", f"{GOOD} {i}"] for i in range(4)]
+    src = write(tmp_path / "in.csv", rows)
+    with pytest.raises(KeyboardInterrupt):
+        grade(tmp_path, src, Failing(grader), rubric, chunk_size=2)
+    with pytest.raises(InputDataError, match="another combiner") as err:
+        grade(tmp_path, src, other, rubric, chunk_size=2, resume=True)
+    assert err.value.field == "resume"
+    assert grade(tmp_path, src, same, rubric, chunk_size=2, resume=True).resumed_rows == 2
+
+
+def test_the_journal_records_the_combiner_as_the_sha256_of_its_canonical_json(tmp_path, grader, rubric):
+    import hashlib
+
+    rows = [["id", "question_id", "answer"]] + [[str(i), "q5", f"{GOOD} {i}"] for i in range(4)]
+    src = write(tmp_path / "in.csv", rows)
+    with pytest.raises(KeyboardInterrupt):
+        grade(tmp_path, src, Failing(grader), rubric, chunk_size=2)
+    head = json.loads((tmp_path / "out.csv.journal").read_bytes().splitlines()[0])
+    canonical = json.dumps(grader.combiner.to_dict(), sort_keys=True).encode()
+    assert head["parts"]["combiner"] == hashlib.sha256(canonical).hexdigest()
+
+
 # -- 4. rows in another encoding ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("utf8_rows", [[1, 4], [0, 1, 2, 3, 5, 6, 7, 8]], ids=["cp1252-majority", "utf8-majority"])

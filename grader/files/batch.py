@@ -31,7 +31,7 @@ from grader.text import normalize
 FIELDS = ("points", "max_points", "label", "confidence", "needs_review", "concepts_found", "concepts_missing",
           "feedback", "flags")
 BLANK_MARKS = {"-", "–", "—"}  # Moodle writes "-" for a question left unanswered
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 EXTRA = "extra"
 
 
@@ -187,25 +187,41 @@ def _encoder_identity(embedder) -> dict:
             "sha256": info.get("sha256", getattr(embedder, "sha256", None)), "backend": info.get("backend")}
 
 
+def _combiner_identity(combiner) -> str | None:
+    """The sha256 of a combiner's canonical JSON (``to_dict()`` with sorted keys): two combiners that
+    could grade one answer differently never share it. None for a grader without a combiner."""
+    if combiner is None:
+        return None
+    data = combiner.to_dict() if callable(getattr(combiner, "to_dict", None)) else repr(combiner)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_PARTS = {"input": "input file", "rubric": "rubric", "encoder": "encoder (model, weights or precision)",
+          "combiner": "combiner", "options": "options (columns, format, chunk size, limits)"}
+
+
 def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader, chunk_size: int,
-                 cache_size: int) -> str:
+                 cache_size: int) -> tuple[str, dict[str, str]]:
+    """(fingerprint, its parts): what a resumed run must share with the interrupted one, hashed by part so
+    a refusal can say which part differs."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    config = {"rubric": rubric.model_dump(mode="json"), "header": plan.header, "fmt": [fmt.encoding, fmt.delimiter, fmt.fallback],
-              "map": [plan.cmap.layout, plan.cmap.id_col, plan.cmap.question_col, plan.cmap.answer_col,
-                      plan.cmap.questions], "chunk": chunk_size, "cache": cache_size,
-              "max_chars": grader.max_answer_chars, "review": grader.review_threshold,
-              "encoder": _encoder_identity(grader.embedder),
-              "combiner": getattr(grader.combiner, "metadata", None), "version": JOURNAL_VERSION}
-    h.update(json.dumps(config, sort_keys=True, default=str).encode())
-    return h.hexdigest()
+    digest = lambda obj: hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()  # noqa: E731
+    options = {"header": plan.header, "fmt": [fmt.encoding, fmt.delimiter, fmt.fallback],
+               "map": [plan.cmap.layout, plan.cmap.id_col, plan.cmap.question_col, plan.cmap.answer_col,
+                       plan.cmap.questions], "chunk": chunk_size, "cache": cache_size,
+               "max_chars": grader.max_answer_chars, "review": grader.review_threshold, "version": JOURNAL_VERSION}
+    parts = {"input": h.hexdigest(), "rubric": digest(rubric.model_dump(mode="json")),
+             "encoder": digest(_encoder_identity(grader.embedder)),
+             "combiner": _combiner_identity(grader.combiner), "options": digest(options)}
+    return digest(parts), parts
 
 
-def _read_journal(path: Path) -> tuple[str | None, int, int]:
-    """(fingerprint, rows done, bytes written) of the last complete journal record."""
-    fingerprint, rows, size = None, 0, 0
+def _read_journal(path: Path) -> tuple[str | None, dict, int, int]:
+    """(fingerprint, its parts, rows done, bytes written) of the last complete journal record."""
+    fingerprint, parts, rows, size = None, {}, 0, 0
     with open(path, "rb") as fh:
         for line in fh:
             if not line.endswith(b"\n"):
@@ -215,10 +231,10 @@ def _read_journal(path: Path) -> tuple[str | None, int, int]:
             except ValueError:
                 break
             if "fingerprint" in rec:
-                fingerprint = rec["fingerprint"]
+                fingerprint, parts = rec["fingerprint"], rec.get("parts") or {}
             else:
                 rows, size = int(rec["rows"]), int(rec["bytes"])
-    return fingerprint, rows, size
+    return fingerprint, parts, rows, size
 
 
 class _Cache:
@@ -285,16 +301,17 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
     qids = [None] if cmap.layout == "long" else list(cmap.questions)
     summary = Summary(list(plan.ids) if cmap.layout == "long" else qids)
     questions = {q.id: q for q in rubric.questions}
-    limit = grader.max_answer_chars
     part, journal = out.with_name(out.name + ".part"), out.with_name(out.name + ".journal")
-    fingerprint = _fingerprint(src, rubric, plan, fmt, grader, chunk_size, cache_size)
+    fingerprint, parts = _fingerprint(src, rubric, plan, fmt, grader, chunk_size, cache_size)
     cache = _Cache(cache_size)
     done, size = 0, 0
     if resume and journal.exists() and part.exists():
-        old, done, size = _read_journal(journal)
+        old, old_parts, done, size = _read_journal(journal)
         if old != fingerprint:
-            raise InputDataError(f"{journal} belongs to a run with another input file, rubric or options; run "
-                                 "without --resume to start over", field="resume", source=str(src))
+            differ = [name for key, name in _PARTS.items() if old_parts.get(key) != parts[key]] if old_parts else []
+            what = ", ".join(differ) if differ else "input file, rubric or options"
+            raise InputDataError(f"{journal} belongs to a run with another {what}; run without --resume to start "
+                                 "over", field="resume", source=str(src))
         if part.stat().st_size < size:
             raise InputDataError(f"{part} is shorter than its journal says; run without --resume to start over",
                                  field="resume", source=str(src))
@@ -313,7 +330,7 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
             fh.flush()
             os.fsync(fh.fileno())
         with open(journal, "wb") as jf:
-            jf.write(json.dumps({"fingerprint": fingerprint}).encode() + b"\n")
+            jf.write(json.dumps({"fingerprint": fingerprint, "parts": parts}).encode() + b"\n")
             jf.write(json.dumps({"rows": 0, "bytes": len(head)}).encode() + b"\n")
             jf.flush()
             os.fsync(jf.fileno())
