@@ -106,6 +106,133 @@ def test_the_cli_exits_2_on_a_stray_quote(tmp_path, capsys):
     assert "export.csv: line 4:" in capsys.readouterr().err
 
 
+# -- 2. one run at a time on an output ---------------------------------------------------------------------------
+
+HOLD = """
+import fcntl, sys
+fh = open(sys.argv[1], "a+")
+fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+TRY = """
+import fcntl, sys
+fh = open(sys.argv[1], "a+")
+try:
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    print("busy")
+else:
+    print("free")
+"""
+
+
+def _try_lock(path: Path) -> str:
+    return subprocess.run([sys.executable, "-c", TRY, str(path)], capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl")
+def test_a_second_run_on_a_locked_output_stops_at_once(tmp_path, grader, rubric):
+    src = write(tmp_path / "in.csv", [["id", "question_id", "answer"], ["1", "q3", "True"]])
+    out = tmp_path / "out.csv"
+    lock = tmp_path / "out.csv.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(InputDataError) as err:
+            grade(tmp_path, src, grader, rubric)
+        assert str(out) in err.value.message and str(lock) in err.value.message
+        assert "another grader run is writing" in err.value.message and err.value.field == "output"
+        assert not out.exists() and not (tmp_path / "out.csv.part").exists()
+        assert not (tmp_path / "out.csv.journal").exists()
+    finally:
+        holder.communicate("", timeout=60)
+    assert rows_of(grade(tmp_path, src, grader, rubric).output)[0]["points"] == "1"
+    assert not lock.exists()
+
+
+class Probe:
+    """A grader that looks, from another process, whether the output is locked while it grades, then fails."""
+
+    def __init__(self, real, lock: Path, fail):
+        self.real, self.lock, self.fail, self.seen = real, lock, fail, []
+        self.max_answer_chars, self.review_threshold = real.max_answer_chars, real.review_threshold
+        self.embedder, self.combiner = real.embedder, real.combiner
+
+    def grade_many(self, items):
+        self.seen.append(_try_lock(self.lock))
+        if self.fail:
+            raise self.fail
+        return self.real.grade_many(items)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl")
+@pytest.mark.parametrize("fail", [None, KeyboardInterrupt, RuntimeError("the model broke")],
+                         ids=["completed", "interrupted", "crashed"])
+def test_the_lock_is_held_for_the_whole_run_and_released_after_it(tmp_path, grader, rubric, fail):
+    src = write(tmp_path / "in.csv", [["id", "question_id", "answer"], ["1", "q5", GOOD], ["2", "q3", "True"]])
+    probe = Probe(grader, tmp_path / "out.csv.lock", fail)
+    if fail:
+        with pytest.raises(fail if isinstance(fail, type) else type(fail)):
+            grade(tmp_path, src, probe, rubric)
+    else:
+        grade(tmp_path, src, probe, rubric)
+    assert probe.seen == ["busy"]
+    assert not (tmp_path / "out.csv.lock").exists()
+    assert _try_lock(tmp_path / "out.csv.lock") == "free"
+
+
+def test_a_run_that_fails_on_its_input_releases_the_lock(tmp_path, grader, rubric):
+    src = _export_without_quote_escaping(tmp_path / "export.csv")
+    with pytest.raises(InputDataError):
+        grade(tmp_path, src, grader, rubric)
+    assert not (tmp_path / "out.csv.lock").exists()
+    assert grade(tmp_path, write(src, [["id", "question_id", "answer"], ["1", "q3", "True"]]), grader, rubric).rows == 1
+
+
+def test_without_fcntl_a_lock_file_created_exclusively_does_the_same(tmp_path, grader, rubric, monkeypatch):
+    monkeypatch.setattr(batch, "fcntl", None)
+    src = write(tmp_path / "in.csv", [["id", "question_id", "answer"], ["1", "q3", "True"]])
+    lock = tmp_path / "out.csv.lock"
+    lock.write_text("12345\n")
+    with pytest.raises(InputDataError, match="another grader run is writing") as err:
+        grade(tmp_path, src, grader, rubric)
+    assert "delete it" in err.value.message and lock.read_text() == "12345\n"
+    lock.unlink()
+    assert grade(tmp_path, src, grader, rubric).rows == 1 and not lock.exists()
+
+
+def test_two_real_processes_on_one_output_never_mix_their_rows(tmp_path, grader, rubric, capsys):
+    """`grader grade` runs in a child process; this process starts a second run on the same -o meanwhile."""
+    n = 400
+    rows = [["student_id", "question_id", "answer"]] + [[f"s{i}", "q5", f"{GOOD} Step {i}."] for i in range(n)]
+    src = write(tmp_path / "in.csv", rows)
+    out = tmp_path / "out.csv"
+    journal = tmp_path / "out.csv.journal"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    child = subprocess.Popen([sys.executable, "-m", "grader", "grade", str(src), "--rubric", str(RUBRIC), "-o",
+                              str(out), "--chunk-size", "8", "--quiet"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (journal.exists() and journal.read_bytes().count(b"\n") >= 3):
+            assert child.poll() is None, child.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        code = main(["grade", str(src), "--rubric", str(RUBRIC), "-o", str(out), "--quiet"])
+        assert child.poll() is None, "the first run ended before the second one started; make the input longer"
+    finally:
+        _, err = child.communicate(timeout=300)
+    assert code == 2
+    message = capsys.readouterr().err
+    assert "another grader run is writing" in message and "choose another --output" in message
+    assert child.returncode == 0, err
+    assert [r["student_id"] for r in rows_of(out)] == [f"s{i}" for i in range(n)]
+    assert not (tmp_path / "out.csv.lock").exists()
+
+
 # -- 3. the combiner is part of what a resume must match -----------------------------------------------------
 
 class Failing:

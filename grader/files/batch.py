@@ -7,6 +7,7 @@ Identical answers to a question (up to case and spacing) are graded once.
 Progress goes to an append-only journal beside the output, so ``resume=True``
 continues a killed run without regrading and gives the same bytes as an
 uninterrupted run. The output appears only when complete, through a rename.
+One run at a time writes an output: it holds ``OUT.lock`` for the whole run.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ import io
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock file is created exclusively instead
+    fcntl = None
 
 from grader.files.csvio import (NEVER_CLOSED, CsvFormat, CsvReader, clean, detect_format, format_rows, scan,
                                 undecodable)
@@ -237,6 +244,58 @@ def _read_journal(path: Path) -> tuple[str | None, dict, int, int]:
     return fingerprint, parts, rows, size
 
 
+@contextmanager
+def _output_lock(out: Path):
+    """Hold ``OUT.lock`` for the run: no two runs write one output, its ``.part`` or its journal.
+
+    An exclusive ``flock`` where the platform has it (released by the system if the run dies, so a
+    stale file never blocks); elsewhere the lock file is created exclusively and a crashed run leaves
+    it behind. Either way a second run fails at once; the lock file is removed when the run ends.
+    """
+    lock = out.with_name(out.name + ".lock")
+    busy = (f"another grader run is writing {out} (lock file {lock}); wait for it or choose another `output`")
+    fd = None
+    try:
+        if fcntl is None:
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                raise InputDataError(busy + "; if no run is going on, one that crashed left the lock file: "
+                                     "delete it", field="output") from None
+        else:
+            for _ in range(10):
+                fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    fd = None
+                    raise InputDataError(busy, field="output") from None
+                try:  # the run that held it may have removed the file between our open and our lock
+                    if os.path.samestat(os.fstat(fd), os.stat(lock)):
+                        break
+                except FileNotFoundError:
+                    pass
+                os.close(fd)
+                fd = None
+            else:
+                raise InputDataError(busy, field="output")
+            os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as exc:
+        if fd is not None:
+            os.close(fd)
+        raise InputDataError(f"cannot create the lock file {lock}: {exc.strerror or exc}", field="output") from None
+    try:
+        yield lock
+    finally:
+        try:
+            os.unlink(lock)  # before closing, so the next run never locks a file about to go
+        except OSError:
+            pass
+        os.close(fd)
+
+
 class _Cache:
     """Grades of answers already seen, keyed by (question, normalised answer); cleared when full.
 
@@ -281,12 +340,21 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
     if chunk_size < 1:
         raise InputDataError(f"chunk_size must be >= 1. Got {chunk_size}.", field="chunk_size")
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _output_lock(out):
+        return _grade(src, rubric, out, grader, dict(layout=layout, id_col=id_col, question_col=question_col,
+                                                    answer_col=answer_col, maps=maps), encoding, delimiter,
+                      chunk_size, resume, progress, cache_size, log)
+
+
+def _grade(src: Path, rubric: Rubric, out: Path, grader, columns: dict, encoding, delimiter, chunk_size: int,
+           resume: bool, progress, cache_size: int, log) -> BatchResult:
+    """:func:`grade_csv` once it holds the output's lock."""
     fmt = detect_format(src, encoding, delimiter)
     info = scan(src, fmt)
     if info.unclosed_quote_line:
         raise InputDataError(f"line {info.unclosed_quote_line}: {NEVER_CLOSED}", source=str(src))
-    cmap = map_columns(info.header, rubric, layout=layout, id_col=id_col, question_col=question_col,
-                       answer_col=answer_col, maps=maps, source=str(src))
+    cmap = map_columns(info.header, rubric, **columns, source=str(src))
     log(f"{src}: {fmt.describe()}, {info.rows} rows\n{cmap.describe()}")
     warnings = [f"{src}: the header: {note}" for note in info.header_notes]
     if info.rows == 0:
@@ -321,7 +389,6 @@ def grade_csv(submissions: str | Path, rubric: Rubric | str | Path, output: str 
     if not (resume and done):
         done, size = 0, 0
     resumed_from = done
-    out.parent.mkdir(parents=True, exist_ok=True)
     if size == 0:
         head = (b"\xef\xbb\xbf" if fmt.output_encoding == "utf-8-sig" else b"")
         head += format_rows([plan.header], fmt.delimiter).encode("utf-8")
