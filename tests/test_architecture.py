@@ -24,7 +24,8 @@ ALLOWED = {
     "files": {"encoding", "scoring", "engine"},
     "evaluation": {"encoding", "scoring", "engine", "files"},
     "api": {"encoding", "scoring", "engine", "files"},
-    "cli": {"encoding", "scoring", "engine", "files", "evaluation", "api"},
+    "review": {"encoding", "scoring", "engine", "files", "api"},  # api: its key check, error bodies, body limit
+    "cli": {"encoding", "scoring", "engine", "files", "evaluation", "api", "review"},
 }
 
 

@@ -17,7 +17,7 @@ from grader import __version__
 from grader.cli.flags import flags_of, in_flags
 from grader.errors import GraderError
 
-COMMANDS = ("score", "check_rubric", "grade", "import_quiz", "train", "eval", "serve")
+COMMANDS = ("score", "check_rubric", "grade", "import_quiz", "train", "eval", "serve", "review", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
     out.add_argument("--report", default=None, metavar="DIR",
                      help="write an HTML report (distribution plots, answers needing review) to DIR/index.html")
     out.add_argument("--quiet", action="store_true", help="print neither the mapping nor the summary table")
+    out.add_argument("--review", action="store_true",
+                     help="when grading ends, serve the review app on the graded CSV (as `grader review` does)")
     add_model_options(p, workers=True)
     p.set_defaults(run=run)
 
@@ -77,6 +79,10 @@ def run(args) -> int:
               + (f" (resumed after row {result.resumed_rows})" if result.resumed_rows else ""))
         print(f"wrote {result.output}" + (f", {args.summary}" if args.summary else "")
               + (f", {args.report}/index.html" if args.report else ""))
+    if args.review:
+        from grader.cli.review import serve
+
+        serve(result.output, rubric, grader)
     if result.error_rows:
         print(f"grader grade: {result.error_rows} row(s) have errors; see the 'error' column of {result.output}",
               file=sys.stderr)
