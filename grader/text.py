@@ -97,6 +97,23 @@ class Analysis:
         return self.text[self.words[start].start : self.words[end - 1].end]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` as valid Unicode: every surrogate code point replaced by U+FFFD.
+
+    JSON (``"\\ud800"``) and YAML escapes can put lone surrogates in a Python string; the
+    tokenizer, UTF-8 output and JSON bodies all refuse them. One character for one keeps every
+    offset into the text; valid text is returned as is.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
 def normalize(text: str) -> str:
     """NFKC, lower case, whitespace collapsed: the key for deduplicating answers."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())

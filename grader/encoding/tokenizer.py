@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from grader.text import valid_text
+
 
 class FastTokenizer:
     """The folder's ``tokenizer.json`` through the ``tokenizers`` library, with the calls the embedder makes."""
@@ -32,6 +34,9 @@ class FastTokenizer:
 
     def __call__(self, texts, add_special_tokens: bool = True, **_) -> dict:
         single = isinstance(texts, str)
-        batch = self._tok.encode_batch([texts] if single else list(texts), add_special_tokens=add_special_tokens)
+        # The tokenizers library raises TypeError on a lone surrogate; the engine cleans its texts,
+        # and this keeps any other caller from a crash.
+        texts = [valid_text(texts)] if single else [valid_text(t) for t in texts]
+        batch = self._tok.encode_batch(texts, add_special_tokens=add_special_tokens)
         out = {"input_ids": [e.ids for e in batch], "offset_mapping": [e.offsets for e in batch]}
         return {k: v[0] for k, v in out.items()} if single else out
