@@ -1,4 +1,4 @@
-"""``grader check-rubric``: validate rubric files and say what is wrong."""
+"""``grader check-rubric``: validate rubric files and say what is wrong, or probably wrong."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from grader.errors import RubricError
-    from grader.rubric import MultipleChoiceQuestion, load_rubric
+    from grader.rubric import MultipleChoiceQuestion, load_rubric, rubric_warnings
 
     failed = 0
     for path in args.files:
         try:
-            rubric = load_rubric(path)
+            rubric = load_rubric(path, warn=False)  # the warnings are printed below, in this command's format
         except RubricError as exc:
             print(f"FAIL {exc}", file=sys.stderr)
             failed += 1
@@ -33,4 +33,6 @@ def run(args) -> int:
             if isinstance(q, MultipleChoiceQuestion) and q.needs_confirmation:
                 print(f"     warning: question '{q.id}': answer key {list(q.correct)} was inferred; "
                       "confirm it and remove needs_confirmation")
+        for message in rubric_warnings(rubric):
+            print(f"     warning: {message}")
     return 2 if failed else 0
