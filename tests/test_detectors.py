@@ -92,6 +92,59 @@ def test_keyword_list_keeps_at_most_partial_credit(grader, rubric):
     assert 0 <= result.fraction < 0.5
 
 
+TERM_LISTS = [
+    # The regression: two of the rubric's phrases among other terms of the topic, no clause.
+    "additive updates with gating, multiplicative recurrence, forget gate, cell state, gradient highway, "
+    "vanishing gradient",
+    "forget gate; cell state; gradient highway; vanishing gradient; additive updates with gating",
+    "- forget gate\n- cell state\n- multiplicative recurrence\n- backpropagation through time\n- long-range memory",
+    "forget gate and cell state and gradient highway and vanishing gradient and multiplicative recurrence",
+    "Cell state, forget gate, input gate, output gate, gradient flow.",
+]
+
+
+@pytest.mark.parametrize("answer", TERM_LISTS)
+def test_a_list_of_terms_is_capped_whatever_it_holds(grader, answer):
+    result = grader.grade("q5", answer)
+    assert "keyword_list" in {f.code for f in result.flags}, (result.points, [f.code for f in result.flags])
+    assert result.fraction < 0.5 and result.label != "correct" and result.needs_review
+
+
+@pytest.mark.parametrize("answer", [
+    "The LSTM has a cell state, a forget gate, an input gate and an output gate, which control the flow.",
+    "Gradients vanish in the RNN because the weights are multiplied; the LSTM adds to its cell state instead.",
+    "Multiplicative recurrence: the RNN multiplies by the same matrix at every step, so gradients vanish. "
+    "Additive updates with gating: the LSTM adds to its cell state.",
+    "RNN: repeated multiplication, vanishing gradients. LSTM: the cell state is updated additively, gates decide.",
+])
+def test_sentences_that_name_terms_are_not_term_lists(grader, answer):
+    assert "keyword_list" not in {f.code for f in grader.grade("q5", answer).flags}
+
+
+def test_a_question_that_asks_for_a_list_may_be_answered_with_one(grader):
+    from grader.rubric import ShortAnswerQuestion
+
+    reference = ("IPv6 supports billions of hosts, reduces routing tables, simplifies protocol processing and "
+                 "provides better security.")
+    named = ShortAnswerQuestion(id="ipv6", prompt="Name at least 4 objectives of IPv6.", reference_answers=[reference])
+    explained = named.model_copy(update={"prompt": "Why was IPv6 introduced? Explain its objectives."})
+    answer = "more addresses, smaller routing tables, simpler headers, better security, multicast support"
+    on_named, on_explained = grader.grade_pairs([(named, answer), (explained, answer)])
+    assert "keyword_list" not in {f.code for f in on_named.flags}
+    assert "keyword_list" in {f.code for f in on_explained.flags}
+
+
+def test_term_list_attacks_mix_the_rubrics_phrases_with_other_topic_words(grader, q5_source):
+    phrases = {p.casefold() for p in q5_source.key_phrases}
+    for variant in (2, 6, 10):
+        answer = attack(q5_source, "keyword_list", variant)
+        terms = [t.strip(" -").casefold() for t in re.split(r"[;,\n]", answer) if t.strip(" -")]
+        others = [t for t in terms if not any(t in p for p in phrases)]  # not a piece of any phrase either
+        assert [t for t in terms if t in phrases] and others, answer
+        result = grader.grade("q5", answer)
+        assert "keyword_list" in {f.code for f in result.flags} and result.fraction < 0.5, answer
+
+
 def test_a_stripped_short_model_answer_is_a_keyword_list(grader):
     """Short model answers leave few words to list; stripping every function word still gives it away."""
     from grader.rubric import ShortAnswerQuestion

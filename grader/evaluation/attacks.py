@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from grader.evaluation.corpus import LabeledAnswer
 from grader.errors import InputDataError
 from grader.rubric import Rubric, ShortAnswerQuestion
+from grader.scoring.lexicon import CLAUSE_WORDS
 from grader.text import STOPWORDS, analyze, detect_language
 
 ATTACKS = (
     "gibberish",  # pronounceable non-words
     "random_chars",  # random characters
     "shuffled_reference",  # the reference answer's words in random order
-    "keyword_list",  # a bare list of key phrases or of the reference's content words
+    "keyword_list",  # a bare list of key phrases, of the reference's content words, or of terms of the topic
     "copied_question",  # the question copied back
     "negated_reference",  # the reference answer with negations inserted: it claims the opposite
     "adjective_insertion",  # an incorrect answer with adjectives and adverbs inserted
@@ -267,17 +268,62 @@ def _shuffled(source, rng, v, others):
 
 
 def _keyword_list(source, rng, v, others):
-    if source.key_phrases and v % 2 == 0:
+    """Four forms in turn: the rubric's key phrases listed (content words without any), the content words
+    shuffled, a list of terms mixing the rubric's phrases with other words of the topic, a sample of
+    the content words."""
+    form = v % 4
+    if form == 2:
+        return _term_list(source, rng, v)
+    if source.key_phrases and form == 0:
         phrases = list(dict.fromkeys(source.key_phrases))
         rng.shuffle(phrases)
-        joiner = ("; ", ", ", "\n- ")[(v // 2) % 3]
+        joiner = ("; ", ", ", "\n- ")[(v // 4) % 3]
         return ("- " if joiner == "\n- " else "") + joiner.join(phrases)
     words = _content_words(" ".join(source.references or source.correct), source.language)
-    if v % 3 == 1:
+    if form == 1:
         rng.shuffle(words)
-    if v % 3 == 2:
+    if form == 3:
         words = rng.sample(words, max(5, int(len(words) * 0.6))) if len(words) > 5 else words
-    return (", ", " ", "\n")[v % 3].join(words)
+    return (", ", " ", "\n")[form % 3].join(words)
+
+
+def _term_list(source, rng, v) -> str:
+    """Terms with no clause: some of the rubric's phrases (the model answer's noun phrases when it has
+    none) mixed with terms of the topic it does not use, from the question and correct answers."""
+    phrases = list(dict.fromkeys(source.key_phrases)) or _terms(" ".join(source.references or source.correct),
+                                                                source.language)
+    known = {t.casefold() for t in phrases}
+    topic = [t for t in _terms(" ".join((source.prompt, *source.correct)), source.language)
+             if t.casefold() not in known]
+    if len(topic) < 2:  # nothing else on the topic: the model answer's own words stand in
+        topic = [t for t in _content_words(" ".join(source.references), source.language) if t.casefold() not in known]
+    picked = rng.sample(phrases, min(len(phrases), rng.randint(2, 4)))
+    picked += rng.sample(topic, min(len(topic), rng.randint(2, 4)))
+    rng.shuffle(picked)
+    joiner = (", ", "; ", "\n- ")[(v // 4) % 3]
+    return ("- " if joiner == "\n- " else "") + joiner.join(picked)
+
+
+def _terms(text: str, language: str) -> list[str]:
+    """Runs of two or three consecutive content words of ``text``, hyphens kept (its noun phrases, roughly)."""
+    analysis = analyze(text, language)
+    skip = STOPWORDS.get(language, STOPWORDS["en"]) | CLAUSE_WORDS.get(language, frozenset())
+    terms, run = [], []
+
+    def close():
+        if len(run) >= 2:
+            terms.append(text[run[0].start : run[-1].end])
+        run.clear()
+
+    for w in analysis.words:
+        if run and (text[run[-1].end : w.start] not in (" ", "-") or len(run) == 3):
+            close()
+        if w.norm in skip or len(w.norm) <= 2 or not w.norm.replace("-", "").isalpha():
+            close()
+        else:
+            run.append(w)
+    close()
+    return list(dict.fromkeys(terms))
 
 
 def _copied_question(source, rng, v, others):

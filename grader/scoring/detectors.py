@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from grader.scoring.lexicon import FILLER_WORDS, FUNCTION_WORDS, answer_language, encoder_vocabulary, looks_random
+from grader.scoring.lexicon import (ASKS_FOR_LIST, ASKS_FOR_REASONS, CLAUSE_WORDS, FILLER_WORDS, FUNCTION_WORDS,
+                                    answer_language, encoder_vocabulary, looks_random)
 from grader.result import Flag
 from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, may_match, stem
 
@@ -72,6 +73,7 @@ class _Reference:
     bigrams: frozenset
     phrasings: tuple[tuple[str, ...], ...]  # key-phrase phrasings as word sequences
     negated: frozenset = frozenset()  # stems the reference answers themselves negate somewhere
+    asks_for_list: bool = False  # the prompt asks to name things, and for no explanation
 
 
 @lru_cache(maxsize=512)
@@ -84,7 +86,9 @@ def _reference(question, language: str) -> _Reference:
         words.update(norms)
         bigrams.update(zip(norms, norms[1:]))
         for s, e in a.sentences:
-            sentences.append((_content(a, s, e), _negated(a, s, e)))
+            content = _content(a, s, e)
+            if content:  # "It is." states nothing an answer could restate or contradict
+                sentences.append((content, _negated(a, s, e)))
     phrasings = []
     for kp in getattr(question, "key_phrases", ()) or ():
         for text in (kp.text, *kp.alternatives):
@@ -92,7 +96,10 @@ def _reference(question, language: str) -> _Reference:
             if len(seq) >= 2:
                 phrasings.append(seq)
     negated = frozenset().union(*(n for _, n in sentences)) if sentences else frozenset()
-    return _Reference(tuple(sentences), frozenset(words), frozenset(bigrams), tuple(phrasings), negated)
+    prompt = getattr(question, "prompt", "") or ""
+    asks_for_list = bool(ASKS_FOR_LIST.search(prompt)) and not ASKS_FOR_REASONS.search(prompt)
+    return _Reference(tuple(sentences), frozenset(words), frozenset(bigrams), tuple(phrasings), negated,
+                      asks_for_list)
 
 
 def _content(a: Analysis, s: int, e: int) -> frozenset:
@@ -172,6 +179,8 @@ def keyword_list(view: AnswerView) -> Detection | None:
         if len(used) >= 2 and covered.mean() >= 0.9:
             return _hit("keyword_list", "the answer lists the rubric's key phrases instead of answering in sentences",
                         PARTIAL_CAP)
+    if not (ref and ref.asks_for_list) and _term_list(view):
+        return _hit("keyword_list", "the answer is a list of terms with no sentence that explains them", PARTIAL_CAP)
     stop = STOPWORDS.get(view.analysis.language, STOPWORDS["en"])
     if ref and _terse_copy(norms, ref, stop):
         return _hit("keyword_list", "the answer lists the model answer's words without a sentence", PARTIAL_CAP)
@@ -186,6 +195,46 @@ def keyword_list(view: AnswerView) -> Detection | None:
     if (len(segments) >= 6 and per_segment <= 1.6) or long_run >= 10:
         return _hit("keyword_list", "the answer is a list of words without sentences", PARTIAL_CAP)
     return None
+
+
+# Where a list splits into its terms: commas, semicolons, line breaks, bullets, dashes, "X: Y", and/or.
+_TERM_BREAK = re.compile(r"[,;\n•|·]+|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b", re.IGNORECASE)
+TERM_WORDS = 5  # a term has at most this many words; longer pieces are phrases a reader must parse
+TERM_LIST_SHARE = 0.8  # share of an answer's words inside bare terms from which it is a list of terms
+
+
+def _term_list(view: AnswerView) -> bool:
+    """Four or more bare terms, holding most of the answer's words, and no clause around them.
+
+    "additive updates with gating, multiplicative recurrence, forget gate, cell state" names
+    concepts without saying anything about them, whatever share of the rubric's phrases it
+    holds. A piece is listed when it has at most ``TERM_WORDS`` words and none of
+    ``CLAUSE_WORDS`` (auxiliaries, pronouns, subordinators, negations), or when it is one of the
+    rubric's phrasings word for word. Answers of formulas and numbers, and languages without a
+    word list, are left to the other checks.
+    """
+    clause = CLAUSE_WORDS.get(view.analysis.language)
+    words = view.analysis.words
+    if clause is None or len(words) < 5 or sum(w.norm.isalpha() for w in words) < 0.8 * len(words):
+        return False
+    cuts = [m.span() for m in _TERM_BREAK.finditer(view.text)]
+    if len(cuts) < 3:
+        return False
+    pieces: list[list] = [[]]
+    cut = 0
+    for w in words:
+        if cut < len(cuts) and w.start >= cuts[cut][0]:
+            while cut < len(cuts) and w.start >= cuts[cut][0]:
+                cut += 1
+            if pieces[-1]:
+                pieces.append([])
+        if not (cut and cuts[cut - 1][0] <= w.start < cuts[cut - 1][1]):  # "and"/"or" is a break, not a word
+            pieces[-1].append(w)
+    pieces = [p for p in pieces if p]
+    phrasings = set(view.reference.phrasings) if view.reference else set()
+    listed = [len(p) for p in pieces if (len(p) <= TERM_WORDS and not any(w.norm in clause for w in p))
+              or tuple(w.norm for w in p) in phrasings]
+    return len(listed) >= 4 and sum(listed) >= TERM_LIST_SHARE * sum(map(len, pieces))
 
 
 def restates_question(view: AnswerView) -> Detection | None:

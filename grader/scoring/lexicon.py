@@ -47,6 +47,27 @@ def answer_language(text: str) -> tuple[str | None, dict[str, int]]:
     return best, counts
 
 
+# Words that make a clause of a piece of text: auxiliaries and modals (the finite verbs a closed
+# list can hold), pronouns, subordinators, and negations, which assert something. A bare term
+# ("additive updates with gating", "forget gate") holds none of them; "the gate keeps it" does.
+CLAUSE_WORDS = {
+    "en": frozenset("""is are was were be been being am isn't aren't wasn't weren't do does did don't doesn't didn't
+        has have had hasn't haven't hadn't can could will would shall should may might must cannot can't won't
+        wouldn't shouldn't couldn't it's there's that's i you he she it we they this these that those there which
+        who whom whose what where when why how because since although though if unless whereas so than then thus
+        therefore hence no not never without nothing none""".split()),
+    "de": frozenset("""ist sind war waren wird werden wurde wurden sein hat haben hatte hatten kann können konnte muss
+        müssen musste soll sollen sollte darf dürfen will wollen es er sie wir ich du man mich dich sich mir dir uns
+        euch dies diese dieser dieses dass daß weil da wenn ob obwohl damit sodass deshalb denn welche welcher
+        welches der die das zu nicht kein keine keinen ohne nie""".split()),
+}
+# A question that asks for a list ("Name ...", "State 4 objectives", "Worauf sollst du achten?")
+# and for no explanation or definition ("why", "how", "what is") may be answered with one.
+ASKS_FOR_LIST = re.compile(r"\b(?:name|list|enumerate|state|give|mention|identify|nenne\w*|zähle\w*|worauf|"
+                           r"welche)\b", re.IGNORECASE)
+ASKS_FOR_REASONS = re.compile(r"\b(?:why|how|explain\w*|describe\w*|what\s+is|what's|where|warum|wieso|weshalb|"
+                              r"wie|was\s+ist|erkläre\w*|beschreibe\w*|begründe\w*)\b", re.IGNORECASE)
+
 _ENGLISH_FILLER = """important importantly crucial crucially key essential essentially significant significantly major
     critical critically vital fundamental fundamentally central main primary basic basically efficient efficiently
     effective effectively robust precise precisely accurate accurately correct correctly proper properly optimal
