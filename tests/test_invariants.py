@@ -63,3 +63,24 @@ def test_adding_a_missing_concept_never_lowers_the_score(grader, answer, additio
 def test_restating_the_question_earns_at_most_ten_percent(grader, answer):
     result = grader.grade("q5", answer)
     assert result.points <= 0.1 * result.max_points
+
+
+@pytest.mark.parametrize("max_points", [1.2875156340305693, 0.1 + 0.2, 1e-6, 1_000_000, 2 / 3])
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.99999999, 1.0])
+def test_snapped_points_never_exceed_max_points(max_points, fraction):
+    from grader.scoring.policy import snap
+
+    for step in (max_points, max_points / 10, max_points * 1e-6):
+        points = snap(fraction * max_points, step, max_points)
+        assert 0.0 <= points <= max_points
+
+
+def test_a_question_worth_an_odd_number_of_points_keeps_its_maximum(grader):
+    """Hypothesis found it: rounding to six decimals lifted 1.2875156... to 1.287516."""
+    from grader.rubric import ShortAnswerQuestion
+
+    odd = 1.2875156340305693
+    question = ShortAnswerQuestion(id="odd", max_points=odd, points_step=odd, criteria_weight=1.0,
+                                   key_phrases=[{"text": "forget gate"}, {"text": "cell state"}])
+    result = grader.grade_answers(question, ["The forget gate keeps the cell state."])[0]
+    assert 0.0 <= result.points <= result.max_points == odd

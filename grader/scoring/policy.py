@@ -29,7 +29,8 @@ MAX_ANSWER_CHARS = 20_000
 def snap(points: float, step: float, max_points: float) -> float:
     """Round ``points`` half-up to a multiple of ``step`` inside [0, max_points]."""
     snapped = math.floor(points / step + 0.5 + 1e-9) * step
-    return float(round(min(max(snapped, 0.0), max_points), 6))
+    # Rounded to six decimals before clamping: rounding a max_points of 1.2875156 would exceed it.
+    return float(min(max(round(snapped, 6), 0.0), max_points))
 
 
 def interpolate(fraction: float, values: np.ndarray) -> np.ndarray:
