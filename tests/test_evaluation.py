@@ -231,3 +231,67 @@ def test_grading_through_the_cache_never_calls_the_encoder_again(embedder, monke
     monkeypatch.setattr(embedder, "iter_encode_tokens", encoder_called)
     monkeypatch.setattr(embedder, "iter_encode_lists", encoder_called)
     assert Grader(None, embedder=cached).grade_pairs([(question, a) for a in answers]) == first
+
+
+# -- row isolation: one row that cannot be graded never aborts the evaluation ------------------
+def test_a_reference_without_content_words_does_not_abort_the_corpus(tmp_path, cached):
+    rows = [dict(r, reference_answer="It is.") if r["question_id"] == "ice" else r for r in corpus_rows()]
+    s = evaluate(read_corpus(write_corpus(tmp_path / "c.csv", rows)), embedder=cached).summary
+    assert s["systems"]["grader"]["n"] == 40 and s["skipped_rows"] == []
+
+
+@pytest.fixture
+def boom(monkeypatch):
+    """Grading (a detector) and training (the signals) fail on any answer that says BOOM."""
+    from grader.evaluation import training
+    from grader.scoring import detectors
+
+    def exploding(view):
+        if "BOOM" in view.text:
+            raise RuntimeError("detector exploded")
+        return None
+
+    def signals(prepared, text, *args, **kwargs):
+        if "BOOM" in text:
+            raise ZeroDivisionError("division by zero")
+        return real(prepared, text, *args, **kwargs)
+
+    real = training.answer_signals
+    monkeypatch.setattr(detectors, "DETECTORS", [*detectors.DETECTORS, exploding])
+    monkeypatch.setattr(training, "answer_signals", signals)
+    rows = corpus_rows()
+    rows[5] = dict(rows[5], answer=rows[5]["answer"] + " BOOM")
+    return rows
+
+
+@pytest.mark.parametrize("protocol", [{}, {"cv": "unseen-questions", "folds": 2}, {"cv": "unseen-answers", "folds": 2}])
+def test_a_row_that_cannot_be_graded_is_reported_and_the_rest_are_evaluated(tmp_path, cached, boom, protocol):
+    from grader.evaluation.report import format_table
+
+    rows = read_corpus(write_corpus(tmp_path / "c.csv", boom))
+    s = evaluate(rows, embedder=cached, **protocol, **FAST).summary
+    assert s["rows"] == 40 and s["rows_not_graded"] == 1
+    assert s["systems"]["grader"]["n"] == 39
+    [skipped] = s["skipped_rows"]
+    assert skipped["row"] == 6 and skipped["answer_id"] == boom[5]["student_id"]
+    assert skipped["question_id"] == "photo" and skipped["file"] == "corpus"
+    assert "exploded" in skipped["reason"] or "division by zero" in skipped["reason"]
+    table = format_table(s)
+    assert "rows that could not be graded, left out of every metric: 1" in table and "row 6" in table
+
+
+def test_rows_of_a_question_that_cannot_be_built_are_skipped(tmp_path, cached):
+    rows = [dict(r, max_score="1e308", score="0") if r["question_id"] == "ice" else r for r in corpus_rows()]
+    s = evaluate(read_corpus(write_corpus(tmp_path / "c.csv", rows)), embedder=cached).summary
+    assert s["systems"]["grader"]["n"] == 30 and s["rows_not_graded"] == 10
+    assert {r["question_id"] for r in s["skipped_rows"]} == {"ice"}
+    assert "max_points" in s["skipped_rows"][0]["reason"]
+
+
+def test_eval_cli_lists_skipped_rows_in_its_json(tmp_path, capsys, boom):
+    from grader.cli import main
+
+    path = write_corpus(tmp_path / "c.csv", boom)
+    assert main(["eval", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["row"] for r in data["skipped_rows"]] == [6] and data["systems"]["grader"]["n"] == 39

@@ -30,6 +30,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import ValidationError
 from sklearn.model_selection import GroupKFold
 
 from grader.evaluation.baselines import BASELINES, ThresholdBaseline
@@ -37,7 +38,7 @@ from grader.evaluation.corpus import LabeledAnswer
 from grader.encoding.registry import get_embedder
 from grader.engine import Grader
 from grader.scoring.combiner import load_combiner
-from grader.errors import ConfigError, InputDataError
+from grader.errors import ConfigError, GraderError, InputDataError
 from grader.scoring.features import FEATURES
 from grader.scoring.combiner import LinearCombiner
 from grader.evaluation.metrics import label_metrics, score_metrics
@@ -156,14 +157,22 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     target = resolve_target(rows, target)
     if train_rows is not None:
         resolve_target(train_rows, target)
+    rows_given = len(rows)
+    skipped = _Skipped({id(r) for r in train_rows or ()})
+    questions = _questions(rows + (train_rows or []), rubric, skipped)
+    rows = [r for r in rows if r.question_id in questions]
+    if train_rows is not None:
+        train_rows = [r for r in train_rows if r.question_id in questions]
+    if not rows:
+        raise InputDataError(f"no row can be graded: {skipped.rows[0]['reason']}" if skipped.rows
+                             else "no row to grade")
     all_rows = rows + (train_rows or [])
     levels = score_levels(all_rows) if target == "score" else None
     classes = targets(rows, target, levels)
-    questions = questions_for(all_rows, rubric)
 
     embedder = CachingEmbedder(embedder if embedder is not None else get_embedder())
     signals = Grader.for_signals(embedder)
-    embedder.warm(dict.fromkeys(signals.clip(r.answer)[0] for r in all_rows if r.answer.strip()))
+    _warm(embedder, list(dict.fromkeys(signals.clip(r.answer)[0] for r in all_rows if r.answer.strip())))
     encoded = time.perf_counter()
 
     if protocol in ("zero-shot", "train-test"):
@@ -180,12 +189,12 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
             train = train_rows if protocol == "train-test" else [rows[i] for i in train_idx]
             model = None
         systems = _fit_systems(train, target, levels, questions, embedder, model, example_counts, seed, C,
-                               class_weight, cache, ignore)
+                               class_weight, cache, ignore, skipped)
         fitted.append(systems)
         test = [i for i in test_idx if classes[i] is not None]
         for n in points:
             _grade_fold(systems, embedder, [rows[i] for i in test], [classes[i] for i in test], train, n, questions,
-                        target, levels, seed, k, predictions)
+                        target, levels, seed, k, predictions, skipped)
         log.info("fold %d/%d done", k + 1, len(folds_))
     graded = time.perf_counter()
 
@@ -213,7 +222,8 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
                      "C": C if protocol != "zero-shot" else None, "class_weight": class_weight,
                      "ignored_features": list(ignore) if protocol != "zero-shot" else None},
         "target": target, "label_col": label_col if target == "label" else None,
-        "rows": len(rows), "questions": len({r.question_id for r in rows}),
+        "rows": rows_given, "questions": len({r.question_id for r in rows}),
+        "rows_not_graded": len(skipped.in_corpus), "skipped_rows": skipped.rows,
         "rows_without_target": sum(c is None for c in classes),
         "labels_seen_in_training": sorted(train_labels),
         "labels_not_seen_in_training": sorted(set(true_labels) - train_labels),
@@ -240,8 +250,90 @@ def _margins(main: dict) -> dict:
     return out
 
 
+class _Skipped:
+    """Rows that cannot be graded, each with its id and the reason, reported once however often they fail.
+
+    One such row must not abort an evaluation of thousands: it is left out of every metric and
+    listed in the summary (``skipped_rows``) instead.
+    """
+
+    def __init__(self, train_ids: set[int]):
+        self._train_ids = train_ids
+        self._seen: set[int] = set()
+        self.rows: list[dict] = []
+        self.in_corpus: set[int] = set()
+
+    def __call__(self, row: LabeledAnswer, reason) -> None:
+        if id(row) in self._seen:
+            return
+        self._seen.add(id(row))
+        if id(row) not in self._train_ids:
+            self.in_corpus.add(id(row))
+        text = reason if isinstance(reason, str) else _reason(reason)
+        self.rows.append({"file": "train" if id(row) in self._train_ids else "corpus", "row": row.row,
+                          "answer_id": row.answer_id, "question_id": row.question_id, "reason": text})
+        log.warning("row %d (answer %s, question %s) cannot be graded and is left out: %s", row.row,
+                    row.answer_id, row.question_id, text)
+        if not isinstance(reason, str):
+            log.debug("the row's error", exc_info=reason)
+
+
+def _reason(exc: Exception) -> str:
+    """An error in one line of at most 300 characters."""
+    if isinstance(exc, ValidationError):
+        text = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    elif isinstance(exc, GraderError):
+        text = exc.message
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _questions(rows: list[LabeledAnswer], rubric, skip: _Skipped) -> dict:
+    """The question of each question_id; the rows of a question that cannot be built are skipped."""
+    if rubric is not None:
+        return questions_for(rows, rubric)  # an id missing from the rubric is the whole run's mistake
+    by_q: dict[str, list[LabeledAnswer]] = {}
+    for r in rows:
+        by_q.setdefault(r.question_id, []).append(r)
+    out = {}
+    for qid, group in by_q.items():
+        try:
+            out.update(questions_for(group))
+        except Exception as exc:  # noqa: BLE001 - a max_score of 1e308, say: that question's rows only
+            reason = f"its question cannot be built: {_reason(exc)}"
+            for r in group:
+                skip(r, reason)
+    return out
+
+
+def _warm(embedder: CachingEmbedder, texts: list[str]) -> None:
+    """Encode ``texts`` up front; where the encoder fails, halve the batch until the culprits are left out.
+
+    A text left out fails again when its row is graded, and that row is reported.
+    """
+    try:
+        embedder.warm(texts)
+    except Exception:  # noqa: BLE001
+        if len(texts) > 1:
+            _warm(embedder, texts[: len(texts) // 2])
+            _warm(embedder, texts[len(texts) // 2 :])
+
+
+def _grade_isolated(grader: Grader, pairs: list) -> list:
+    """The grade of each pair, or the exception it raised; halves a failing batch until the culprits are found."""
+    try:
+        return grader.grade_pairs(pairs)
+    except Exception as exc:  # noqa: BLE001 - one bad row must not lose the others
+        if len(pairs) == 1:
+            return [exc]
+        mid = len(pairs) // 2
+        return _grade_isolated(grader, pairs[:mid]) + _grade_isolated(grader, pairs[mid:])
+
+
 def _fit_systems(train, target, levels, questions, embedder, combiner, example_counts, seed, C, class_weight, cache,
-                 ignore):
+                 ignore, skip):
     """The grader's combiner and the baselines, fitted on ``train`` (combiner only, as given, when no training)."""
     if combiner is not None:
         return {"grader": combiner}
@@ -249,7 +341,7 @@ def _fit_systems(train, target, levels, questions, embedder, combiner, example_c
     signals = Grader.for_signals(embedder, label_fractions=fractions)
     try:
         data = build_dataset(signals, train, target, questions=questions, example_counts=tuple(example_counts),
-                             seed=seed, levels=levels, cache=cache)
+                             seed=seed, levels=levels, cache=cache, on_error=skip)
     except InputDataError as exc:
         raise InputDataError(f"training fold: {exc.message}", field=exc.field, source=exc.source) from None
     if len(np.unique(data.y)) < 2:
@@ -295,13 +387,16 @@ def _test_questions(test, classes, train, n, questions, target, seed, fold):
 
 
 def _grade_fold(systems, embedder, test, classes, train, n, questions, target, levels, seed, fold,
-                predictions) -> None:
+                predictions, skip) -> None:
     """Grade the scored test rows of one fold at N examples per question with every fitted system."""
     test_questions, scored = _test_questions(test, classes, train, n, questions, target, seed, fold)
     grader = Grader(None, embedder=embedder, combiner=systems["grader"])
-    results = grader.grade_pairs([(test_questions[test[i].question_id], test[i].answer) for i, _ in scored])
+    results = _grade_isolated(grader, [(test_questions[test[i].question_id], test[i].answer) for i, _ in scored])
     for (i, n_ex), res in zip(scored, results):
         row, true = test[i], classes[i]
+        if isinstance(res, Exception):
+            skip(row, res)
+            continue
         frac = res.points / res.max_points if res.max_points else 0.0
         pred = score_class(frac, levels) if target == "score" else res.label
         predictions[("grader", n)].add(row, true, pred, res.confidence, frac, fold, n_ex)

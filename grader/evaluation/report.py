@@ -65,6 +65,14 @@ def format_table(summary: dict) -> str:
         lines.append(f"grader - {b}: accuracy {m['accuracy']:+.3f}, macro-F1 {m['macro_f1']:+.3f}")
     if summary.get("labels_not_seen_in_training"):
         lines.append(f"labels never seen in training (always counted wrong): {summary['labels_not_seen_in_training']}")
+    skipped = summary.get("skipped_rows") or []
+    if skipped:
+        lines.append(f"rows that could not be graded, left out of every metric: {len(skipped)}")
+        for r in skipped[:10]:
+            lines.append(f"  {r['file']} row {r['row']} (answer {r['answer_id']}, question {r['question_id']}): "
+                         f"{r['reason']}")
+        if len(skipped) > 10:
+            lines.append(f"  ... and {len(skipped) - 10} more (every one is in metrics.json)")
     if summary.get("rows_without_target"):
         lines.append(f"rows without a human {summary['target']} (graded, not compared): {summary['rows_without_target']}")
     if summary.get("systems_note"):

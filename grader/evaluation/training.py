@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import sklearn
@@ -96,7 +97,8 @@ def with_examples(question: ShortAnswerQuestion, examples: list[LabeledAnswer], 
 def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
                   questions: dict[str, ShortAnswerQuestion] | None = None, example_counts=(0,), seed: int = 0,
                   levels: np.ndarray | None = None, example_pool: list[LabeledAnswer] | None = None,
-                  cache: dict | None = None) -> Dataset:
+                  cache: dict | None = None, on_error: Callable[[LabeledAnswer, Exception], None] | None = None,
+                  ) -> Dataset:
     """Signals for ``rows``; for each N in ``example_counts`` N answers per question become its examples.
 
     Examples are drawn from ``example_pool`` (default: ``rows``) and the rows drawn are not scored.
@@ -104,6 +106,8 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
     ``cache`` (a dict kept by the caller) holds signals per (question, answer) so that folds
     and learning-curve points sharing a question configuration compute them once.
     Questions that are not short-answer (multiple choice, true/false) are graded exactly and skipped.
+    ``on_error(row, exc)``, when given, is told of each row whose signals cannot be computed, and
+    the row is left out; without it the first such error is raised.
     """
     questions = questions or build_questions(rows)
     classes = targets(rows, target, levels)
@@ -122,14 +126,21 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
         if not isinstance(question, ShortAnswerQuestion):
             continue
         idx = [i for i in idx if rows[i].answer.strip() and normalize(rows[i].answer)]
-        encodings = grader.encode_answers(grader.clip(rows[i].answer)[0] for i in idx)
+        encodings = _encodings(grader, [rows[i] for i in idx], on_error)
         for n in example_counts:
             candidates = pool_by_q.get(qid, [])
             rng = np.random.default_rng(_seed(seed, qid, n))
             picked = list(rng.choice(candidates, size=min(n, len(candidates)), replace=False)) if n else []
             examples = [pool[j] for j in picked]
             q = with_examples(question, examples, target == "label") if examples else question
-            prepared = grader.prepare(q)
+            try:
+                prepared = grader.prepare(q)
+            except Exception as exc:  # noqa: BLE001 - reported for every row of the question
+                if on_error is None:
+                    raise
+                for i in idx:
+                    on_error(rows[i], exc)
+                continue
             known = cache.setdefault(q, {}) if cache is not None else {}
             skip = {id(pool[j]) for j in picked} if pool is rows else set()
             for i in idx:
@@ -137,9 +148,17 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
                 if id(r) in skip or classes[i] is None:
                     continue
                 text = grader.clip(r.answer)[0]
+                if text not in encodings:  # its encoding failed, and on_error was told
+                    continue
                 features = known.get(text)
                 if features is None:
-                    features = known[text] = answer_signals(prepared, text, encodings[text]).features
+                    try:
+                        features = known[text] = answer_signals(prepared, text, encodings[text]).features
+                    except Exception as exc:  # noqa: BLE001 - one row's failure must not lose the others
+                        if on_error is None:
+                            raise
+                        on_error(r, exc)
+                        continue
                 X.append(features)
                 y.append(classes[i])
                 fr.append(np.nan if r.fraction is None else r.fraction)
@@ -150,6 +169,22 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
         raise InputDataError("no row has both a non-empty answer and a target to learn from")
     return Dataset(np.array(X), np.array(y, dtype=object), np.array(fr), np.array(groups, dtype=object), used,
                    np.array(counts))
+
+
+def _encodings(grader: Grader, rows: list[LabeledAnswer], on_error) -> dict:
+    """Encodings of the rows' answers in one pass; one by one when that fails and ``on_error`` is given."""
+    try:
+        return grader.encode_answers(grader.clip(r.answer)[0] for r in rows)
+    except Exception:  # noqa: BLE001 - find the row(s) that fail, keep the rest
+        if on_error is None:
+            raise
+    out = {}
+    for r in rows:
+        try:
+            out.update(grader.encode_answers([grader.clip(r.answer)[0]]))
+        except Exception as exc:  # noqa: BLE001
+            on_error(r, exc)
+    return out
 
 
 def label_fractions_of(rows: list[LabeledAnswer]) -> dict[str, float]:
