@@ -26,7 +26,7 @@ from grader.scoring.choice import grade_choice
 from grader.scoring.combiner import LinearCombiner, load_combiner
 from grader.scoring.features import AnswerSignals, PreparedQuestion, answer_signals, prepare_question
 from grader.scoring.policy import MAX_ANSWER_CHARS, REVIEW_THRESHOLD, empty_result, score_answer
-from grader.text import normalize
+from grader.text import normalize, valid_text
 from grader.engine.workers import MIN_ANSWERS, GradingPool, PooledCall, auto_workers
 
 log = logging.getLogger(__name__)
@@ -177,11 +177,15 @@ class Grader:
 
     # -- internals ----------------------------------------------------------------------
     def clip(self, answer: str | None) -> tuple[str, bool]:
-        """The answer cut to ``max_answer_chars``, and whether it was cut."""
+        """The answer cut to ``max_answer_chars`` and made valid Unicode, and whether it was cut.
+
+        Every short answer enters the engine here; a lone surrogate (``"\\ud800"`` in JSON) becomes
+        U+FFFD, which the tokenizer and the UTF-8 outputs accept.
+        """
         text = answer or ""
         if len(text) > self.max_answer_chars:
-            return text[: self.max_answer_chars], True
-        return text, False
+            return valid_text(text[: self.max_answer_chars]), True
+        return valid_text(text), False
 
     def encode_answers(self, texts: Iterable[str]) -> dict:
         """Encodings of the distinct non-blank texts, keyed by text, in one encoder pass."""
@@ -194,7 +198,7 @@ class Grader:
         clipped: dict[int, tuple[str, bool]] = {}
         for i, (question, answer) in enumerate(pairs):
             if not isinstance(question, ShortAnswerQuestion):
-                results[i] = grade_choice(question, answer or "")
+                results[i] = grade_choice(question, valid_text(answer or ""))  # its flags quote the answer
                 continue
             text, truncated = self.clip(answer)
             clipped[i] = (text, truncated)
