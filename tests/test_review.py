@@ -150,8 +150,9 @@ def test_corrections_become_examples_and_concept_phrasings(rubric):
 def test_a_question_page_sorts_clusters_by_doubt_and_highlights_evidence(workspace):
     view = workspace.view("q5")
     assert view.total == 44 and view.reviewed == 0 and view.short
-    doubts = [c.doubt for c in view.clusters if c.reviewed < c.size]
+    doubts = [c.doubt for c in view.clusters]
     assert doubts == sorted(doubts)
+    assert all([a.confidence for a in c.answers] == sorted(a.confidence for a in c.answers) for c in view.clusters)
     blank = [c for c in view.clusters if not c.rep.text.strip()]
     assert len(blank) == 1 and blank[0].size == 2  # identical (blank) answers share one cluster
     tagged = {t for c in view.clusters for a in c.answers for s in a.segments for t in s.ends}

@@ -139,12 +139,13 @@ class ClusterView:
 
     @property
     def doubt(self) -> float:
-        """The lowest confidence among answers not yet reviewed (2 when all are)."""
-        return min((a.confidence for a in self.answers if not a.reviewed), default=2.0)
+        """The grader's lowest confidence in an answer of the cluster."""
+        return min((a.confidence for a in self.answers), default=1.0)
 
     @property
     def sort_key(self) -> tuple:
-        return (self.reviewed == self.size, self.doubt, -self.size, self.number)
+        """Most doubtful first; a decision does not move a cluster, so the keyboard's order stays put."""
+        return (self.doubt, -self.size, self.number)
 
     @property
     def open_refs(self) -> str:

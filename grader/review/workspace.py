@@ -171,7 +171,7 @@ class Workspace:
             groups.setdefault(v.cluster, []).append(v)
         clusters = []
         for cid, members in groups.items():
-            members.sort(key=lambda v: (v.reviewed, v.confidence, v.row))
+            members.sort(key=lambda v: (v.confidence, v.row))  # stable under decisions, as clusters are
             keys = list(dict.fromkeys(normalize(v.text) for v in members))
             rep = members[0].row
             if analysis.vectors and keys[0]:
