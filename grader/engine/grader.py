@@ -32,6 +32,10 @@ from grader.engine.workers import MIN_ANSWERS, GradingPool, PooledCall, auto_wor
 log = logging.getLogger(__name__)
 
 _PREPARED_CACHE = 256
+# Prepared questions are also bounded by an estimate of their bytes: a question with a long reference
+# answer holds a vector for each of its sentences, so 256 of them could take gigabytes.
+_PREPARED_CACHE_BYTES = 256 * 2**20
+_STR_BYTES = 56  # what a short Python str costs beyond its characters
 # Distinct answers encoded per encoder call in a batch: at most this many, and at most this many
 # characters, so the token vectors held at once stay near 100 MB however long the answers are.
 # A larger pool sorts into batches of more even length: short answers encode 10-15% faster at
@@ -53,6 +57,30 @@ def _chunks(keys: list, size: Callable[[object], int]):
         yield chunk
 
 
+def estimate_bytes(prepared: PreparedQuestion) -> int:
+    """An estimate of the memory ``prepared`` holds: its arrays (each buffer once) and its texts and stems."""
+    arrays = [prepared.topic, prepared.references, prepared.prompt_vector, prepared.example_vectors,
+              prepared.example_fractions]
+    stems = [prepared.reference_stems, prepared.prompt_stems]
+    texts = [prepared.question.prompt, *getattr(prepared.question, "reference_answers", ())]
+    for targets in (prepared.reference_targets, prepared.key_targets, prepared.misconception_targets):
+        arrays += [targets.matrix, targets.starts, targets.needed]
+        for target in targets:
+            arrays.append(target.vectors)
+            stems += target.stems
+            texts += target.texts
+    buffers = {}
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            base = a
+            while isinstance(base.base, np.ndarray):
+                base = base.base  # a view keeps its whole base alive
+            buffers[id(base)] = base.nbytes
+    words = sum(len(st) for st in stems)
+    return (sum(buffers.values()) + sum(len(t) + _STR_BYTES for t in texts)
+            + words * (_STR_BYTES + 16) + len(stems) * 216)
+
+
 class Grader:
     """Grades answers to the questions of a rubric.
 
@@ -62,13 +90,15 @@ class Grader:
     all-MiniLM-L6-v2 encoder on CUDA when present, else CPU. ``workers`` is the number
     of processes that grade encoded answers of large calls (:mod:`grader.engine.workers`);
     ``"auto"``: none on a CPU, where the encoder sets the pace, every core but one
-    beside a GPU.
+    beside a GPU. ``cache_bytes`` bounds the memory of prepared questions kept for reuse
+    (default 256 MiB, estimated by :func:`estimate_bytes`).
     """
 
     def __init__(self, rubric: Rubric | None = None, *, embedder: Embedder | None = None,
                  combiner: LinearCombiner | str | Path | None = None, model: str | None = None,
                  device: str | None = None, backend: str = "auto", review_threshold: float = REVIEW_THRESHOLD,
-                 max_answer_chars: int = MAX_ANSWER_CHARS, workers: int | str = "auto"):
+                 max_answer_chars: int = MAX_ANSWER_CHARS, workers: int | str = "auto",
+                 cache_bytes: int | None = None):
         limit_blas_threads()
         if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise ConfigError(f"workers must be 'auto' or a whole number >= 0. Got {workers!r}.", field="workers")
@@ -83,6 +113,9 @@ class Grader:
         fractions = dict(zip((str(c) for c in combiner.classes_), combiner.label_fractions_))
         self._label_fractions = fractions
         self._prepared: OrderedDict = OrderedDict()
+        self._prepared_sizes: dict = {}
+        self._cached_bytes = 0
+        self.cache_bytes = _PREPARED_CACHE_BYTES if cache_bytes is None else cache_bytes
         self._lock = threading.Lock()
         self._checked_model = False
         self.workers = workers
@@ -100,6 +133,7 @@ class Grader:
         self.review_threshold, self.max_answer_chars, self.language = REVIEW_THRESHOLD, max_answer_chars, "auto"
         self._label_fractions = dict(label_fractions or {})
         self._prepared, self._lock = OrderedDict(), threading.Lock()
+        self._prepared_sizes, self._cached_bytes, self.cache_bytes = {}, 0, _PREPARED_CACHE_BYTES
         self._checked_model = True
         self.workers, self._pool, self._pool_key = 0, None, None
         return self
@@ -126,7 +160,11 @@ class Grader:
         return self._grade(list(pairs))
 
     def prepare(self, question: ShortAnswerQuestion) -> PreparedQuestion:
-        """The question's cached vectors, computed on first use."""
+        """The question's cached vectors, computed on first use.
+
+        The cache keeps the most recently used questions within 256 entries and ``cache_bytes``
+        (estimated: the vectors' bytes and the texts'); a question larger than that is not kept.
+        """
         with self._lock:
             prepared = self._prepared.get(question)
             if prepared is not None:
@@ -135,11 +173,26 @@ class Grader:
         if not self._checked_model and self.combiner is not None:
             self._check_combiner_model()
         prepared = prepare_question(question, self.embedder, self.language, self._label_fractions)
+        size = estimate_bytes(prepared)
         with self._lock:
-            self._prepared[question] = prepared
-            while len(self._prepared) > _PREPARED_CACHE:
-                self._prepared.popitem(last=False)
+            if question not in self._prepared:
+                self._prepared[question] = prepared
+                self._prepared_sizes[question] = size
+                self._cached_bytes += size
+            while self._prepared and (len(self._prepared) > _PREPARED_CACHE or self._cached_bytes > self.cache_bytes):
+                old, _ = self._prepared.popitem(last=False)
+                self._cached_bytes -= self._prepared_sizes.pop(old)
         return prepared
+
+    def is_prepared(self, question: ShortAnswerQuestion) -> bool:
+        """Whether ``question``'s vectors are in the cache now."""
+        with self._lock:
+            return question in self._prepared
+
+    @property
+    def prepared_bytes(self) -> int:
+        """Estimated bytes of the prepared questions in the cache."""
+        return self._cached_bytes
 
     def _check_combiner_model(self) -> None:
         """Warn when the combiner was trained on another encoder's signals."""
