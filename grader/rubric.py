@@ -240,6 +240,9 @@ class Rubric(_Strict):
     # At least one question: checked after the items, since pydantic's own length check counts only
     # the valid ones and adds a false "should have at least 1 item" to every error inside a question.
     questions: tuple[Question, ...] = Field(description="The questions, in order.")
+    feedback_level: Literal["student", "instructor", "none"] | None = Field(
+        default=None, description="What the HTTP API shows of this rubric's grades when a request names no "
+                                  "level: 'student', 'instructor' or 'none' (default: GRADER_FEEDBACK_LEVEL).")
     source: str | None = Field(default=None, exclude=True, description="File it was loaded from (set by the loader).")
 
     @field_validator("questions")
