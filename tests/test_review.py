@@ -266,3 +266,33 @@ def test_grade_with_review_serves_the_graded_file(tmp_path, monkeypatch):
     src = shutil.copy(EXAMPLE, tmp_path / "class.csv")
     assert main(["grade", str(src), "--rubric", str(RUBRIC), "--quiet", "--review"]) == 0
     assert served == [(tmp_path / "class.graded.csv", "rnn_lstm")]
+
+
+def test_a_long_file_is_reviewed_and_exported_by_student_id(tmp_path, rubric, grader):
+    src = tmp_path / "long.csv"
+    with open(src, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([["student_id", "question_id", "answer"],
+                                  ["s1", "q5", "The cell state is updated additively."], ["s1", "Q3", "True"],
+                                  ["s2", "5", "RNNs multiply by the same weight matrix."], ["s2", "q3", "False"]])
+    graded = grade_csv(src, rubric, tmp_path / "long.graded.csv", grader=grader, log=lambda m: None).output
+    ws = Workspace(graded, rubric, grader=grader)
+    view = ws.view("q5")
+    assert view.total == 2 and {a.student for c in view.clusters for a in c.answers} == {"s1", "s2"}
+    row = next(a.row for c in view.clusters for a in c.answers if a.student == "s2")
+    ws.set_points("ann", "q5", {row: 0}, 4.5)
+    with open(ws.export("moodle", tmp_path / "m.csv"), encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    ws.close()
+    assert rows[0] == ["ID number", "Grade", "Feedback"] and [r[0] for r in rows[1:]] == ["s1", "s2"]
+    assert float(rows[2][1]) == 4.5 + (1.0 if "q3: 1/1" in rows[2][2] else 0.0)
+
+
+def test_the_app_downloads_feedback_as_a_zip_of_one_page_per_student(workspace):
+    import io
+    import zipfile
+
+    r = client_for(workspace).get("/export/feedback")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert 'filename="class.graded.feedback.zip"' in r.headers["content-disposition"]
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert len(names) == 44 and all(n.startswith("class.graded.feedback/") and n.endswith(".html") for n in names)
