@@ -97,16 +97,25 @@ def detect_encoding(sample: bytes, source: str = "<csv>") -> tuple[str, bool]:
 
     # LMS exports come in these; asking for them first keeps the library from exotic guesses (a column of
     # accented letters in UTF-8 also decodes as Korean cp949). Anything else still gets a full detection.
-    # Without a NUL byte or a BOM the bytes are no UTF-16 CSV (its line ends and delimiters hold NULs),
-    # however well a short sample decodes as one: "c0;c1\r\nr0;0\x1b" would become one row of CJK.
-    wide = b"\x00" in sample or sample.startswith(_UTF16_BOMS)
-    preferred = [c for c in PREFERRED if wide or not c.startswith("utf_16")]
-    best = from_bytes(sample, cp_isolation=preferred).best() or from_bytes(sample).best()
+    # Without a BOM, UTF-16 is believed only when it reads line ends: a short sample may decode as UTF-16
+    # however it was written ("c0,c1\r\nr0,\x00" would become one row of CJK).
+    def best_of(wide: bool):
+        preferred = [c for c in PREFERRED if wide or not c.startswith("utf_16")]
+        return from_bytes(sample, cp_isolation=preferred).best() or from_bytes(sample).best()
+
+    def utf16(match) -> bool:
+        name = codecs.lookup(match.encoding).name
+        return name.startswith(("utf-16", "utf_16")) and (
+            bool(match.bom) or any(c in sample.decode(name, errors="replace") for c in "\r\n"))
+
+    best = best_of(b"\x00" in sample or sample.startswith(_UTF16_BOMS))
+    if best is not None and codecs.lookup(best.encoding).name.startswith(("utf-16", "utf_16")) and not utf16(best):
+        best = best_of(False)
     if best is None:
         raise InputDataError("the file is not text (binary data or an unknown encoding); export the responses "
                              "as CSV (UTF-8, UTF-16 or Windows-1252)", source=source)
     encoding = codecs.lookup(best.encoding).name
-    if encoding.startswith(("utf-16", "utf_16")) and (wide or best.bom):
+    if utf16(best):
         return ("utf-16" if best.bom else encoding.replace("_", "-")), bool(best.bom)
     if encoding in ("utf-8", "utf_8", "ascii"):
         return ("utf-8-sig" if best.bom else "utf-8"), bool(best.bom)
