@@ -11,7 +11,7 @@ those regraded answers with the human labels (accuracy) and their mean absolute 
 in points, for picks by "Grade these first" (:func:`grader.review.clusters.suggest`, as
 the app suggests them) and for random picks (mean and spread over ``--seeds``).
 
-Target (issue 20): on SAF-en, suggested picks reach the accuracy random picks reach at
+Target: on SAF-en, suggested picks reach the accuracy random picks reach at
 10% with 5% or less. Suggested picks favour doubtful answers, which also leaves fewer hard
 answers to score; the "all" columns, which count every answer with the hand grades in
 place, are the fairer comparison. About two minutes on two cores.
