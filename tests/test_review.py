@@ -296,3 +296,11 @@ def test_the_app_downloads_feedback_as_a_zip_of_one_page_per_student(workspace):
     assert 'filename="class.graded.feedback.zip"' in r.headers["content-disposition"]
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     assert len(names) == 44 and all(n.startswith("class.graded.feedback/") and n.endswith(".html") for n in names)
+
+
+def test_a_rubric_that_does_not_match_the_file_is_refused(graded, grader):
+    from grader.rubric import parse_rubric
+
+    other = parse_rubric({"id": "other", "questions": [{"id": "z1", "type": "true_false", "correct": True}]})
+    with pytest.raises(InputDataError, match="none of the file's questions .* is in rubric 'other'"):
+        Workspace(graded, other, grader=grader)

@@ -73,6 +73,10 @@ class Workspace:
         if not self.table.answers:
             raise InputDataError("the graded file holds no graded answer", source=str(self.graded))
         self.questions = {q.id: q for q in rubric.questions if q.id in self.table.question_ids}
+        if not self.questions:
+            raise InputDataError(f"none of the file's questions ({', '.join(self.table.question_ids)}) is in rubric "
+                                 f"'{rubric.id}'; pass the `rubric` the file was graded with", field="rubric",
+                                 source=str(self.graded))
         self.store = ReviewStore(database or review_path(self.graded), fingerprint(self.graded),
                                  {"graded": self.graded.name, "rubric": json.dumps(rubric.model_dump(mode="json"))})
         self._grader = grader
