@@ -58,7 +58,29 @@ class Settings(BaseSettings):
                                  description="How long the micro-batcher collects concurrent requests.")
     batch_max_size: int = Field(default=32, gt=0, description="Most answers graded in one model call.")
     queue_max: int = Field(default=2_000, gt=0, description="Most answers waiting to be graded; more gets 503.")
-    grade_timeout_s: float = Field(default=30.0, gt=0, description="Longest a request waits for its grade; then 503.")
+    grade_timeout_s: float = Field(default=30.0, gt=0, description="Longest a request waits for its grade; then 503. "
+                                   "Work the request still had queued is dropped.")
+    max_question_chars: int = Field(default=20_000, gt=0, description="Most characters in one inline question "
+                                    "(prompt, reference answers, key phrases, alternatives, hints, misconceptions); "
+                                    "more gets 422.")
+    max_key_phrases: int = Field(default=20, gt=0, description="Most key phrases, and most misconceptions, in one "
+                                                               "inline question; more gets 422.")
+    max_alternatives: int = Field(default=10, ge=0, description="Most alternatives of one key phrase or "
+                                                                "misconception of an inline question; more gets 422.")
+    max_request_chars: int = Field(default=200_000, gt=0, description="Most characters of answers and inline "
+                                   "questions in one request, summed over a batch's items; more gets 413.")
+    batch_max_chars: int = Field(default=4_000, gt=0, description="Most characters of answers and question texts "
+                                 "encoded in one model call, so that a short request never waits long behind a "
+                                 "large one (a single longer answer is graded alone).")
+    body_timeout_s: float = Field(default=10.0, gt=0, description="Longest time to receive a request's body; a "
+                                                                   "slower client gets 408.")
+    inline_cache_bytes: int = Field(default=64_000_000, ge=0, description="Memory for prepared inline questions "
+                                    "(estimated bytes of their vectors and texts); the least recently used beyond "
+                                    "it are dropped.")
+    feedback_level: Literal["student", "instructor", "none"] = Field(
+        default="student", description="What a grade shows when neither the request nor the rubric says: 'student' "
+                                       "(no key phrases or model-answer text), 'instructor' (everything) or 'none' "
+                                       "(no feedback text or per-concept detail).")
     include_signals: bool = Field(default=True, description="Include the raw combiner signals in results.")
     docs: bool = Field(default=True, description="Serve OpenAPI docs at /docs and /openapi.json.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")

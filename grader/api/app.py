@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from grader.api.docs import add_docs
 from grader.api.errors import install_error_handlers
 from grader.api.metrics import Metrics
-from grader.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from grader.api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
 from grader.api.routes import grading, health
 from grader.api.routes import rubrics as rubric_routes
 from grader.api.service import GradingService
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, rubrics: dict | None = None,
     app.include_router(health.router)
     if settings.docs:
         add_docs(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(ApiKeyMiddleware, keys=app.state.key_bytes)  # runs before the body is read
     app.add_middleware(AccessLogMiddleware, metrics=metrics)
     return app

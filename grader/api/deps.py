@@ -36,10 +36,17 @@ def key_matches(given: bytes, keys: list[bytes]) -> bool:
 
 
 def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> str | None:
-    """401 unless X-API-Key holds a configured key; returns a short fingerprint for logs (None when open)."""
+    """401 unless X-API-Key holds a configured key; returns a short fingerprint for logs (None when open).
+
+    :class:`~grader.api.middleware.ApiKeyMiddleware` checks the key before the body is read and
+    leaves its fingerprint in the request state; this check stands in when the app runs without it.
+    """
     keys: list[bytes] = request.app.state.key_bytes
     if not keys:
         return None  # open mode: allowed only on loopback, checked at startup
+    checked = getattr(request.state, "key_id", None)
+    if checked is not None:
+        return checked
     if not key:
         raise AuthenticationError("missing API key: send one of the configured keys in the X-API-Key header",
                                   field="X-API-Key")

@@ -8,6 +8,7 @@ from grader.api.schemas import ErrorResponse
 _ERRORS = {
     401: ("unauthorized", "missing or wrong API key in the X-API-Key header", None),
     404: ("unknown_rubric", "rubric 'rnn' is not loaded. Loaded rubrics: rnn_lstm.", "rubric_id"),
+    408: ("request_timeout", "the request body did not arrive within 10 s (GRADER_BODY_TIMEOUT_S)", None),
     413: ("payload_too_large", "the request body is larger than 1000000 bytes (GRADER_MAX_BODY_BYTES)", None),
     422: ("limit_exceeded", ex.ERROR["error"]["message"], "answer"),
     503: ("unavailable", "the model is still loading; retry shortly", None),
