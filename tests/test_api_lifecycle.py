@@ -107,8 +107,8 @@ def slow_batch_server(embedder):
 
 def test_two_concurrent_requests_share_one_batch_and_both_are_right(slow_batch_server, grader):
     other = "LSTMs have more parameters so they remember more."
-    bodies = [{"rubric_id": "rnn_lstm", "question_id": "q5", "answer": Q5_ANSWER},
-              {"rubric_id": "rnn_lstm", "question_id": "q5", "answer": other}]
+    bodies = [{"rubric_id": "rnn_lstm", "question_id": "q5", "answer": Q5_ANSWER, "feedback_level": "instructor"},
+              {"rubric_id": "rnn_lstm", "question_id": "q5", "answer": other, "feedback_level": "instructor"}]
     before = httpx.get(slow_batch_server.url + "/metrics").text
     r1, r2 = asyncio.run(_post_together(slow_batch_server.url, bodies))
     assert r1.status_code == 200 and r2.status_code == 200

@@ -8,18 +8,38 @@ reference answers, key phrases, misconceptions, examples or explanations.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from grader.api import examples as ex
+from grader.api.errors import clip, valid_unicode
 from grader.errors import InputDataError
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+FeedbackLevel = Literal["student", "instructor", "none"]
+LEVEL_DESCRIPTION = ("What the grade shows: 'student' (no key phrases, no text of a model answer), 'instructor' "
+                     "(everything) or 'none' (no feedback text or per-concept detail). Default: GRADER_FEEDBACK_LEVEL.")
+
+
+def _valid_unicode(value):
+    """``value`` with every string in it (keys too) made valid Unicode: JSON may carry lone surrogates."""
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(v) for v in value]
+    return value
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_surrogates(cls, data):
+        return _valid_unicode(data)
 
 
 class KeyPhraseIn(_Request):
@@ -69,7 +89,8 @@ class InlineQuestion(_Request):
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             name = f"{field}.{where}" if where else field
-            raise InputDataError(f"field '{name}': {err['msg'].removeprefix('Value error, ')}.", field=name) from None
+            message = clip(err["msg"].removeprefix("Value error, "))
+            raise InputDataError(f"field '{name}': {message}.", field=name) from None
 
 
 class GradeRequest(_Request):
@@ -81,6 +102,7 @@ class GradeRequest(_Request):
     question_id: str | None = Field(default=None, pattern=ID, max_length=200)
     question: InlineQuestion | None = None
     answer: str = Field(description="The student's answer; may be empty.")
+    feedback_level: FeedbackLevel | None = Field(default=None, description=LEVEL_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_target(self):
@@ -100,6 +122,8 @@ class BatchRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ex.BATCH_REQUEST]})
 
     items: list[GradeRequest] = Field(min_length=1)
+    feedback_level: FeedbackLevel | None = Field(default=None, description="The level of items that name none. "
+                                                 + LEVEL_DESCRIPTION)
 
 
 class AttemptRequest(_Request):
@@ -110,11 +134,12 @@ class AttemptRequest(_Request):
     attempt_id: str | None = Field(default=None, pattern=ID, max_length=200,
                                    description="Your id for the attempt, echoed back.")
     answers: dict[str, str] = Field(description="question id -> answer text")
+    feedback_level: FeedbackLevel | None = Field(default=None, description=LEVEL_DESCRIPTION)
 
 
 # -- responses ------------------------------------------------------------------------
 class ConceptOut(BaseModel):
-    """One key phrase: whether the answer states it, and the student's words that do."""
+    """One key phrase (instructor level): whether the answer states it, and the student's words that do."""
 
     concept: str
     points: float
@@ -127,14 +152,49 @@ class ConceptOut(BaseModel):
     required: bool
 
 
+class StudentConceptOut(BaseModel):
+    """One key phrase at the student level: its place in the rubric, not its text."""
+
+    index: int = Field(description="0-based position of the key phrase in the question.")
+    points: float
+    awarded: float
+    found: bool
+    negated: bool
+    required: bool
+    evidence: str | None = Field(description="The student's own words, only when they state no key phrase.")
+
+
 class MisconceptionOut(BaseModel):
-    """A misconception the answer asserts."""
+    """A misconception the answer asserts (instructor level)."""
 
     misconception: str
     penalty: float
     strength: float
     evidence: str | None
     feedback: str | None
+
+
+class StudentMisconceptionOut(BaseModel):
+    """A misconception the answer asserts, at the student level: the instructor's feedback, not the rubric's text."""
+
+    index: int | None
+    penalty: float
+    evidence: str | None
+    feedback: str | None
+
+
+def _level_of(names: tuple[str, str]):
+    def tag(value) -> str:
+        keys = value if isinstance(value, dict) else vars(value)
+        return "instructor" if names[0] in keys else "student"
+    return tag
+
+
+Concept = Annotated[Union[Annotated[ConceptOut, Tag("instructor")], Annotated[StudentConceptOut, Tag("student")]],
+                    Discriminator(_level_of(("concept", "index")))]
+MisconceptionItem = Annotated[Union[Annotated[MisconceptionOut, Tag("instructor")],
+                                    Annotated[StudentMisconceptionOut, Tag("student")]],
+                              Discriminator(_level_of(("misconception", "index")))]
 
 
 class FlagOut(BaseModel):
@@ -158,17 +218,19 @@ class GradeResponse(BaseModel):
     confidence: float
     needs_review: bool
     feedback: str
-    concepts: list[ConceptOut]
-    misconceptions: list[MisconceptionOut]
+    concepts: list[Concept]
+    misconceptions: list[MisconceptionItem]
     flags: list[FlagOut]
     signals: dict[str, float] | None = None
     probabilities: dict[str, float]
 
     @classmethod
-    def from_result(cls, result, *, signals: bool = True) -> "GradeResponse":
-        """The response body of a :class:`~grader.result.GradeResult`."""
-        data = result.to_dict(signals=signals)
-        return cls.model_validate(data)
+    def from_result(cls, result, *, signals: bool = True, level: str = "instructor",
+                    question=None) -> "GradeResponse":
+        """The response body of a :class:`~grader.result.GradeResult` at a feedback ``level`` for ``question``."""
+        from grader.scoring.feedback import result_view
+
+        return cls.model_validate(result_view(result, question, level, signals=signals))
 
 
 class ErrorDetail(BaseModel):

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from grader.api import examples as ex
 from grader.api.openapi import responses
-from grader.api.errors import outcome_error
+from grader.api.errors import clip, outcome_error
 from grader.api.deps import ApiKey, AppSettings, Service
 from grader.api.schemas import AttemptRequest, AttemptResponse, GradeResponse, RubricDetail, RubricList, RubricSummary
 from grader.errors import GraderError, InputDataError
@@ -31,7 +31,7 @@ async def read_rubric(rubric_id: str, service: Service, _key: ApiKey) -> RubricD
 
 
 @router.post("/{rubric_id}/attempts", response_model=AttemptResponse, response_model_exclude_none=True,
-             responses=responses(ex.ATTEMPT_RESPONSE, 401, 404, 413, 422, 503),
+             responses=responses(ex.ATTEMPT_RESPONSE, 401, 404, 408, 413, 422, 503),
              summary="Grade a whole quiz attempt")
 async def grade_attempt(rubric_id: str, body: AttemptRequest, service: Service, settings: AppSettings,
                         _key: ApiKey) -> AttemptResponse:
@@ -44,10 +44,13 @@ async def grade_attempt(rubric_id: str, body: AttemptRequest, service: Service, 
     known = {q.id for q in rubric.questions}
     unknown = [qid for qid in body.answers if qid not in known]
     if unknown:
-        raise InputDataError(f"answers name question(s) {unknown} that rubric '{rubric.id}' does not have. "
-                             f"Valid ids: {', '.join(q.id for q in rubric.questions)}.", field=f"answers.{unknown[0]}")
+        named = ", ".join(f"'{clip(qid, 60)}'" for qid in unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+        raise InputDataError(f"answers name {len(unknown)} question(s) that rubric '{rubric.id}' does not have "
+                             f"({named}). Valid ids: {', '.join(q.id for q in rubric.questions)}.",
+                             field=f"answers.{unknown[0]}")
     for qid, answer in body.answers.items():
         service.check_answer(answer, f"answers.{qid}")
+    service.check_request_chars(sum(len(a) for a in body.answers.values()), "answers")
     service.require_ready()
     grader = service.graders[rubric.id]
     items = [(grader, q, body.answers.get(q.id, "")) for q in rubric.questions]
@@ -57,7 +60,9 @@ async def grade_attempt(rubric_id: str, body: AttemptRequest, service: Service, 
         if isinstance(outcome.value, BaseException):  # an attempt is one grade: a failed item fails it
             error = outcome.value
             return outcome_error(error.with_field(f"answers.{q.id}") if isinstance(error, GraderError) else error)
-        results.append(GradeResponse.from_result(outcome.value, signals=settings.include_signals))
+        level = service.feedback_level(body.feedback_level, q, rubric)
+        results.append(GradeResponse.from_result(outcome.value, signals=settings.include_signals, level=level,
+                                                 question=q))
     return AttemptResponse(
         rubric_id=rubric.id, attempt_id=body.attempt_id,
         points=round(math.fsum(r.points for r in results), 6), max_points=rubric.max_points,
