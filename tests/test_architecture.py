@@ -25,7 +25,8 @@ ALLOWED = {
     "evaluation": {"encoding", "scoring", "engine", "files"},
     "api": {"encoding", "scoring", "engine", "files"},
     "review": {"encoding", "scoring", "engine", "files", "api"},  # api: its key check, error bodies, body limit
-    "cli": {"encoding", "scoring", "engine", "files", "evaluation", "api", "review"},
+    "distributed": {"encoding", "scoring", "engine", "files"},
+    "cli": {"encoding", "scoring", "engine", "files", "evaluation", "api", "review", "distributed"},
 }
 
 
