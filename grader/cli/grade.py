@@ -33,6 +33,12 @@ def add_parser(sub) -> None:
                                                                   "(default: 500)")
     run_.add_argument("--max-answer-chars", type=int, default=None,
                       help="answers longer than this are graded on their start and flagged (default: 20000)")
+    run_.add_argument("--engine", choices=["local", "ray"], default="local",
+                      help="local: grade here; ray: grade long-layout CSV or Parquet (a file, a folder or a glob) on "
+                           "a Ray cluster into -o, a folder of Parquet shards (CSV shards when it ends in .csv), "
+                           "--chunk-size rows a shard; a rerun skips complete shards (pip install 'grader[ray]')")
+    run_.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                      help="with --engine ray: the Ray cluster to grade on (default: start a local Ray instance)")
     out = p.add_argument_group("summary")
     out.add_argument("--summary", default=None, metavar="FILE.csv", help="also write the per-question summary as CSV")
     out.add_argument("--report", default=None, metavar="DIR",
@@ -52,10 +58,12 @@ def run(args) -> int:
     rubric = load_rubric(args.rubric)
     if args.max_answer_chars is not None and args.max_answer_chars < 1:
         raise ConfigError(f"--max-answer-chars must be >= 1. Got {args.max_answer_chars}.", field="max_answer_chars")
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(in_flags(msg, getattr(args, "flags", {})), file=sys.stderr))
+    if args.engine == "ray" or args.ray_address:
+        return _report(args, rubric, _on_ray(args, rubric, log), None)
     grader = make_grader(args, rubric)
     if args.max_answer_chars is not None:
         grader.max_answer_chars = args.max_answer_chars
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(in_flags(msg, getattr(args, "flags", {})), file=sys.stderr))
     try:
         result = grade_csv(args.submissions, rubric, args.output, grader=grader, layout=args.layout,
                            id_col=args.id_col, question_col=args.question_col, answer_col=args.answer_col,
@@ -65,6 +73,30 @@ def run(args) -> int:
         print("grader grade: interrupted; the rows graded so far are kept: run the same command with --resume "
               "to continue", file=sys.stderr)
         raise
+    return _report(args, rubric, result, grader)
+
+
+def _on_ray(args, rubric, log):
+    """``--engine ray``: the same grading on a Ray cluster (:mod:`grader.distributed`), into a folder of shards."""
+    from grader.distributed import grade_dataset
+    from grader.errors import ConfigError
+
+    if args.engine != "ray":
+        raise ConfigError("`ray_address` needs `engine` 'ray'", field="ray_address")
+    for given, name in ((args.maps, "maps"), (args.review, "review")):
+        if given:
+            raise ConfigError(f"`{name}` does not go with `engine` 'ray', which grades long files into a folder of "
+                              "shards", field=name)
+    return grade_dataset(args.submissions, rubric, args.output, address=args.ray_address, model=args.model,
+                         device=args.device, backend=args.backend, combiner=args.combiner,
+                         max_answer_chars=args.max_answer_chars, layout=args.layout, id_col=args.id_col,
+                         question_col=args.question_col, answer_col=args.answer_col, encoding=args.encoding,
+                         delimiter=args.delimiter, shard_rows=args.chunk_size,
+                         grading_workers=0 if args.workers == "auto" else args.workers, log=log)
+
+
+def _report(args, rubric, result, grader) -> int:
+    """Print and write what a run did (warnings, summary, report), serve the review app if asked; the exit code."""
     for warning in result.warnings:
         print(f"warning: {in_flags(str(warning), getattr(args, 'flags', {}))}", file=sys.stderr)
     if args.summary:
