@@ -69,7 +69,7 @@ class Settings(BaseSettings):
                                                                 "misconception of an inline question; more gets 422.")
     max_request_chars: int = Field(default=200_000, gt=0, description="Most characters of answers and inline "
                                    "questions in one request, summed over a batch's items; more gets 413.")
-    batch_max_chars: int = Field(default=4_000, gt=0, description="Most characters of answers and question texts "
+    batch_max_chars: int = Field(default=2_000, gt=0, description="Most characters of answers and question texts "
                                  "encoded in one model call, so that a short request never waits long behind a "
                                  "large one (a single longer answer is graded alone).")
     body_timeout_s: float = Field(default=10.0, gt=0, description="Longest time to receive a request's body; a "
