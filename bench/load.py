@@ -17,6 +17,12 @@ streams (keep-alive, one connection per client) instead of httpx, which costs se
 milliseconds of CPU a request at 32 clients: CPU the server then does not get.
 
 Record the figures on docs/performance.md with the date and this command.
+
+``--neighbour`` measures isolation instead: 8 clients send normal answers while one
+"abusive neighbour" sends, in a loop, the largest requests the limits allow (an inline
+question at every question limit with an answer at the answer limit, and a batch at the
+item and character limits, each one new so that no cache helps). It prints the normal
+clients' p50/p99 without and with the neighbour; target: p99 with it within 3x of without.
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file: this tree's bench package
-from bench.common import ROOT, RUBRIC, cpu_seconds, make_answers  # noqa: E402
+from bench.common import FRAGMENTS, ROOT, RUBRIC, cpu_seconds, make_answers  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -167,6 +174,90 @@ def wait_ready(url: str, timeout: float = 300) -> None:
     raise SystemExit(f"the server at {url} was not ready within {timeout:g} s")
 
 
+def largest_requests(n: int, settings=None):
+    """Yield (path, JSON body bytes) of the largest requests ``settings`` (default: the environment's) allow.
+
+    In turn: an inline question with the most key phrases, alternatives and characters and an
+    answer of the most characters; then a batch of the most items holding the most characters.
+    Each is distinct (a counter in its texts), so the service prepares every question anew.
+    """
+    from grader.settings import Settings
+
+    s = settings or Settings()
+    fill = " ".join(FRAGMENTS) + " "
+
+    def text(size: int, tag: str) -> str:
+        return (f"{tag} " + fill * (size // len(fill) + 1))[:size]
+
+    for i in range(n):
+        phrases = s.max_key_phrases
+        alternatives = s.max_alternatives
+        budget = s.max_question_chars - 200
+        per_phrase = budget // 2 // max(1, phrases * (alternatives + 1))
+        key_phrases = [{"text": text(per_phrase, f"k{i}.{k}"),
+                        "alternatives": [text(per_phrase, f"a{i}.{k}.{j}") for j in range(alternatives)]}
+                       for k in range(phrases)]
+        left = budget - per_phrase * phrases * (alternatives + 1)
+        count = min(20, -(-left // s.max_answer_chars))
+        references = [text(min(s.max_answer_chars, left // count), f"r{i}.{r}") for r in range(count)]
+        question = {"prompt": f"Why do LSTMs remember longer than RNNs? ({i})", "max_points": 5,
+                    "reference_answers": references, "key_phrases": key_phrases}
+        yield "/v1/grade", json.dumps({"question": question, "answer": text(s.max_answer_chars, f"s{i}")}).encode()
+        items = s.max_batch_size
+        size = min(s.max_answer_chars, s.max_request_chars // items - 1)
+        batch = [{"rubric_id": "rnn_lstm", "question_id": "q5", "answer": text(size, f"b{i}.{j}")}
+                 for j in range(items)]
+        yield "/v1/grade/batch", json.dumps({"items": batch}).encode()
+
+
+def neighbour(url: str, key: str, stop: threading.Event, counts: dict) -> None:
+    """Send :func:`largest_requests` one after another until ``stop`` is set (run in a thread)."""
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, timeout=120, headers=headers) as client:
+        for path, body in largest_requests(10_000):
+            if stop.is_set():
+                return
+            t = time.perf_counter()
+            try:
+                code = str(client.post(path, content=body).status_code)
+            except httpx.HTTPError as exc:
+                code = type(exc).__name__
+            counts.setdefault(path, []).append((code, time.perf_counter() - t))
+
+
+def neighbour_figures(url: str, key: str, answers: list[str], requests: int, max_seconds: float,
+                      client: str) -> dict:
+    """The normal clients' figures at 8 clients without, then with, the abusive neighbour."""
+    without = asyncio.run(run_level(url, key, answers, 8, requests, max_seconds, client))
+    stop, counts = threading.Event(), {}
+    thread = threading.Thread(target=neighbour, args=(url, key, stop, counts), daemon=True)
+    thread.start()
+    time.sleep(2.0)  # the neighbour's work fills the queue first
+    try:
+        with_neighbour = asyncio.run(run_level(url, key, answers[::-1], 8, requests, max_seconds, client))
+    finally:
+        stop.set()
+        thread.join(180)
+    return {"without": without, "with": with_neighbour, "neighbour": counts}
+
+
+def print_neighbour(figures: dict) -> None:
+    """The table of :func:`neighbour_figures` and the 3x target."""
+    print(f"{'8 normal clients':<24} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}")
+    for name in ("without", "with"):
+        r = figures[name]
+        print(f"{name + ' the neighbour':<24} {r['requests']:>8} {sum(r['errors'].values()):>6} {r['p50']:>8.1f} "
+              f"{r['p99']:>8.1f} {r['rps']:>7.1f}" + (f"  errors: {r['errors']}" if r["errors"] else ""))
+    for path, done in figures["neighbour"].items():
+        codes: dict[str, int] = {}
+        for code, _ in done:
+            codes[code] = codes.get(code, 0) + 1
+        print(f"neighbour {path}: {len(done)} requests, {statistics.mean(t for _, t in done):.2f} s each, "
+              f"status {codes}")
+    ratio = figures["with"]["p99"] / figures["without"]["p99"]
+    print(f"\np99 with / without the neighbour: {ratio:.2f}  ({'PASS' if ratio <= 3 else 'MISS'}, target <= 3)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the load test and print the figures next to the targets."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -178,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client", choices=("httpx", "bare"), default="httpx",
                    help="load generator: httpx, or a minimal HTTP/1.1 client that leaves the server more CPU")
     p.add_argument("--batch-max", type=int, default=32, help="GRADER_BATCH_MAX_SIZE of the started server")
+    p.add_argument("--neighbour", action="store_true",
+                   help="8 normal clients without and with one client sending the largest requests allowed")
     args = p.parse_args(argv)
 
     answers = make_answers(args.requests)
@@ -192,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_ready(url)
         asyncio.run(run_level(url, args.key, make_answers(20, seed=99), 4, 40, 30, args.client))  # warm-up
+        if args.neighbour:
+            print_neighbour(neighbour_figures(url, args.key, answers, args.requests, args.max_seconds, args.client))
+            return 0
         rows = [asyncio.run(run_level(url, args.key, answers, int(c), args.requests, args.max_seconds, args.client))
                 for c in args.clients.split(",")]
     finally:
