@@ -82,7 +82,7 @@ class Settings(BaseSettings):
                                        "(no key phrases or model-answer text), 'instructor' (everything) or 'none' "
                                        "(no feedback text or per-concept detail).")
     include_signals: bool = Field(default=True, description="Include the raw combiner signals in results.")
-    docs: bool = Field(default=True, description="Serve OpenAPI docs at /docs and /openapi.json.")
+    docs: bool = Field(default=True, description="Serve the OpenAPI docs at /docs, /redoc and /openapi.json (assets under /static/docs).")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
     cache_dir: Path | None = Field(default=None, description="Folder for assembled models and ONNX files "
                                                              "(default: ~/.cache/grader).")

@@ -29,6 +29,7 @@ def run(args) -> int:
     import uvicorn
 
     from grader.api import create_app
+    from grader.api.server import uvicorn_options
     from grader.rubric import load_rubric_dir
     from grader.settings import make_settings
 
@@ -47,5 +48,5 @@ def run(args) -> int:
     print(f"grader serve: listening on http://{settings.host}:{settings.port} (docs at /docs); "
           "the model loads in the background, GET /readyz says when it is ready", file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                server_header=False)
+                **uvicorn_options(settings))
     return 0
