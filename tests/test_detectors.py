@@ -100,6 +100,7 @@ TERM_LISTS = [
     "- forget gate\n- cell state\n- multiplicative recurrence\n- backpropagation through time\n- long-range memory",
     "forget gate and cell state and gradient highway and vanishing gradient and multiplicative recurrence",
     "Cell state, forget gate, input gate, output gate, gradient flow.",
+    "gradient highway, forget gate near one, additive cell state",  # three terms are a list too
 ]
 
 

@@ -200,11 +200,12 @@ def keyword_list(view: AnswerView) -> Detection | None:
 # Where a list splits into its terms: commas, semicolons, line breaks, bullets, dashes, "X: Y", and/or.
 _TERM_BREAK = re.compile(r"[,;\n•|·]+|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b", re.IGNORECASE)
 TERM_WORDS = 5  # a term has at most this many words; longer pieces are phrases a reader must parse
+TERM_LIST_MIN = 3  # terms from which a text is a list: "forget gate, cell state, gradient highway"
 TERM_LIST_SHARE = 0.8  # share of an answer's words inside bare terms from which it is a list of terms
 
 
 def _term_list(view: AnswerView) -> bool:
-    """Four or more bare terms, holding most of the answer's words, and no clause around them.
+    """Three or more bare terms, holding most of the answer's words, and no clause around them.
 
     "additive updates with gating, multiplicative recurrence, forget gate, cell state" names
     concepts without saying anything about them, whatever share of the rubric's phrases it
@@ -218,7 +219,7 @@ def _term_list(view: AnswerView) -> bool:
     if clause is None or len(words) < 5 or sum(w.norm.isalpha() for w in words) < 0.8 * len(words):
         return False
     cuts = [m.span() for m in _TERM_BREAK.finditer(view.text)]
-    if len(cuts) < 3:
+    if len(cuts) < TERM_LIST_MIN - 1:
         return False
     pieces: list[list] = [[]]
     cut = 0
@@ -234,7 +235,7 @@ def _term_list(view: AnswerView) -> bool:
     phrasings = set(view.reference.phrasings) if view.reference else set()
     listed = [len(p) for p in pieces if (len(p) <= TERM_WORDS and not any(w.norm in clause for w in p))
               or tuple(w.norm for w in p) in phrasings]
-    return len(listed) >= 4 and sum(listed) >= TERM_LIST_SHARE * sum(map(len, pieces))
+    return len(listed) >= TERM_LIST_MIN and sum(listed) >= TERM_LIST_SHARE * sum(map(len, pieces))
 
 
 def restates_question(view: AnswerView) -> Detection | None:
