@@ -83,8 +83,8 @@ def _on_ray(args, rubric, log):
 
     if args.engine != "ray":
         raise ConfigError("`ray_address` needs `engine` 'ray'", field="ray_address")
-    for given, name in ((args.maps, "maps"), (args.review, "review")):
-        if given:
+    for given, name in ((args.maps, "maps"), (args.review, "review"), (args.report, "report")):
+        if given:  # maps: wide files; review and report read one graded CSV
             raise ConfigError(f"`{name}` does not go with `engine` 'ray', which grades long files into a folder of "
                               "shards", field=name)
     return grade_dataset(args.submissions, rubric, args.output, address=args.ray_address, model=args.model,
