@@ -1,7 +1,7 @@
 """The rubric format: a quiz of short-answer, multiple-choice and true/false questions.
 
 A rubric is a YAML file validated with pydantic. Every field is documented in
-``rubrics/README.md``; ``tests/test_rubric_docs.py`` fails when one is not.
+``docs/rubrics.md``; ``tests/test_docs.py`` fails when one is not.
 """
 
 from __future__ import annotations
