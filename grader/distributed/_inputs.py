@@ -25,7 +25,7 @@ class InputFile:
     """One input file and what reading it once found."""
 
     index: int
-    path: Path
+    path: Path  # absolute: Ray's workers do not run in the driver's folder
     kind: str  # "csv" or "parquet"
     header: tuple[str, ...]
     rows: int
@@ -34,6 +34,7 @@ class InputFile:
     sha256: str
     format: CsvFormat | None = None  # CSV files only
     data_bytes: int = 0  # bytes of the rows' text: the file's size, or a Parquet file's uncompressed size
+    name: str = ""  # the path as the user gave it, written in each row's input_file column
 
     @property
     def row_bytes(self) -> float:
@@ -73,7 +74,8 @@ def describe_inputs(paths: list[Path], encoding: str | None = None, delimiter: s
     return files
 
 
-def _describe(index: int, path: Path, encoding: str | None, delimiter: str | None) -> InputFile:
+def _describe(index: int, given: Path, encoding: str | None, delimiter: str | None) -> InputFile:
+    path = given.absolute()
     kind = KINDS.get(path.suffix.lower(), "csv")
     size = path.stat().st_size
     digest = _sha256(path)
@@ -86,13 +88,15 @@ def _describe(index: int, path: Path, encoding: str | None, delimiter: str | Non
             raise InputDataError(f"cannot read the file as Parquet: {exc}", source=str(path)) from None
         header = tuple(meta.schema_arrow.names)
         data = sum(meta.metadata.row_group(i).total_byte_size for i in range(meta.metadata.num_row_groups))
-        return InputFile(index, path, kind, header, meta.metadata.num_rows, len(header), size, digest, None, data)
+        return InputFile(index, path, kind, header, meta.metadata.num_rows, len(header), size, digest, None, data,
+                         str(given))
     fmt = detect_format(path, encoding, delimiter)
     info = scan(path, fmt)
     if info.unclosed_quote_line:
         raise InputDataError(f"line {info.unclosed_quote_line}: {NEVER_CLOSED}", source=str(path))
     header = tuple(info.header)
-    return InputFile(index, path, kind, header, info.rows, max(info.max_width, len(header)), size, digest, fmt, size)
+    return InputFile(index, path, kind, header, info.rows, max(info.max_width, len(header)), size, digest, fmt, size,
+                     str(given))
 
 
 def _sha256(path: Path) -> str:

@@ -15,12 +15,13 @@ import json
 import logging
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grader.distributed._inputs import InputFile, describe_inputs, find_inputs
-from grader.distributed._shards import (MANIFEST, add_record, done_ranges, exactly_once, fill_reviews, list_shards,
-                                       read_record, write_file)
+from grader.distributed._shards import (MANIFEST, RECORDS, add_record, done_ranges, exactly_once, fill_reviews,
+                                       list_shards, read_record, write_file)
 from grader.errors import ConfigError, GraderError, InputDataError
 from grader.files.mapping import map_columns
 from grader.files.batch import FIELDS
@@ -30,6 +31,7 @@ from grader.rubric import Rubric, load_rubric
 DEFAULT_SHARD_ROWS = 5000
 INSTALL_HINT = "pip install 'grader[ray]'"
 MANIFEST_VERSION = 1
+LOCK = ".lock"
 _FORMATS = ("parquet", "csv")
 
 
@@ -70,15 +72,11 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
-    if isinstance(shard_rows, bool) or not isinstance(shard_rows, int) or shard_rows < 1:
-        raise ConfigError(f"`shard_rows` must be a whole number >= 1. Got {shard_rows!r}.", field="shard_rows")
-    if actors is not None and (isinstance(actors, bool) or not isinstance(actors, int) or actors < 1):
-        raise ConfigError(f"`actors` must be a whole number >= 1. Got {actors!r}.", field="actors")
-    if isinstance(cpus_per_actor, bool) or not isinstance(cpus_per_actor, int) or cpus_per_actor < 1:
-        raise ConfigError(f"`cpus_per_actor` must be a whole number >= 1. Got {cpus_per_actor!r}.",
-                          field="cpus_per_actor")
-    if max_answer_chars is not None and max_answer_chars < 1:
-        raise ConfigError(f"`max_answer_chars` must be >= 1. Got {max_answer_chars}.", field="max_answer_chars")
+    for name, value, optional in (("shard_rows", shard_rows, False), ("actors", actors, True),
+                                  ("cpus_per_actor", cpus_per_actor, False),
+                                  ("max_answer_chars", max_answer_chars, True)):
+        if not (optional and value is None) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"`{name}` must be a whole number >= 1. Got {value!r}.", field=name)
     ray = import_ray(local=address is None)
     from grader.engine import load_combiner
 
@@ -109,31 +107,36 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
     manifest = {"version": MANIFEST_VERSION, "format": fmt, "delimiter": delim,
                 "inputs": [{"path": str(f.path), "sha256": f.sha256, "rows": f.rows} for f in files],
                 "parts": _fingerprint(files, rubric, combiner, columns, fmt, model, backend, max_answer_chars)}
-    _claim(out, manifest)
-    before = list_shards(out, fmt)
-    done = done_ranges(before)
-    resumed = sum(s.rows for s in before)
-    if resumed:
-        log(f"{resumed} of {total} rows are in complete shards already: grading the other {total - resumed}")
-    warnings = [f"{f.path}: the file has a header but no answer rows" for f in files if f.rows == 0]
-    if resumed < total:
-        from grader.distributed._actor import Job
+    from grader.distributed._actor import Job
 
-        taken = {h.strip().lower() for h in first.header}
-        job = Job(rubric=rubric, combiner=combiner, header=first.header, width=max(f.width for f in files),
-                  columns=columns, files=tuple(str(f.path) for f in files), output=str(out), fmt=fmt,
-                  delimiter=delim,
-                  bom=bool(first.format and first.format.output_encoding == "utf-8-sig"),
-                  model=model, device=device, backend=backend, max_answer_chars=max_answer_chars,
-                  grading_workers=grading_workers, cpus=cpus_per_actor,
-                  id_names=tuple(("grader_" if n in taken else "") + n for n in ("input_file", "input_row")))
-        _run(ray, address, job, files, shard_rows, done, actors, cpus_per_actor, progress)
-    return _result(out, fmt, files, rubric, cmap, delim, manifest, before, warnings)
+    taken = {h.strip().lower() for h in first.header}
+    job = Job(rubric=rubric, combiner=combiner, header=first.header, width=max(f.width for f in files),
+              columns=columns, files=tuple(f.name for f in files), output=str(out.absolute()), fmt=fmt,
+              delimiter=delim, bom=bool(first.format and first.format.output_encoding == "utf-8-sig"),
+              model=model, device=device, backend=backend, max_answer_chars=max_answer_chars,
+              grading_workers=grading_workers, cpus=cpus_per_actor,
+              id_names=tuple(("grader_" if n in taken else "") + n for n in ("input_file", "input_row")))
+    if out.exists() and not out.is_dir():
+        raise InputDataError("the output is a file; the Ray engine writes a folder of shards: choose another "
+                             "`output`", field="output", source=str(out))
+    with _lock(out):
+        _claim(out, manifest)
+        before = list_shards(out, fmt)
+        done = done_ranges(before)
+        resumed = sum(s.rows for s in before)
+        if resumed:
+            log(f"{resumed} of {total} rows are in complete shards already: grading the other {total - resumed}")
+        if resumed < total:
+            _run(ray, address, job, files, shard_rows, done, actors, cpus_per_actor, progress)
+        result = _result(out, fmt, files, rubric, cmap, delim, manifest, before)
+    result.warnings += [f"{f.path}: the file has a header but no answer rows" for f in files if f.rows == 0]
+    return result
 
 
 def _result(out: Path, fmt: str, files: list[InputFile], rubric: Rubric, cmap, delim: str, manifest: dict,
-            before: list, warnings: list[str]) -> DatasetResult:
+            before: list) -> DatasetResult:
     """Check that the shards hold every row once, add their records up and mark the folder complete."""
+    _tidy(out)
     shards = exactly_once(list_shards(out, fmt), {f.index: f.rows for f in files})
     summary = Summary([q.id for q in rubric.questions])
     answers = graded_now = 0
@@ -155,7 +158,7 @@ def _result(out: Path, fmt: str, files: list[InputFile], rubric: Rubric, cmap, d
     fill_reviews(summary, shards, [*FIELDS, "error"], cmap.id_col, cmap.answer_col, delim)
     write_file(out / MANIFEST, json.dumps({**manifest, "complete": True}, indent=1).encode("utf-8"))
     return DatasetResult(out, [f.path for f in files], len(shards), summary.rows, summary.error_rows, answers,
-                         graded_now, sum(s.rows for s in before), summary, nodes, warnings)
+                         graded_now, sum(s.rows for s in before), summary, nodes)
 
 
 def import_ray(local: bool = False):
@@ -204,12 +207,33 @@ _PARTS = {"input": "input files", "rubric": "rubric", "combiner": "combiner", "e
           "options": "options (columns, format, limits)"}
 
 
+@contextmanager
+def _lock(out: Path):
+    """Hold ``OUT/.lock`` while this driver runs, so a second driver on this machine stops at once."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows: no lock
+            pass
+        except OSError:
+            raise InputDataError("another grader run is writing this folder; wait for it or choose another "
+                                 "`output`", field="output", source=str(out)) from None
+        yield
+
+
+def _tidy(out: Path) -> None:
+    """Remove what writers killed before their rename left behind (``.NAME.PID.tmp``)."""
+    for folder in (out, out / RECORDS):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def _claim(out: Path, manifest: dict) -> None:
     """Make ``out`` this run's folder: new, or one an earlier run of the same job wrote."""
     path = out / MANIFEST
-    if out.exists() and not out.is_dir():
-        raise InputDataError("the output is a file; the Ray engine writes a folder of shards: choose another "
-                             "`output`", field="output", source=str(out))
     if path.exists():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
@@ -222,7 +246,7 @@ def _claim(out: Path, manifest: dict) -> None:
             raise InputDataError(f"the folder holds shards of a run with other {', '.join(differ)}; choose another "
                                  "`output`, or delete the folder to start over", field="output", source=str(out))
         return
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
         raise InputDataError("the folder exists and holds files of something else; choose another `output`",
                              field="output", source=str(out))
     out.mkdir(parents=True, exist_ok=True)
@@ -245,6 +269,9 @@ def _run(ray, address, job, files, shard_rows, done, actors, cpus_per_actor, pro
         else:
             cpus = int(ray.cluster_resources().get("CPU", 1))
             resources, size, batch = {"num_cpus": cpus_per_actor}, actors or max(1, cpus // cpus_per_actor), None
+        # No more actors than shards to grade: each loads the model, and an idle one only waits.
+        todo = sum(f.rows for f in files) - sum(last - first + 1 for ranges in done.values() for first, last in ranges)
+        size = max(1, min(size, -(-todo // shard_rows)))
         # One block a shard: a block goes on alone once past Ray Data's target size, so make that the
         # bytes of shard_rows rows (Arrow adds about 4 bytes a cell to the text) and cut reads there.
         rows = sum(f.rows for f in files)
