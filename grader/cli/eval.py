@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
                    help="signals the combiner gives zero weight (default: q_overlap,ref_minus_q; 'none' for all)")
     p.add_argument("--class-weight", choices=["none", "balanced"], default="none",
                    help="label weighting when training (default: none)")
+    p.add_argument("--concepts", default=None, metavar="CONCEPTS.csv",
+                   help="hand annotations per key phrase and misconception (answer_id,item,kind,status,evidence): "
+                   "adds concept precision/recall/F1, misconception precision/recall and evidence overlap")
     p.add_argument("--report", default=None, metavar="DIR",
                    help="write report.md, metrics.json, predictions.csv, PNG plots and index.html to DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object with every metric")
@@ -46,6 +49,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from grader.cli.train import parse_counts, read_labeled, training_options
     from grader.encoding.registry import get_embedder
+    from grader.evaluation.concepts import read_concepts
     from grader.errors import ConfigError
     from grader.evaluation.report import format_table, write_report
     from grader.evaluation.protocols import evaluate
@@ -62,13 +66,14 @@ def run(args) -> int:
     curve = parse_counts(args.learning_curve, "--learning-curve") if args.learning_curve else ()
     schedule = parse_counts(args.examples_schedule, "--examples-schedule")
     rubric = load_rubric(args.rubric) if args.rubric else None
+    concepts = read_concepts(args.concepts) if args.concepts else None
     rows = read_labeled(args.corpus, args)
     train_rows = read_labeled(args.train, args) if args.train else None
     result = evaluate(
         rows, target=args.target, train_rows=train_rows, combiner=args.combiner, cv=args.cv, folds=args.folds,
         examples_per_question=args.examples_per_question, learning_curve=curve, seed=args.seed, rubric=rubric,
         embedder=get_embedder(args.model, args.device, args.backend), example_counts=schedule,
-        label_col=args.label_col, **training_options(args))
+        label_col=args.label_col, concepts=concepts, concepts_source=args.concepts, **training_options(args))
     result.summary["corpus"] = args.corpus
     result.summary["train_file"] = args.train
     result.summary["combiner"] = args.combiner

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from sklearn.model_selection import GroupKFold
 
 from grader.evaluation.baselines import BASELINES, ThresholdBaseline
+from grader.evaluation.concepts import concept_metrics
 from grader.evaluation.corpus import LabeledAnswer
 from grader.encoding.registry import get_embedder
 from grader.engine import Grader
@@ -64,9 +65,13 @@ class Predictions:
     pred_fraction: list[float] = field(default_factory=list)
     fold: list[int] = field(default_factory=list)
     examples: list[int] = field(default_factory=list)
+    results: list = field(default_factory=list)  # the grader's GradeResult of each row (None for a baseline)
+    questions: list = field(default_factory=list)  # the question each row was graded against
 
-    def add(self, row, true, pred, confidence, fraction, fold, examples) -> None:
+    def add(self, row, true, pred, confidence, fraction, fold, examples, result=None, question=None) -> None:
         """Record one graded row."""
+        self.results.append(result)
+        self.questions.append(question)
         self.rows.append(row)
         self.true.append(true)
         self.pred.append(pred)
@@ -136,11 +141,14 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
              combiner: LinearCombiner | str | None = None, cv: str | None = None, folds: int = 5,
              examples_per_question: int | None = None, learning_curve=(), seed: int = 0, rubric=None,
              embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = DEFAULT_C, class_weight=None,
-             label_col: str = "label", ignore=DEFAULT_IGNORED) -> Evaluation:
+             label_col: str = "label", ignore=DEFAULT_IGNORED, concepts: dict | None = None,
+             concepts_source: str | None = None) -> Evaluation:
     """Grade ``rows`` under a protocol and compare with the human labels or scores.
 
     ``cv`` ('unseen-answers' | 'unseen-questions') with ``folds``, or ``train_rows``, train
     fresh combiners; otherwise ``combiner`` (default: the shipped one) is used as is.
+    ``concepts`` (from :func:`~grader.evaluation.concepts.read_concepts`, read from
+    ``concepts_source``) adds concept and misconception agreement under the key ``concepts``.
     """
     started = time.perf_counter()
     if cv is not None and train_rows is not None:
@@ -236,6 +244,11 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "timing_s": {"encode": round(encoded - started, 2), "grade": round(graded - encoded, 2),
                      "total": round(time.perf_counter() - started, 2), "distinct_texts_encoded": len(embedder)},
     }
+    if concepts is not None:
+        p = predictions[("grader", examples_per_question)]
+        graded = [(r.answer_id, q, res) for r, q, res in zip(p.rows, p.questions, p.results) if res is not None]
+        summary["concepts"] = concept_metrics(graded, concepts, source=concepts_source)
+        summary["concepts"]["file"] = concepts_source
     if protocol == "zero-shot":
         summary["systems_note"] = "baselines need training data; use `cv` or `train` to compare with them"
     return Evaluation(summary, predictions)
@@ -399,7 +412,8 @@ def _grade_fold(systems, embedder, test, classes, train, n, questions, target, l
             continue
         frac = res.points / res.max_points if res.max_points else 0.0
         pred = score_class(frac, levels) if target == "score" else res.label
-        predictions[("grader", n)].add(row, true, pred, res.confidence, frac, fold, n_ex)
+        predictions[("grader", n)].add(row, true, pred, res.confidence, frac, fold, n_ex, res,
+                                       test_questions[row.question_id])
         for b in BASELINES:
             if b not in systems:
                 continue

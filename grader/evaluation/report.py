@@ -86,9 +86,46 @@ def format_table(summary: dict) -> str:
             cells = [f"{point[s]['accuracy']:.3f} / {point[s]['macro_f1']:.3f}" if point[s].get("n") else "-"
                      for s in names]
             lines.append(f"  {point['examples_per_question']:<4} " + "  ".join(f"{c:>17}" for c in cells))
+    if summary.get("concepts"):
+        lines.append("")
+        lines += concept_lines(summary["concepts"])
     t = summary["timing_s"]
     lines.append(f"time: {t['total']:.1f}s ({t['distinct_texts_encoded']} distinct texts encoded in {t['encode']:.1f}s)")
     return "\n".join(lines)
+
+
+def _concept_rows(concepts: dict) -> list[list[str]]:
+    header = ["item", "P", "R", "F1", "TP", "FP", "FN", "evidence Jaccard"]
+    out = [header]
+
+    def row(name, m):
+        return [name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
+                str(m["tp"]), str(m["fp"]), str(m["fn"]), _fmt(m["evidence_jaccard"])]
+
+    for name, m in concepts["per_concept"].items():
+        out.append(row(f"concept: {name}", m))
+    out.append(row("concepts (micro)", concepts["micro"]))
+    for name, m in concepts["per_misconception"].items():
+        out.append(row(f"misconception: {name}", m))
+    out.append(row("misconceptions (micro)", concepts["misconceptions"]))
+    return out
+
+
+def concept_lines(concepts: dict) -> list[str]:
+    """Concept and misconception agreement as plain-text table lines."""
+    rows = _concept_rows(concepts)
+    lines = [f"concepts against {concepts.get('file') or 'the annotations'}: {concepts['answers_annotated']} "
+             f"answers annotated"]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for k, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    if concepts.get("answers_not_annotated"):
+        lines.append(f"graded answers without annotations (not counted): {concepts['answers_not_annotated']}")
+    if concepts.get("annotations_without_answer"):
+        lines.append(f"annotated answers not graded: {concepts['annotations_without_answer']}")
+    return lines
 
 
 # -- plots ------------------------------------------------------------------------------------
@@ -246,7 +283,16 @@ def write_report(evaluation: Evaluation, directory: str | Path) -> Path:
     md = [f"# Agreement with human graders\n", f"Protocol: {_protocol_line(summary)}\n",
           "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     md += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    md += ["", "```", table, "```", ""] + [f"## {title}\n\n![{title}]({name})\n" for title, name in plots]
+    md += ["", "```", table, "```", ""]
+    concept_table = ""
+    if summary.get("concepts"):
+        crow = _concept_rows(summary["concepts"])
+        md += ["## Concepts and misconceptions", "", "| " + " | ".join(crow[0]) + " |", "|" + "---|" * len(crow[0])]
+        md += ["| " + " | ".join(r) + " |" for r in crow[1:]] + [""]
+        concept_table = "<h2>Concepts and misconceptions</h2><table>" + "".join(
+            "<tr>" + "".join(f"<{'th' if k == 0 or i == 0 else 'td'}>{html.escape(c)}</{'th' if k == 0 or i == 0 else 'td'}>"
+                             for i, c in enumerate(r)) + "</tr>" for k, r in enumerate(crow)) + "</table>"
+    md += [f"## {title}\n\n![{title}]({name})\n" for title, name in plots]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     cells = "".join("<tr>" + "".join(f"<{'th' if k == 0 else 'td'}>{html.escape(c)}</{'th' if k == 0 else 'td'}>"
                                      for c in r) + "</tr>" for k, r in enumerate(rows))
@@ -260,6 +306,7 @@ figure{{display:inline-block;margin:1em;vertical-align:top}}img{{max-width:560px
 </head><body><h1>Agreement with human graders</h1>
 <p>{html.escape(str(summary.get('corpus') or ''))}: protocol {html.escape(_protocol_line(summary))}</p>
 <table>{cells}</table>
+{concept_table}
 {figures}
 <h2>Summary</h2><pre>{html.escape(table)}</pre>
 <p>Every metric: <a href="metrics.json">metrics.json</a>; every prediction: <a href="predictions.csv">predictions.csv</a>.</p>
