@@ -9,34 +9,16 @@ package; without it the test is skipped on a developer's machine and fails under
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.browser import CHROMIUM, FLAGS, TIMEOUT_MS, sync_playwright_or_skip
+
 from tests.conftest import RUBRIC
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 KEY = "docs-offline-key-7"
-TIMEOUT_MS = 30_000
-
-
-def _need_browser():
-    """Chromium and playwright, or a skip (a failure under CI) that says how to get them."""
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is missing; install it with: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser test: {reason}")
-        pytest.skip(reason)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing; install the dev extra: pip install -e '.[dev]'")
-    return sync_playwright
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +44,7 @@ def spec(server) -> dict:
 @pytest.fixture
 def browser(server, tmp_path):
     """A page in a fresh Chromium profile, and what it asked of other hosts and logged as errors."""
-    sync_playwright = _need_browser()
+    sync_playwright = sync_playwright_or_skip()
     own = urlsplit(server.url).netloc
     foreign: list[str] = []
     errors: list[str] = []

@@ -27,28 +27,11 @@ import pytest
 
 from grader.files.batch import grade_csv
 from grader.review import ReviewStore, review_path
+from tests.browser import CHROMIUM, FLAGS, TIMEOUT_MS, sync_playwright_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "moodle_responses.csv"
 RUBRIC = ROOT / "rubrics" / "rnn_lstm.yaml"
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 30_000
-
-
-def _playwright():
-    """playwright's sync API, or a skip (a failure under CI) that says how to get the browser."""
-    if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is missing; install it with: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests: {reason}")
-        pytest.skip(reason)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing; install the dev extra: pip install -e '.[dev]'")
-    return sync_playwright
 
 
 class ReviewServer:
@@ -112,7 +95,7 @@ def server(graded):
 
 @pytest.fixture(scope="module")
 def chromium():
-    sync_playwright = _playwright()
+    sync_playwright = sync_playwright_or_skip()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         yield browser
