@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -207,15 +208,22 @@ class _Reader:
         return self._resolved.get(value)
 
 
-def iter_graded(path: str | Path, rubric: Rubric | None = None) -> Iterator[tuple[int, list[str], list[GradedAnswer]]]:
-    """(data row number, row, graded answers of the row) of a graded CSV, read as a stream."""
-    path = Path(path)
+@contextmanager
+def _graded_rows(path: Path):
+    """(format, header, reader of the remaining rows) of a graded CSV; an empty file is an error."""
     fmt = detect_format(path)
     with CsvReader(path, fmt) as reader:
         try:
             header = next(reader)
         except StopIteration:
             raise InputDataError("the file is empty", source=str(path)) from None
+        yield fmt, header, reader
+
+
+def iter_graded(path: str | Path, rubric: Rubric | None = None) -> Iterator[tuple[int, list[str], list[GradedAnswer]]]:
+    """(data row number, row, graded answers of the row) of a graded CSV, read as a stream."""
+    path = Path(path)
+    with _graded_rows(path) as (_, header, reader):
         cut = _Reader(header, rubric, str(path))
         number = 0
         for row in reader:
@@ -232,12 +240,7 @@ def read_graded(path: str | Path, rubric: Rubric | None = None) -> GradedTable:
     answers are left empty (its grades and totals are read all the same).
     """
     path = Path(path)
-    fmt = detect_format(path)
-    with CsvReader(path, fmt) as reader:
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise InputDataError("the file is empty", source=str(path)) from None
+    with _graded_rows(path) as (fmt, header, reader):
         rows = [row for row in reader if row]
     cut = _Reader(header, rubric, str(path))
     table = GradedTable(path, fmt, header, rows, cut.layout, cut.prefix, cut.blocks, [], cut.id_col)
