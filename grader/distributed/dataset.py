@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from pathlib import Path
 from grader.distributed._inputs import InputFile, describe_inputs, find_inputs
 from grader.distributed._shards import (MANIFEST, RECORDS, add_record, done_ranges, exactly_once, fill_reviews,
                                        list_shards, read_record, write_file)
+from grader import errors
 from grader.errors import ConfigError, GraderError, InputDataError
 from grader.files.mapping import map_columns
 from grader.files.batch import FIELDS
@@ -78,8 +80,13 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
         if not (optional and value is None) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"`{name}` must be a whole number >= 1. Got {value!r}.", field=name)
     ray = import_ray(local=address is None)
-    from grader.engine import load_combiner
+    from grader.encoding.weights import resolve_model
+    from grader.engine import get_embedder, load_combiner
 
+    # What an actor would fail on, found here first: an error raised as an actor starts reaches
+    # the driver as text only. The model itself is loaded and verified by each actor.
+    get_embedder(model, device, backend)
+    resolve_model(model)
     combiner = combiner if hasattr(combiner, "to_dict") else load_combiner(combiner)
     given = Path(output).resolve() if output else None
     # A glob may match the shards of an earlier run written under the input folder: they are no input.
@@ -259,8 +266,9 @@ def _run(ray, address, job, files, shard_rows, done, actors, cpus_per_actor, pro
     from grader.distributed._source import SubmissionsDatasource
 
     started = connect(ray, address)
+    context = ray.data.DataContext.get_current()
+    saved = context.enable_progress_bars, context.target_max_block_size  # the caller's, given back at the end
     try:
-        context = ray.data.DataContext.get_current()
         context.enable_progress_bars = sys.stderr.isatty() if progress is None else bool(progress)
         gpus = int(ray.cluster_resources().get("GPU", 0)) if job.device in (None, "cuda") else 0
         if gpus:
@@ -270,11 +278,11 @@ def _run(ray, address, job, files, shard_rows, done, actors, cpus_per_actor, pro
             cpus = int(ray.cluster_resources().get("CPU", 1))
             resources, size, batch = {"num_cpus": cpus_per_actor}, actors or max(1, cpus // cpus_per_actor), None
         # No more actors than shards to grade: each loads the model, and an idle one only waits.
-        todo = sum(f.rows for f in files) - sum(last - first + 1 for ranges in done.values() for first, last in ranges)
+        rows = sum(f.rows for f in files)
+        todo = rows - sum(last - first + 1 for ranges in done.values() for first, last in ranges)
         size = max(1, min(size, -(-todo // shard_rows)))
         # One block a shard: a block goes on alone once past Ray Data's target size, so make that the
         # bytes of shard_rows rows (Arrow adds about 4 bytes a cell to the text) and cut reads there.
-        rows = sum(f.rows for f in files)
         block_bytes = max(4096, int(shard_rows * (sum(f.row_bytes * f.rows for f in files) / max(1, rows) + 16)))
         context.target_max_block_size = block_bytes
         source = SubmissionsDatasource(files, block_bytes, done)
@@ -294,6 +302,7 @@ def _run(ray, address, job, files, shard_rows, done, actors, cpus_per_actor, pro
         raise GraderError(f"the Ray run failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}); "
                           "the shards written so far are kept: run the same command again to go on") from exc
     finally:
+        context.enable_progress_bars, context.target_max_block_size = saved
         if started:
             ray.shutdown()
 
@@ -331,4 +340,9 @@ def _grader_error(exc: BaseException) -> GraderError | None:
             kind = next(c for c in type(e).__mro__ if issubclass(c, GraderError) and c.__module__.startswith("grader"))
             return kind(e.message, field=e.field, source=e.source)
         todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    # An actor that failed as it started is reported with the error's text alone.
+    found = re.findall(r"grader\.errors\.(\w+): ([^\n]+)", str(exc))
+    kind = getattr(errors, found[-1][0], None) if found else None
+    if isinstance(kind, type) and issubclass(kind, GraderError):
+        return kind(found[-1][1])
     return None
