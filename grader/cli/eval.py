@@ -50,6 +50,7 @@ def run(args) -> int:
     from grader.cli.train import parse_counts, read_labeled, training_options
     from grader.encoding.registry import get_embedder
     from grader.evaluation.concepts import read_concepts
+    from grader.evaluation.corpus import corpus_fingerprint
     from grader.errors import ConfigError
     from grader.evaluation.report import format_table, write_report
     from grader.evaluation.protocols import evaluate
@@ -73,7 +74,9 @@ def run(args) -> int:
         rows, target=args.target, train_rows=train_rows, combiner=args.combiner, cv=args.cv, folds=args.folds,
         examples_per_question=args.examples_per_question, learning_curve=curve, seed=args.seed, rubric=rubric,
         embedder=get_embedder(args.model, args.device, args.backend), example_counts=schedule,
-        label_col=args.label_col, concepts=concepts, concepts_source=args.concepts, **training_options(args))
+        label_col=args.label_col, concepts=concepts, concepts_source=args.concepts,
+        corpus_sha256=corpus_fingerprint(args.corpus), train_sha256=corpus_fingerprint(args.train) if args.train else None,
+        **training_options(args))
     result.summary["corpus"] = args.corpus
     result.summary["train_file"] = args.train
     result.summary["combiner"] = args.combiner

@@ -142,13 +142,16 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
              examples_per_question: int | None = None, learning_curve=(), seed: int = 0, rubric=None,
              embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = DEFAULT_C, class_weight=None,
              label_col: str = "label", ignore=DEFAULT_IGNORED, concepts: dict | None = None,
-             concepts_source: str | None = None) -> Evaluation:
+             concepts_source: str | None = None, corpus_sha256: str | None = None,
+             train_sha256: str | None = None) -> Evaluation:
     """Grade ``rows`` under a protocol and compare with the human labels or scores.
 
     ``cv`` ('unseen-answers' | 'unseen-questions') with ``folds``, or ``train_rows``, train
     fresh combiners; otherwise ``combiner`` (default: the shipped one) is used as is.
     ``concepts`` (from :func:`~grader.evaluation.concepts.read_concepts`, read from
     ``concepts_source``) adds concept and misconception agreement under the key ``concepts``.
+    ``corpus_sha256`` and ``train_sha256`` (the files' sha256) let it warn when a model is
+    tested on its own training file; every warning is logged and listed under ``warnings``.
     """
     started = time.perf_counter()
     if cv is not None and train_rows is not None:
@@ -174,6 +177,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     if not rows:
         raise InputDataError(f"no row can be graded: {skipped.rows[0]['reason']}" if skipped.rows
                              else "no row to grade")
+    warnings = _data_warnings(rows, questions, rubric, corpus_sha256, train_sha256, combiner, protocol)
     all_rows = rows + (train_rows or [])
     levels = score_levels(all_rows) if target == "score" else None
     classes = targets(rows, target, levels)
@@ -193,6 +197,10 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     for k, (train_idx, test_idx) in enumerate(folds_):
         if protocol == "zero-shot":
             train, model = [], (combiner if isinstance(combiner, LinearCombiner) else load_combiner(combiner))
+            trained_on = (getattr(model, "metadata_", None) or {}).get("corpus_fingerprint")
+            if corpus_sha256 and trained_on == corpus_sha256:
+                warnings.append(_warn("the combiner was trained on this very file (same sha256): these figures are "
+                                      "training figures, not agreement on unseen answers"))
         else:
             train = train_rows if protocol == "train-test" else [rows[i] for i in train_idx]
             model = None
@@ -239,6 +247,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "embedding_model": embedder.name, "embedding_sha256": embedder.sha256,
         "embedding_backend": getattr(embedder, "backend", None),
         "systems": main,
+        "warnings": warnings,
         "margin": _margins(main),
         "learning_curve": curve or None,
         "timing_s": {"encode": round(encoded - started, 2), "grade": round(graded - encoded, 2),
@@ -252,6 +261,28 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     if protocol == "zero-shot":
         summary["systems_note"] = "baselines need training data; use `cv` or `train` to compare with them"
     return Evaluation(summary, predictions)
+
+
+def _warn(text: str) -> str:
+    log.warning("%s", text)
+    return text
+
+
+def _data_warnings(rows, questions, rubric, corpus_sha256, train_sha256, combiner, protocol) -> list[str]:
+    """What makes the figures mean less than they seem: a test file that is the training file, rows with no key."""
+    out = []
+    if protocol == "train-test" and corpus_sha256 and corpus_sha256 == train_sha256:
+        out.append(_warn("the training file and the evaluated file are the same file (same sha256): these figures "
+                         "are training figures, not agreement on unseen answers"))
+    if rubric is None:
+        bare = [r for r in rows if isinstance(questions.get(r.question_id), ShortAnswerQuestion)
+                and not questions[r.question_id].reference_answers]
+        if bare:
+            ids = sorted({r.question_id for r in bare})
+            out.append(_warn(f"{len(bare)} row(s) of question(s) {ids[:10]} have neither a reference answer nor a "
+                             f"matching rubric question (give one with --rubric): they are graded from the prompt "
+                             f"and graded examples alone"))
+    return out
 
 
 def _margins(main: dict) -> dict:

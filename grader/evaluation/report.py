@@ -61,6 +61,8 @@ def format_table(summary: dict) -> str:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
+    for text in summary.get("warnings") or ():
+        lines.append(f"warning: {text}")
     for b, m in (summary.get("margin") or {}).items():
         lines.append(f"grader - {b}: accuracy {m['accuracy']:+.3f}, macro-F1 {m['macro_f1']:+.3f}")
     if summary.get("labels_not_seen_in_training"):
