@@ -24,6 +24,8 @@ from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, may_match, 
 
 PARTIAL_CAP = 0.4  # "at most partial credit": below the 50% at which an answer counts as accepted
 FILLER_SHARE = 0.1  # share of an answer's words that may be stock adjectives and adverbs before it is flagged
+OFF_TOPIC_SIM = 0.3  # cosine to the prompt and every reference below which an answer talks about something else
+OFF_TOPIC_SHARE = 0.25  # share of its content words the answer may share with the question before it is on topic
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,29 @@ def filler_words(view: AnswerView) -> Detection | None:
     return None
 
 
+def off_topic(view: AnswerView) -> Detection | None:
+    """The answer is about something else ("I really enjoyed this module"): no points, and a human looks.
+
+    All at once: its embedding is far from the prompt and from every reference answer, it states
+    no key phrase, and few of its content words are the question's or the model answer's.
+    On-topic answers, wrong ones included, share the question's subject and its words.
+    """
+    signals = view.signals
+    if not view.prompt_stems and not view.reference_stems:
+        return None
+    if view.key_found or signals.get("misconception", 0.0) >= 0.5:
+        return None
+    if max(signals.get("ref_sim", 0.0), signals.get("q_sim", 0.0)) >= OFF_TOPIC_SIM:
+        return None
+    stems = _content(view.analysis, 0, len(view.analysis.words))
+    if len(stems) < 3:
+        return None
+    topic = view.prompt_stems | view.reference_stems
+    if len(stems & topic) / len(stems) >= OFF_TOPIC_SHARE:
+        return None
+    return _hit("off_topic", "the answer is not about the question", 0.0)
+
+
 @lru_cache(maxsize=16)
 def _fillers(language: str) -> frozenset:
     """English filler words and the language's own."""
@@ -447,7 +472,9 @@ def contradiction(view: AnswerView) -> Detection | None:
 
 
 DETECTORS: list[Detector] = [restates_question, random_characters, gibberish, keyword_list, shuffled_words,
-                             prompt_injection, markup, other_language, repetition, filler_words, padding, contradiction]
+                             prompt_injection, markup, other_language, repetition, off_topic, filler_words, padding,
+                             contradiction]
+_EXPLAINED_BY_OFF_TOPIC = {"filler_words", "padding"}  # an answer about something else is not stuffed or padded
 
 
 def detect(view: AnswerView) -> list[Detection]:
@@ -457,6 +484,8 @@ def detect(view: AnswerView) -> list[Detection]:
         hit = detector(view)
         if hit is not None:
             found.append(hit)
+    if any(d.flag.code == "off_topic" for d in found):
+        found = [d for d in found if d.flag.code not in _EXPLAINED_BY_OFF_TOPIC]
     return found
 
 
