@@ -97,7 +97,9 @@ def test_choice_questions_graded_exactly(grader):
     assert grader.grade("q3", "T").points == 1
     assert grader.grade("q3", "false").points == 0
     assert grader.grade("q4", "False").points == 1
-    assert grader.grade("q1", "B").needs_review  # inferred key awaits confirmation
+    assert not grader.grade("q1", "B").needs_review  # the example quiz's key is confirmed
+    unconfirmed = grader.rubric.question("q1").model_copy(update={"needs_confirmation": True})
+    assert grader.grade_pairs([(unconfirmed, "B")])[0].needs_review  # an inferred key awaits confirmation
 
 
 def test_grade_many_matches_grade(grader):
