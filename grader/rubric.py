@@ -76,6 +76,13 @@ class _Strict(BaseModel):
         return data
 
 
+class ConceptExample(_Strict):
+    """A sentence an instructor marked as stating a concept (``states: true``) or not (``states: false``)."""
+
+    text: str = Field(min_length=1, description="The example sentence, as a student might write it.")
+    states: bool = Field(description="Whether the sentence states the concept.")
+
+
 class KeyPhrase(_Strict):
     """A concept the answer should state, worth ``points``."""
 
@@ -84,6 +91,7 @@ class KeyPhrase(_Strict):
     alternatives: tuple[str, ...] = Field(default=(), description="Other phrasings that count as the same concept.")
     required: bool = Field(default=False, description="An answer missing it cannot be labelled correct.")
     hint: str | None = Field(default=None, description="Feedback shown when the concept is missing.")
+    examples: tuple[ConceptExample, ...] = Field(default=(), description="Sentences that state it or do not.")
 
     @field_validator("alternatives", mode="before")
     @classmethod
@@ -105,6 +113,7 @@ class Misconception(_Strict):
     penalty: Points = Field(default=1.0, ge=0, description="Points subtracted when it is detected.")
     alternatives: tuple[str, ...] = Field(default=(), description="Other phrasings of the same wrong idea.")
     feedback: str | None = Field(default=None, description="What to tell the student when it is detected.")
+    examples: tuple[ConceptExample, ...] = Field(default=(), description="Sentences that state it or do not.")
 
     @field_validator("alternatives", mode="before")
     @classmethod

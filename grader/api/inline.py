@@ -55,9 +55,9 @@ def question_chars(question) -> int:
     """Characters of every text of a question: prompt, references, key phrases, misconceptions and their notes."""
     texts = [question.prompt, *question.reference_answers]
     for kp in question.key_phrases:
-        texts += [kp.text, *kp.alternatives, kp.hint or ""]
+        texts += [kp.text, *kp.alternatives, kp.hint or "", *(e.text for e in kp.examples)]
     for mc in question.misconceptions:
-        texts += [mc.text, *mc.alternatives, mc.feedback or ""]
+        texts += [mc.text, *mc.alternatives, mc.feedback or "", *(e.text for e in mc.examples)]
     return sum(len(t) for t in texts)
 
 
@@ -78,7 +78,9 @@ def question_texts(question, language: str) -> list[str]:
         analysis = analyze(reference, language)
         texts += [analysis.span_text(s, e) for s, e in analysis.sentences]
     for entry in (*question.key_phrases, *question.misconceptions):
-        texts += [entry.text, *entry.alternatives]
+        texts += [entry.text, *entry.alternatives, *(e.text for e in entry.examples if e.states)]
+    for entry in (*question.key_phrases, *question.misconceptions):
+        texts += [e.text for e in entry.examples if not e.states]
     return list(dict.fromkeys(texts))
 
 

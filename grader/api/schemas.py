@@ -42,6 +42,13 @@ class _Request(BaseModel):
         return _valid_unicode(data)
 
 
+class ConceptExampleIn(_Request):
+    """A sentence that states a concept (``states: true``) or does not (``states: false``)."""
+
+    text: str = Field(min_length=1, max_length=1000)
+    states: bool
+
+
 class KeyPhraseIn(_Request):
     """A concept the answer should state, worth ``points``."""
 
@@ -50,6 +57,7 @@ class KeyPhraseIn(_Request):
     alternatives: list[str] = Field(default=[], max_length=50)
     required: bool = False
     hint: str | None = Field(default=None, max_length=2000)
+    examples: list[ConceptExampleIn] = Field(default=[], max_length=50)
 
 
 class MisconceptionIn(_Request):
@@ -59,6 +67,7 @@ class MisconceptionIn(_Request):
     penalty: float = Field(default=1.0, ge=0)
     alternatives: list[str] = Field(default=[], max_length=50)
     feedback: str | None = Field(default=None, max_length=2000)
+    examples: list[ConceptExampleIn] = Field(default=[], max_length=50)
 
 
 class InlineQuestion(_Request):

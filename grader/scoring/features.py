@@ -92,10 +92,17 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         references = [a for a, f in examples if f >= top - 1e-9]
     ref_analyses = [analyze(r, language) for r in references]
     ref_sentences = [a.span_text(s, e) for a in ref_analyses for s, e in a.sentences]
-    key_phrasings = [(k.text, *k.alternatives) for k in question.key_phrases]
-    mis_phrasings = [(m.text, *m.alternatives) for m in question.misconceptions]
+    # An instructor's sentence that states a concept is one more phrasing of it; one that does not
+    # is a counter-example that can veto a match (see phrases.AnswerSpans._vetoed).
+    key_phrasings = [(k.text, *k.alternatives, *(e.text for e in k.examples if e.states))
+                     for k in question.key_phrases]
+    mis_phrasings = [(m.text, *m.alternatives, *(e.text for e in m.examples if e.states))
+                     for m in question.misconceptions]
+    counter = [tuple(e.text for e in c.examples if not e.states) for c in (*question.key_phrases,
+                                                                            *question.misconceptions)]
     texts = ([question.prompt] if question.prompt.strip() else []) + references + ref_sentences
     texts += [t for p in key_phrasings + mis_phrasings for t in p] + [a for a, _ in examples]
+    texts += [t for c in counter for t in c]
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), np.float32)
     row = 0
     prompt_vector = None
@@ -110,7 +117,12 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     n_mis = sum(len(p) for p in mis_phrasings)
     key_vecs = vectors[row : row + n_key]
     mis_vecs = vectors[row + n_key : row + n_key + n_mis]
-    ex_vecs = vectors[row + n_key + n_mis :]
+    n_ex = len(examples)
+    ex_vecs = vectors[row + n_key + n_mis : row + n_key + n_mis + n_ex]
+    counter_vecs, at = [], row + n_key + n_mis + n_ex
+    for c in counter:
+        counter_vecs.append(vectors[at : at + len(c)])
+        at += len(c)
     prepared = PreparedQuestion(
         question=question,
         language=language,
@@ -130,10 +142,13 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
         prepared.residual(sent_vecs), language))
-    prepared.key_targets = TargetSet.of(make_targets([k.text for k in question.key_phrases], key_phrasings,
-                                                     prepared.residual(key_vecs), language))
+    n_kp = len(question.key_phrases)
+    prepared.key_targets = TargetSet.of(make_targets(
+        [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
+        [prepared.residual(v) for v in counter_vecs[:n_kp]]))
     prepared.misconception_targets = TargetSet.of(make_targets(
-        [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language))
+        [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
+        [prepared.residual(v) for v in counter_vecs[n_kp:]]))
     return prepared
 
 

@@ -87,7 +87,8 @@ class AnswerKey:
     @classmethod
     def build(cls, question) -> "AnswerKey":
         """:meth:`of`, computed anew."""
-        phrasings = [t for kp in getattr(question, "key_phrases", ()) for t in (kp.text, *kp.alternatives)]
+        phrasings = [t for kp in getattr(question, "key_phrases", ())
+                     for t in (kp.text, *kp.alternatives, *(e.text for e in getattr(kp, "examples", ()) if e.states))]
         phrases = tuple(dict.fromkeys(f" {' '.join(w)} " for w in map(_words, phrasings) if w))
         spans = set()
         for reference in getattr(question, "reference_answers", ()):

@@ -42,6 +42,7 @@ class Target:
     texts: tuple[str, ...]
     vectors: np.ndarray  # (len(texts), dim), unit length
     stems: tuple[frozenset[str], ...]
+    counter: np.ndarray | None = None  # unit vectors of sentences an instructor marked as not stating it
 
 
 class Match(NamedTuple):
@@ -104,13 +105,17 @@ def content_stem_set(analysis: Analysis) -> frozenset[str]:
     return frozenset(analysis.content_stems())
 
 
-def make_targets(keys, phrasings, vectors: np.ndarray, language: str) -> list[Target]:
-    """Targets from parallel lists of keys and phrasing tuples, with their vectors in one flat array."""
+def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=None) -> list[Target]:
+    """Targets from parallel lists of keys and phrasing tuples, with their vectors in one flat array.
+
+    ``counter`` (optional, parallel to ``keys``) holds each target's counter-example vectors.
+    """
     targets, row = [], 0
-    for key, texts in zip(keys, phrasings):
+    for k, (key, texts) in enumerate(zip(keys, phrasings)):
         n = len(texts)
         stems = tuple(content_stem_set(analyze(t, language)) for t in texts)
-        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems))
+        against = counter[k] if counter is not None and len(counter[k]) else None
+        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against))
         row += n
     return targets
 
@@ -236,11 +241,19 @@ class AnswerSpans:
         return strength, negated_hit
 
     def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool) -> Match:
-        """The stronger of the semantic and the lexical match, marked negated when only a negation states it."""
+        """The stronger of the semantic and the lexical match, marked negated when only a negation states it.
+
+        A match whose span is closer to one of the target's counter-examples than to any of its
+        phrasings is no match: an instructor said that sentence does not state the concept.
+        """
         best = self._make(semantic, self.ranges[span], "semantic") if semantic > 0 else NO_MATCH
+        best_range = self.ranges[span] if semantic > 0 else None
         lexical, sentence = self._lexical(target)
         if lexical > best.strength:
             best = self._make(lexical, self.analysis.sentences[sentence], "lexical")
+            best_range = self.analysis.sentences[sentence]
+        if target.counter is not None and best.found and best_range is not None and self._vetoed(target, best_range):
+            return NO_MATCH
         if not best.found:
             negated_hit = negated_hit or bool(self.negated_stems) and any(
                 stems and len(stems & self.negated_stems) / len(stems) >= 0.6 for stems in target.stems
@@ -248,6 +261,28 @@ class AnswerSpans:
             if negated_hit:
                 best = Match(best.strength, best.evidence, best.start, best.end, best.method, True)
         return best
+
+    def _vetoed(self, target: Target, word_range: tuple[int, int]) -> bool:
+        """Whether the span ``word_range`` is closer to a counter-example of ``target`` than to any phrasing."""
+        index = self._range_index.get(tuple(word_range))
+        if index is None:
+            return False
+        row = slice(index, index + 1)
+        against = float(self._row_similarities(row, target.counter).max())
+        towards = float(self._row_similarities(row, target.vectors).max()) if len(target.vectors) else -1.0
+        return against > towards
+
+    @property
+    def _range_index(self) -> dict:
+        if not hasattr(self, "_ranges_at"):
+            self._ranges_at = {tuple(r): i for i, r in enumerate(self.ranges)}
+        return self._ranges_at
+
+    def _row_similarities(self, rows: slice, matrix: np.ndarray) -> np.ndarray:
+        products = self._sums[rows] @ matrix.T
+        if self._along is not None:
+            products = products - np.outer(self._along[rows], matrix @ self._topic)
+        return products * self._inverse_norms[rows, None]
 
     def _lexical(self, target: Target) -> tuple[float, int]:
         best, where = 0.0, 0
