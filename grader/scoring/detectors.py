@@ -24,8 +24,9 @@ from grader.text import NEGATION_CUES, STOPWORDS, Analysis, analyze, may_match, 
 
 PARTIAL_CAP = 0.4  # "at most partial credit": below the 50% at which an answer counts as accepted
 FILLER_SHARE = 0.1  # share of an answer's words that may be stock adjectives and adverbs before it is flagged
-OFF_TOPIC_SIM = 0.3  # cosine to the prompt and every reference below which an answer talks about something else
-OFF_TOPIC_SHARE = 0.25  # share of its content words the answer may share with the question before it is on topic
+OFF_TOPIC_SIM = 0.25  # cosine to the prompt and every reference below which an answer talks about something else
+OFF_TOPIC_SHARE = 0.25  # share of its content words the answer may share with the model answer before it is on topic
+OFF_TOPIC_SHARED = 1  # content words it may share with the model answer ("learned"): more is the same subject
 
 
 @dataclass(frozen=True)
@@ -382,11 +383,14 @@ def off_topic(view: AnswerView) -> Detection | None:
     """The answer is about something else ("I really enjoyed this module"): no points, and a human looks.
 
     All at once: its embedding is far from the prompt and from every reference answer, it states
-    no key phrase, and few of its content words are the question's or the model answer's.
+    no key phrase or misconception, it uses no content word of the question, and at most one of
+    the model answer's (and under a quarter of its own).
     On-topic answers, wrong ones included, share the question's subject and its words.
     """
     signals = view.signals
     if not view.prompt_stems and not view.reference_stems:
+        return None
+    if view.analysis.language != "en":  # the default encoder is English: its cosines of other texts run low
         return None
     if view.key_found or signals.get("misconception", 0.0) >= 0.5:
         return None
@@ -395,8 +399,10 @@ def off_topic(view: AnswerView) -> Detection | None:
     stems = _content(view.analysis, 0, len(view.analysis.words))
     if len(stems) < 3:
         return None
-    topic = view.prompt_stems | view.reference_stems
-    if len(stems & topic) / len(stems) >= OFF_TOPIC_SHARE:
+    if stems & view.prompt_stems:  # "The problem with DQDB is fairness": a word of the question, on its subject
+        return None
+    shared = len(stems & view.reference_stems)
+    if shared > OFF_TOPIC_SHARED or shared / len(stems) >= OFF_TOPIC_SHARE:
         return None
     return _hit("off_topic", "the answer is not about the question", 0.0)
 
