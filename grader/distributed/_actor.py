@@ -117,7 +117,7 @@ class ShardGrader:
         if shard.path.exists():
             return  # written by an attempt of this task that was cut short after it (a killed actor)
         rows = [[c.decode("utf-8", "surrogateescape") for c in row] for row in cells]
-        graded = self.grader._graded
+        graded = self.grader.graded
         header, written, result = self._grade(rows)
         if header[-ADDED:] != self.header[-ADDED:]:
             raise RuntimeError(f"grade columns {header[-ADDED:]} differ from {self.header[-ADDED:]}")
@@ -137,7 +137,7 @@ class ShardGrader:
             out.append(row + [job.files[file], str(number)])
         record = {"file": file, "first": shard.first, "last": shard.last, "rows": len(out),
                   "error_rows": summary.error_rows, "answers": result.answers,
-                  "graded_now": self.grader._graded - graded,
+                  "graded_now": self.grader.graded - graded,
                   "node": self.node, "pid": os.getpid(), "encoder": self.encoder,
                   "summary": summary_record(summary, shard.first - 1)}
         write_file(shard.record, json.dumps(record).encode("utf-8"))
@@ -181,6 +181,11 @@ class RememberingGrader:
         self._grader, self._size = grader, size
         self._grades: dict[tuple, object] = {}
         self._graded = 0  # answers this grader graded, not remembered
+
+    @property
+    def graded(self) -> int:
+        """Answers graded so far, those remembered not counted."""
+        return self._graded
 
     def __getattr__(self, name):
         return getattr(self._grader, name)
