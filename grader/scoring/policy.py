@@ -50,34 +50,6 @@ def interpolate(fraction: float, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def label_boundaries(max_points: float, step: float, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(label indices from lowest to highest fraction, the points at which each next label starts).
-
-    The boundary between two adjacent labels is the midpoint of their fractions times
-    ``max_points``, rounded half-up to the question's points ``step``, so it lies on the grid
-    the points do. None when a label fraction is not a finite number.
-    """
-    if not len(values) or not np.isfinite(values).all():
-        return None
-    order = np.argsort(values, kind="stable")
-    v = values[order]
-    bounds = np.array([snap((a + b) / 2 * max_points, step, max_points) for a, b in zip(v[:-1], v[1:])])
-    return order, bounds
-
-
-def label_for_points(points: float, max_points: float, step: float, values: np.ndarray) -> int | None:
-    """The index of the label that ``points`` fall in (see :func:`label_boundaries`); points on a boundary go up.
-
-    Labels are a function of points: within a question, equal points get equal labels, and more
-    points never get a lower label. None when a label fraction is not a finite number.
-    """
-    found = label_boundaries(max_points, step, values)
-    if found is None:
-        return None
-    order, bounds = found
-    return int(order[int(np.sum(points >= bounds - 1e-9))])
-
-
 def empty_result(question: ShortAnswerQuestion, combiner: LinearCombiner) -> GradeResult:
     """The grade of a blank answer: no points, the lowest label, certain."""
     low = str(combiner.classes_[int(np.argmin(combiner.label_fractions_))])
@@ -137,19 +109,16 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
 
     final = min(max(fraction - penalty, 0.0), cap)
     points = snap(final * question.max_points, question.step, question.max_points)
-    bands = label_boundaries(question.max_points, question.step, values)
-    if missing_required and bands is not None and len(values) > 1:
-        # "cannot be labelled correct": points stay below the top label's band, so the label follows from them
-        points = float(min(points, max(bands[1][-1] - question.step, 0.0)))
-    label_index = label_for_points(points, question.max_points, question.step, values)
-    if label_index is None:  # label fractions unknown: the combiner's label, lowered with the grade
-        label_index = best
-        if final < fraction - 1e-9:
-            nearest = int(np.argmin(np.abs(values - final)))
-            if values[nearest] < values[best]:
-                label_index = nearest
-        if points <= 0:
-            label_index = int(np.argmin(values))
+    label_index = best
+    if final < fraction - 1e-9:  # a penalty or cap lowered the grade: the label follows it down
+        nearest = int(np.argmin(np.abs(values - final)))
+        if values[nearest] < values[best]:
+            label_index = nearest
+    if missing_required and values[label_index] >= values.max():
+        lower = [i for i in np.argsort(-values) if values[i] < values.max()]
+        label_index = int(lower[0]) if lower else label_index
+    if points <= 0:
+        label_index = int(np.argmin(values))
     label = str(combiner.classes_[label_index])
     confidence = float(mixed[label_index])
     if cap_of(detections) <= 0.0:
