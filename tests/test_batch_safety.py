@@ -23,6 +23,7 @@ from grader.errors import InputDataError
 from grader.files import batch
 from grader.files.batch import FIELDS, grade_csv
 from grader.files.csvio import SAMPLE_BYTES, detect_format
+from tests.test_batch import Failing
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "rubrics" / "rnn_lstm.yaml"
@@ -234,21 +235,6 @@ def test_two_real_processes_on_one_output_never_mix_their_rows(tmp_path, grader,
 
 
 # -- 3. the combiner is part of what a resume must match -----------------------------------------------------
-
-class Failing:
-    """The engine breaks on the second chunk, as a killed run would."""
-
-    def __init__(self, real):
-        self.real, self.calls = real, 0
-        self.max_answer_chars, self.review_threshold = real.max_answer_chars, real.review_threshold
-        self.embedder, self.combiner = real.embedder, real.combiner
-
-    def grade_many(self, items):
-        self.calls += 1
-        if self.calls == 2:
-            raise KeyboardInterrupt
-        return self.real.grade_many(items)
-
 
 def test_resume_refuses_a_run_graded_with_another_combiner(tmp_path, grader, rubric, embedder):
     from grader.engine import Grader
