@@ -8,10 +8,10 @@ before Ray starts, so a broken file fails the run at once with the same message
 from __future__ import annotations
 
 import glob
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.encoding.weights import sha256_of
 from grader.errors import InputDataError
 from grader.files.csvio import CsvFormat, detect_format, scan
 
@@ -78,7 +78,7 @@ def _describe(index: int, given: Path, encoding: str | None, delimiter: str | No
     path = given.absolute()
     kind = KINDS.get(path.suffix.lower(), "csv")
     size = path.stat().st_size
-    digest = _sha256(path)
+    digest = sha256_of(path)
     if kind == "parquet":
         import pyarrow.parquet as pq
 
@@ -99,9 +99,3 @@ def _describe(index: int, given: Path, encoding: str | None, delimiter: str | No
                      str(given))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

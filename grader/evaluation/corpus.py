@@ -8,7 +8,6 @@ missing or empty. Questions are rebuilt from the ``question`` and
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import sys
 from collections import Counter, defaultdict
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import InputDataError
+from grader.encoding.weights import sha256_of
 from grader.rubric import GradedExample, ShortAnswerQuestion
 
 REQUIRED_COLUMNS = ("question_id", "answer")
@@ -107,11 +107,7 @@ def read_corpus(path: str | Path, label_col: str = "label") -> list[LabeledAnswe
 
 def corpus_fingerprint(path: str | Path) -> str:
     """sha256 of a corpus file, recorded in model metadata."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(Path(path))
 
 
 def build_questions(rows: list[LabeledAnswer], examples: dict[str, list[LabeledAnswer]] | None = None,

@@ -30,6 +30,7 @@ except ImportError:  # Windows: the lock file is created exclusively instead
 from grader.files.csvio import (NEVER_CLOSED, CsvFormat, CsvReader, clean, detect_format, format_rows, scan,
                                 undecodable)
 from grader.errors import InputDataError
+from grader.encoding.weights import sha256_of
 from grader.files.mapping import ColumnMap, map_columns, match_question
 from grader.rubric import Rubric, ShortAnswerQuestion, load_rubric
 from grader.files.summary import Summary
@@ -200,7 +201,12 @@ def _combiner_identity(combiner) -> str | None:
     if combiner is None:
         return None
     data = combiner.to_dict() if callable(getattr(combiner, "to_dict", None)) else repr(combiner)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    return _json_sha256(data)
+
+
+def _json_sha256(obj) -> str:
+    """sha256 of ``obj`` as canonical JSON (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 _PARTS = {"input": "input file", "rubric": "rubric", "encoder": "encoder (model, weights or precision)",
@@ -211,19 +217,14 @@ def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader
                  cache_size: int) -> tuple[str, dict[str, str]]:
     """(fingerprint, its parts): what a resumed run must share with the interrupted one, hashed by part so
     a refusal can say which part differs."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    digest = lambda obj: hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()  # noqa: E731
     options = {"header": plan.header, "fmt": [fmt.encoding, fmt.delimiter, fmt.fallback],
                "map": [plan.cmap.layout, plan.cmap.id_col, plan.cmap.question_col, plan.cmap.answer_col,
                        plan.cmap.questions], "chunk": chunk_size, "cache": cache_size,
                "max_chars": grader.max_answer_chars, "review": grader.review_threshold, "version": JOURNAL_VERSION}
-    parts = {"input": h.hexdigest(), "rubric": digest(rubric.model_dump(mode="json")),
-             "encoder": digest(_encoder_identity(grader.embedder)),
-             "combiner": _combiner_identity(grader.combiner), "options": digest(options)}
-    return digest(parts), parts
+    parts = {"input": sha256_of(path), "rubric": _json_sha256(rubric.model_dump(mode="json")),
+             "encoder": _json_sha256(_encoder_identity(grader.embedder)),
+             "combiner": _combiner_identity(grader.combiner), "options": _json_sha256(options)}
+    return _json_sha256(parts), parts
 
 
 def _read_journal(path: Path) -> tuple[str | None, dict, int, int]:

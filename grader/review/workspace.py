@@ -8,7 +8,6 @@ instructor's corrections, and hands the decisions to :mod:`grader.files.exports`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.encoding.weights import sha256_of
 from grader.errors import InputDataError
 from grader.files.batch import FIELDS
 from grader.files.exports import Decision, GradedAnswer, export, read_graded
@@ -43,15 +43,6 @@ def machine_of(result: GradeResult) -> dict:
     return out
 
 
-def fingerprint(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class _Analysis:
     """What a question's page needs beyond the graded file, computed once: evidence, vectors, clusters."""
 
@@ -77,7 +68,7 @@ class Workspace:
             raise InputDataError(f"none of the file's questions ({', '.join(self.table.question_ids)}) is in rubric "
                                  f"'{rubric.id}'; pass the `rubric` the file was graded with", field="rubric",
                                  source=str(self.graded))
-        self.store = ReviewStore(database or review_path(self.graded), fingerprint(self.graded),
+        self.store = ReviewStore(database or review_path(self.graded), sha256_of(self.graded),
                                  {"graded": self.graded.name, "rubric": json.dumps(rubric.model_dump(mode="json"))})
         self._grader = grader
         self._lock = threading.Lock()
@@ -346,7 +337,7 @@ def export_reviewed(graded: str | Path, fmt: str, out: str | Path | None = None,
     database = review_path(graded)
     decisions = {}
     if database.exists():
-        store = ReviewStore(database, fingerprint(graded))
+        store = ReviewStore(database, sha256_of(graded))
         try:
             if rubric is None and store.meta().get("rubric"):
                 rubric = parse_rubric(json.loads(store.meta()["rubric"]), source=str(database))
