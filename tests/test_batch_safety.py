@@ -23,23 +23,12 @@ from grader.errors import InputDataError
 from grader.files import batch
 from grader.files.batch import FIELDS, grade_csv
 from grader.files.csvio import SAMPLE_BYTES, detect_format
-from tests.test_batch import Failing
+from tests.test_batch import Failing, rows_of, write
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "rubrics" / "rnn_lstm.yaml"
 GOOD = ("The RNN multiplies by the same weight matrix at every step, so gradients vanish; the LSTM cell state is "
         "updated additively through gates, so a forget gate near 1 keeps the gradient.")
-
-
-def rows_of(path: Path, delimiter: str = ",") -> list[dict]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        return list(csv.DictReader(fh, delimiter=delimiter))
-
-
-def write(path: Path, rows: list[list[str]]) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        csv.writer(fh, lineterminator="\r\n").writerows(rows)
-    return path
 
 
 def grade(tmp_path, src, grader, rubric, **kw):
