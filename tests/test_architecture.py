@@ -19,14 +19,15 @@ CORE = {"errors", "settings", "text", "rubric", "result"}  # plain data and help
 ALLOWED = {
     "core": set(),
     "encoding": set(),
+    "finetune": {"encoding"},  # the fine-tuned cross-encoder: trained on rows, graded on ONNX Runtime
     "scoring": {"encoding"},
-    "engine": {"encoding", "scoring"},
+    "engine": {"encoding", "scoring", "finetune"},
     "files": {"encoding", "scoring", "engine"},
-    "evaluation": {"encoding", "scoring", "engine", "files"},
+    "evaluation": {"encoding", "scoring", "engine", "files", "finetune"},
     "api": {"encoding", "scoring", "engine", "files"},
     "review": {"encoding", "scoring", "engine", "files", "api"},  # api: its key check, error bodies, body limit
     "distributed": {"encoding", "scoring", "engine", "files"},
-    "cli": {"encoding", "scoring", "engine", "files", "evaluation", "api", "review", "distributed"},
+    "cli": {"encoding", "scoring", "engine", "files", "evaluation", "api", "review", "distributed", "finetune"},
 }
 
 
