@@ -15,6 +15,7 @@ import numpy as np
 
 from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import FOUND, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
+from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
 
@@ -58,6 +59,7 @@ class PreparedQuestion:
     example_vectors: np.ndarray  # (n_ex, dim)
     example_fractions: np.ndarray  # (n_ex,)
     has_reference: bool
+    names: tuple[str, ...] = ()  # the entities the question contrasts (roles.py)
 
     def residual(self, vectors: np.ndarray) -> np.ndarray:
         """Vectors with the question's topic direction removed, unit length again."""
@@ -103,6 +105,14 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     texts = ([question.prompt] if question.prompt.strip() else []) + references + ref_sentences
     texts += [t for p in key_phrasings + mis_phrasings for t in p] + [a for a, _ in examples]
     texts += [t for c in counter for t in c]
+    # Who each reference clause is about: a concept is true of the entity its closest clause names.
+    prompt_analysis = analyze(question.prompt, language)
+    names = entities(prompt_analysis)
+    ref_clauses = []
+    for a in ref_analyses if names else ():
+        roles = word_roles(a, names)
+        ref_clauses += [(a.span_text(s, e), int(roles[s])) for s, e in a.clauses if sum(a.content[s:e]) >= 3]
+    texts += [t for t, _ in ref_clauses]
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), np.float32)
     row = 0
     prompt_vector = None
@@ -123,6 +133,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     for c in counter:
         counter_vecs.append(vectors[at : at + len(c)])
         at += len(c)
+    clause_vecs = vectors[at : at + len(ref_clauses)]
     prepared = PreparedQuestion(
         question=question,
         language=language,
@@ -132,24 +143,57 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         reference_stems=frozenset().union(*(a.content_stems() for a in ref_analyses)) if ref_analyses else frozenset(),
         reference_words=float(np.mean([len(a.words) for a in ref_analyses])) if ref_analyses else 0.0,
         prompt_vector=prompt_vector,
-        prompt_stems=frozenset(analyze(question.prompt, language).content_stems()),
+        prompt_stems=frozenset(prompt_analysis.content_stems()),
         key_targets=TargetSet.of(()),
         misconception_targets=TargetSet.of(()),
         example_vectors=ex_vecs if examples else np.zeros((0, vectors.shape[1]), np.float32),
         example_fractions=np.array([f for _, f in examples], dtype=np.float32),
         has_reference=has_reference,
+        names=names,
     )
     prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
         prepared.residual(sent_vecs), language))
     n_kp = len(question.key_phrases)
+    key_analyses = [[analyze(t, language) for t in p] for p in key_phrasings]
+    mis_analyses = [[analyze(t, language) for t in p] for p in mis_phrasings]
+    pairs = contrast_pairs(ref_analyses)
     prepared.key_targets = TargetSet.of(make_targets(
         [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
-        [prepared.residual(v) for v in counter_vecs[:n_kp]]))
+        [prepared.residual(v) for v in counter_vecs[:n_kp]],
+        _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names),
+        [contrast_of(a, pairs) for a in key_analyses]))
     prepared.misconception_targets = TargetSet.of(make_targets(
         [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
-        [prepared.residual(v) for v in counter_vecs[n_kp:]]))
+        [prepared.residual(v) for v in counter_vecs[n_kp:]],
+        _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)))
     return prepared
+
+
+ROLE_CLAUSE_SIM = 0.5  # cosine from which a reference clause is close enough to a concept to give it its role
+
+
+def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, names) -> list[int] | None:
+    """The role of each concept (phrasings ``analyses``, their ``vectors`` flat): the entity its
+    phrasings name, else the entity of the closest reference clause (``clauses``: (text, role)),
+    else none. None when the question contrasts no entities."""
+    if not names:
+        return None
+    out, row = [], 0
+    for phrasings in analyses:
+        n = len(phrasings)
+        named = {text_role(a, names) for a in phrasings} - {NO_ROLE}
+        role = NO_ROLE
+        if len(named) == 1:
+            role = named.pop()
+        elif not named and len(clauses):
+            sims = vectors[row : row + n] @ clause_vectors.T
+            best = int(sims.max(axis=0).argmax())
+            if sims.max() >= ROLE_CLAUSE_SIM and clauses[best][1] >= 0:
+                role = clauses[best][1]
+        out.append(role)
+        row += n
+    return out
 
 
 @dataclass
@@ -175,7 +219,7 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
                    exclude_example: int | None = None) -> AnswerSignals:
     """Compute the feature vector of one answer (``FEATURES`` order)."""
     analysis = analyze(answer, prepared.language)
-    spans = AnswerSpans(analysis, encoding, prepared.topic)
+    spans = AnswerSpans(analysis, encoding, prepared.topic, prepared.names)
     vec = encoding.vector
     q = prepared.question
 

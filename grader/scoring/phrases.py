@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
+from grader.scoring.roles import NO_ROLE, Contrast, reversed_spans, span_role_counts, word_roles
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)
@@ -32,6 +33,7 @@ SEMANTIC_CEIL = 0.78
 SPAN_SHARE = 0.6  # a span needs this share of a phrasing's content words to match it at full strength
 FOUND = 0.5  # strength from which a concept counts as stated
 PARTIAL = 0.3  # strength from which it counts as half-stated
+SURE = 0.65  # strength from which a found concept or misconception is asserted rather than uncertain
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Target:
     vectors: np.ndarray  # (len(texts), dim), unit length
     stems: tuple[frozenset[str], ...]
     counter: np.ndarray | None = None  # unit vectors of sentences an instructor marked as not stating it
+    role: int = NO_ROLE  # the entity of the question the concept is true of (roles.py), or NO_ROLE
+    contrast: Contrast | None = None  # what reverses it: opposite words, other numbers
 
 
 class Match(NamedTuple):
@@ -78,6 +82,7 @@ class TargetSet:
     starts: np.ndarray
     needed: np.ndarray
     complete: bool
+    roles: np.ndarray | None = None  # each target's role, None when no target has one
 
     @classmethod
     def of(cls, targets) -> "TargetSet":
@@ -85,8 +90,10 @@ class TargetSet:
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
         matrix = np.concatenate([t.vectors for t in targets]) if targets else np.zeros((0, dim), np.float32)
+        roles = np.array([t.role for t in targets], dtype=np.int64)
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
-                   _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0)
+                   _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
+                   roles if (roles != NO_ROLE).any() else None)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -105,17 +112,21 @@ def content_stem_set(analysis: Analysis) -> frozenset[str]:
     return frozenset(analysis.content_stems())
 
 
-def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=None) -> list[Target]:
+def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=None, roles=None,
+                 contrasts=None) -> list[Target]:
     """Targets from parallel lists of keys and phrasing tuples, with their vectors in one flat array.
 
-    ``counter`` (optional, parallel to ``keys``) holds each target's counter-example vectors.
+    ``counter``, ``roles`` and ``contrasts`` (optional, parallel to ``keys``) hold each target's
+    counter-example vectors, role and :class:`~grader.scoring.roles.Contrast`.
     """
     targets, row = [], 0
     for k, (key, texts) in enumerate(zip(keys, phrasings)):
         n = len(texts)
         stems = tuple(content_stem_set(analyze(t, language)) for t in texts)
         against = counter[k] if counter is not None and len(counter[k]) else None
-        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against))
+        role = NO_ROLE if roles is None else int(roles[k])
+        contrast = None if contrasts is None or contrasts[k] is None or contrasts[k].empty else contrasts[k]
+        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast))
         row += n
     return targets
 
@@ -123,8 +134,10 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
 class AnswerSpans:
     """The spans of one answer with their pooled vectors and negation marks."""
 
-    def __init__(self, analysis: Analysis, encoding: Encoding, topic: np.ndarray | None = None):
-        """``topic``: a unit direction (the question's) removed from every span vector."""
+    def __init__(self, analysis: Analysis, encoding: Encoding, topic: np.ndarray | None = None,
+                 names: tuple[str, ...] = ()):
+        """``topic``: a unit direction (the question's) removed from every span vector; ``names``: the
+        entities the question contrasts (:func:`grader.scoring.roles.entities`)."""
         self.analysis = analysis
         words = analysis.words
         content = analysis.content
@@ -151,6 +164,13 @@ class AnswerSpans:
         self.any_negated = bool(self.negated.any())
         self.sentence_stems = [frozenset(words[i].stem for i in range(s, e) if asserted[i])
                                for s, e in analysis.sentences]
+        self._asserted = asserted
+        self._bounds = bounds
+        self.names = names
+        # Who each word is about, and each span's count of words about each entity (None: no roles).
+        self.word_roles = word_roles(analysis, names) if names else None
+        self.role_counts = span_role_counts(self.word_roles, len(names), bounds) if names else None
+        self._units: dict = {}
 
     @property
     def vectors(self) -> np.ndarray:
@@ -188,9 +208,10 @@ class AnswerSpans:
                 out.append(self.match(t, sims[:, col : col + w]))
                 col += w
             return out
-        strength, negated_hit = self._semantic(sims, targets.needed, targets.starts)
+        strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets)
         best_span = strength.argmax(axis=0)
-        return [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]))
+        return [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
+                             None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
                 for k, t in enumerate(targets)]
 
     def strengths(self, targets: TargetSet, sims: np.ndarray | None = None) -> list[float]:
@@ -198,7 +219,8 @@ class AnswerSpans:
 
         For targets only counted, never shown (reference sentences): no evidence text is cut.
         """
-        if not targets.complete or not self.ranges:
+        if not targets.complete or not self.ranges or targets.roles is not None \
+                or any(t.contrast is not None for t in targets):
             return [m.strength for m in self.match_all(targets, sims)]
         if sims is None:
             sims = self.similarities(targets.matrix)
@@ -218,15 +240,19 @@ class AnswerSpans:
             sims = self.similarities(target.vectors)
         if not sims.size:
             return self._finish(target, 0.0, 0, False)
-        strength, negated_hit = self._semantic(sims, _needed(list(target.stems)), np.array([0]))
+        strength, negated_hit, reversal = self._semantic(sims, _needed(list(target.stems)), np.array([0]), (target,))
         i = int(strength[:, 0].argmax())
-        return self._finish(target, float(strength[i, 0]), i, bool(negated_hit[0]))
+        return self._finish(target, float(strength[i, 0]), i, bool(negated_hit[0]),
+                            None if reversal is None else (float(reversal[0][0]), int(reversal[1][0])))
 
-    def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray):
-        """(span x target strengths with negated spans zeroed, whether a negated span states each target).
+    def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray, targets=()):
+        """(span x target strengths, whether a negated span states each target, reversal).
 
         Columns of ``sims`` are phrasings, ``needed`` their content words for full strength
-        (:func:`_needed`); ``starts`` gives each target's first column.
+        (:func:`_needed`); ``starts`` gives each target's first column. Spans that are negated,
+        or that reverse a target (:meth:`_role_masks`), are zeroed in its column; ``reversal`` is
+        None when no target can be reversed, else (strength, span) of each target's strongest
+        reversing span.
         """
         # A span much shorter than a phrasing cannot state all of it.
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
@@ -234,28 +260,83 @@ class AnswerSpans:
         strength = (per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR)
         np.maximum(strength, 0.0, out=strength)  # np.clip's wrapper costs more than the two passes
         np.minimum(strength, 1.0, out=strength)
+        reversal = None
+        masks = self._role_masks(targets) if targets else None
+        if masks is not None:
+            allowed, reversing = masks
+            reversed_strength = np.where(reversing, strength, 0.0)
+            if self.any_negated:
+                reversed_strength[self.negated] = 0.0  # "the RNN does not add": no reversal either
+            where = reversed_strength.argmax(axis=0)
+            reversal = (reversed_strength[where, np.arange(strength.shape[1])], where)
+            strength = np.where(allowed, strength, 0.0)
         if not self.any_negated:
-            return strength, np.zeros(strength.shape[1], dtype=bool)
+            return strength, np.zeros(strength.shape[1], dtype=bool), reversal
         negated_hit = (strength[self.negated] >= FOUND).any(axis=0)
         strength[self.negated] = 0.0
-        return strength, negated_hit
+        return strength, negated_hit, reversal
 
-    def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool) -> Match:
+    def _role_masks(self, targets) -> tuple[np.ndarray, np.ndarray] | None:
+        """(allowed, reversing): spans (rows) that may state each target (columns), and spans that reverse it.
+
+        A span about another entity than the target's (roles.py) reverses it; so does one of its
+        own entity that asserts an opposite of its words or another number. Both at once ("the
+        RNN multiplies" against "the LSTM adds") is no reversal: that span is true, and about
+        something else. A span about several entities neither states nor reverses a target.
+        None when no target has a role or a contrast.
+        """
+        with_role = self.role_counts is not None and any(t.role != NO_ROLE for t in targets)
+        with_contrast = any(t.contrast is not None for t in targets)
+        if not (with_role or with_contrast):
+            return None
+        shape = (len(self.ranges), len(targets))
+        allowed = np.ones(shape, dtype=bool)
+        reversing = np.zeros(shape, dtype=bool)
+        total = self.role_counts.sum(axis=1) if with_role else None
+        for k, t in enumerate(targets):
+            role_reversed = None
+            if with_role and t.role != NO_ROLE:
+                own = self.role_counts[:, t.role]
+                other = total - own
+                allowed[:, k] = other == 0
+                role_reversed = (other > 0) & (own == 0)
+            if t.contrast is not None:
+                opposite = reversed_spans(self.analysis, t.contrast, self._bounds)
+                reversing[:, k] = allowed[:, k] & opposite
+                if role_reversed is not None:
+                    reversing[:, k] |= role_reversed & ~opposite
+                allowed[:, k] &= ~opposite
+            elif role_reversed is not None:
+                reversing[:, k] = role_reversed
+        return allowed, reversing
+
+    def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool,
+                reversal: tuple[float, int] | None = None) -> Match:
         """The stronger of the semantic and the lexical match, marked negated when only a negation states it.
 
         A match whose span is closer to one of the target's counter-examples than to any of its
-        phrasings is no match: an instructor said that sentence does not state the concept.
+        phrasings is no match: an instructor said that sentence does not state the concept. A
+        reversal (the concept said of the other entity, or its opposite said) at least as strong
+        as the best statement makes the concept negated: the answer claims the opposite.
         """
         best = self._make(semantic, self.ranges[span], "semantic") if semantic > 0 else NO_MATCH
         best_range = self.ranges[span] if semantic > 0 else None
-        lexical, sentence = self._lexical(target)
+        lexical, unit, lexical_reversed, reversed_unit = self._lexical(target)
         if lexical > best.strength:
-            best = self._make(lexical, self.analysis.sentences[sentence], "lexical")
-            best_range = self.analysis.sentences[sentence]
+            best = self._make(lexical, unit, "lexical")
+            best_range = unit
         if target.counter is not None and best.found and best_range is not None and self._vetoed(target, best_range):
             return NO_MATCH
+        reversed_match = None
+        if reversal is not None and reversal[0] >= FOUND:
+            reversed_match = self._make(reversal[0], self.ranges[reversal[1]], "semantic")
+        if lexical_reversed >= FOUND and (reversed_match is None or lexical_reversed > reversed_match.strength):
+            reversed_match = self._make(lexical_reversed, reversed_unit, "lexical")
+        if reversed_match is not None and reversed_match.strength >= best.strength:
+            return Match(min(best.strength, PARTIAL - 0.01) if best.strength else 0.0, reversed_match.evidence,
+                         reversed_match.start, reversed_match.end, reversed_match.method, True)
         if not best.found:
-            negated_hit = negated_hit or bool(self.negated_stems) and any(
+            negated_hit = negated_hit or reversed_match is not None or bool(self.negated_stems) and any(
                 stems and len(stems & self.negated_stems) / len(stems) >= 0.6 for stems in target.stems
             )
             if negated_hit:
@@ -284,17 +365,68 @@ class AnswerSpans:
             products = products - np.outer(self._along[rows], matrix @ self._topic)
         return products * self._inverse_norms[rows, None]
 
-    def _lexical(self, target: Target) -> tuple[float, int]:
-        best, where = 0.0, 0
+    def _lexical(self, target: Target) -> tuple[float, tuple[int, int], float, tuple[int, int]]:
+        """(share, unit) of the best lexical statement of ``target`` and of its best reversal.
+
+        Units are the answer's sentences; for a target with a role, the runs of a sentence's
+        words about its entity (or none), and the runs about another entity are reversals.
+        A unit that asserts an opposite of the target's words reverses it too.
+        """
+        allowed, reversing = self._lexical_units(target)
+        best, where = self._best_share(target, allowed)
+        rev, rev_where = self._best_share(target, reversing) if reversing else (0.0, None)
+        empty = (0, 0)
+        return best, where or empty, rev, rev_where or empty
+
+    def _lexical_units(self, target: Target):
+        """(allowed, reversing) lists of (word range, asserted stems) for ``target``."""
+        role = target.role if self.word_roles is not None else NO_ROLE
+        key = (role, target.contrast)
+        cached = self._units.get(key)
+        if cached is not None:
+            return cached
+        words, asserted = self.analysis.words, self._asserted
+        if role == NO_ROLE:
+            runs = [((s, e), True) for s, e in self.analysis.sentences]
+        else:
+            runs = []
+            roles = self.word_roles
+            for s, e in self.analysis.sentences:
+                start = s
+                for i in range(s, e + 1):
+                    kind = None if i == e else (roles[i] == role or roles[i] == NO_ROLE, roles[i] >= 0)
+                    if i > start and (i == e or kind != prev):
+                        if prev[0]:
+                            runs.append(((start, i), True))
+                        elif prev[1]:  # about one other entity
+                            runs.append(((start, i), False))
+                        start = i
+                    prev = kind
+        opposite = np.zeros(len(runs), dtype=bool)
+        if target.contrast is not None and runs:
+            opposite = reversed_spans(self.analysis, target.contrast, np.array([r for r, _ in runs], dtype=np.int64))
+        allowed, reversing = [], []
+        for ((s, e), own), opp in zip(runs, opposite):
+            unit = ((s, e), frozenset(words[i].stem for i in range(s, e) if asserted[i]))
+            if own and not opp:
+                allowed.append(unit)
+            elif own != opp:  # one reversal, not two
+                reversing.append(unit)
+        self._units[key] = (allowed, reversing)
+        return allowed, reversing
+
+    @staticmethod
+    def _best_share(target: Target, units) -> tuple[float, tuple[int, int] | None]:
+        best, where = 0.0, None
         for stems in target.stems:
             if not stems:
                 continue
-            for k, sentence in enumerate(self.sentence_stems):
-                share = len(stems & sentence) / len(stems)
+            for word_range, unit in units:
+                share = len(stems & unit) / len(stems)
                 # Matching one word of a long phrase is weak evidence; all of them is full evidence.
                 score = share**1.5 if len(stems) > 1 else share
                 if score > best:
-                    best, where = score, k
+                    best, where = score, word_range
         return best, where
 
     def _make(self, strength: float, word_range: tuple[int, int], method: str) -> Match:

@@ -1,0 +1,204 @@
+"""Who a statement is about, and which words reverse it: roles, contrasts and reversals.
+
+A question that contrasts two things ("why do LSTMs keep long-range memory, and why does
+the vanilla RNN fail?") has concepts that are true of one of them only. The words of a
+concept stated about the *other* one are a reversal, not a statement of it. This module
+finds, without any subject-specific word list:
+
+* the **entities** a question contrasts: the acronyms and other all-capital names its
+  prompt uses (two or more of them, or there is nothing to contrast);
+* the **role** of every word of a text: the entity its clause names, or else the one the
+  text last named (a clause that names several entities is about all of them);
+* the **contrast pairs** of the reference answers: "X rather than Y", "X instead of Y",
+  "X, not Y" put two words in opposition that a concept may hold one side of;
+* the **numbers** of a concept ("near 1"), which a span contradicts when it gives another
+  number in the same place ("near 0").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from grader.text import Analysis
+
+NO_ROLE = -1  # a word (or a concept) about no entity in particular
+ALL_ROLES = -2  # a word of a clause that names several entities
+ROOT = 6  # leading characters of a stem that identify a word family ("multip" for multiply, multiplicative)
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]*[A-Z0-9](?:s|es)?$")
+_NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "null": "0", "eins": "1", "eine": "1"}
+_NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
+# "X rather than Y", "X instead of Y", "X as opposed to Y", "X not Y", "X but not Y": X is asserted, Y denied.
+# A bare "not" opposes two words only after a comma ("added, not overwritten").
+_CONTRAST_CUES = (("rather", "than"), ("instead", "of"), ("as", "opposed", "to"), ("not",), ("but", "not"),
+                  ("statt",), ("anstatt",), ("nicht",))
+_AFTER_COMMA = frozenset({("not",), ("nicht",)})
+
+
+def root(stem: str) -> str:
+    """The word family of a stem: its first ``ROOT`` characters."""
+    return stem[:ROOT]
+
+
+def entities(prompt: Analysis) -> tuple[str, ...]:
+    """Stems of the names a prompt contrasts: its all-capital words (acronyms), in order of first use.
+
+    Fewer than two: the question contrasts nothing, and no role is read.
+    """
+    found: list[str] = []
+    for w in prompt.words:
+        if _ACRONYM.match(w.text) and sum(c.isupper() for c in w.text) >= 2:
+            key = _entity_key(w.norm)
+            if key not in found:
+                found.append(key)
+    return tuple(found) if len(found) >= 2 else ()
+
+
+def _entity_key(norm: str) -> str:
+    """"lstms", "lstm's" and "lstm", "rnns" and "rnn": one key."""
+    norm = norm.removesuffix("'s")
+    for suffix in ("es", "s"):
+        if norm.endswith(suffix) and len(norm) - len(suffix) >= 2:
+            return norm[: -len(suffix)]
+    return norm
+
+
+def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
+    """The role of every word: the index of the entity its clause is about, ``NO_ROLE`` or ``ALL_ROLES``.
+
+    A clause that names one entity is about it; one that names several is about all of them;
+    one that names none continues the text's last named entity (before any: ``NO_ROLE``).
+    """
+    roles = np.full(len(analysis.words), NO_ROLE, dtype=np.int64)
+    if not names:
+        return roles
+    index = {n: i for i, n in enumerate(names)}
+    current = NO_ROLE
+    for s, e in analysis.clauses:
+        named = {index[k] for k in (_entity_key(w.norm) for w in analysis.words[s:e]) if k in index}
+        if len(named) == 1:
+            current = named.pop()
+        elif named:
+            current = ALL_ROLES
+        roles[s:e] = current
+    return roles
+
+
+def span_role_counts(roles: np.ndarray, n_entities: int, bounds: np.ndarray) -> np.ndarray:
+    """(spans x entities) count of words about each entity in each span ([start, end) rows of ``bounds``)."""
+    out = np.zeros((len(bounds), n_entities), dtype=np.int64)
+    for e in range(n_entities):
+        prefix = np.concatenate([[0], np.cumsum((roles == e) | (roles == ALL_ROLES))])
+        out[:, e] = prefix[bounds[:, 1]] - prefix[bounds[:, 0]]
+    return out
+
+
+def text_role(analysis: Analysis, names: tuple[str, ...]) -> int:
+    """The one entity a short text (a concept's phrasing) names, else ``NO_ROLE``."""
+    named = {_entity_key(w.norm) for w in analysis.words} & set(names)
+    return names.index(named.pop()) if len(named) == 1 else NO_ROLE
+
+
+def contrast_pairs(analyses) -> frozenset[tuple[str, str]]:
+    """(asserted root, denied root) pairs that the texts put in opposition ("additively rather than multiplicatively").
+
+    Both directions are returned: a concept may hold either side.
+    """
+    pairs: set[tuple[str, str]] = set()
+    for a in analyses:
+        norms = [w.norm for w in a.words]
+        for i in range(1, len(norms)):
+            for cue in _CONTRAST_CUES:
+                n = len(cue)
+                if tuple(norms[i : i + n]) != cue or i + n >= len(norms):
+                    continue
+                if cue in _AFTER_COMMA and "," not in a.text[a.words[i - 1].end : a.words[i].start]:
+                    continue
+                before = next((j for j in range(i - 1, max(-1, i - 3), -1) if a.content[j]), None)
+                after = next((j for j in range(i + n, min(len(norms), i + n + 3)) if a.content[j]), None)
+                if before is None or after is None:
+                    continue
+                x, y = root(a.words[before].stem), root(a.words[after].stem)
+                if x != y and len(x) >= 4 and len(y) >= 4:
+                    pairs.update({(x, y), (y, x)})
+    return frozenset(pairs)
+
+
+def number_of(norm: str) -> str | None:
+    """A word's number ("1", "one" -> "1"), or None."""
+    if _NUMBER.match(norm):
+        return norm.replace(",", ".")
+    return _NUMBER_WORDS.get(norm)
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """What reverses one concept: word families opposed to its own, and numbers it fixes.
+
+    ``own``: roots of the concept's words that have an opposite; ``opposite``: those
+    opposites; ``numbers``: numbers the concept states; ``number_context``: the words just
+    before them ("near", "to"), where another number contradicts it.
+    """
+
+    own: frozenset[str] = frozenset()
+    opposite: frozenset[str] = frozenset()
+    numbers: frozenset[str] = frozenset()
+    number_context: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.opposite or self.numbers)
+
+
+def contrast_of(phrasings, pairs: frozenset[tuple[str, str]]) -> Contrast:
+    """The :class:`Contrast` of a concept from its analysed phrasings and the question's contrast pairs."""
+    roots = {root(w.stem) for a in phrasings for w, c in zip(a.words, a.content) if c}
+    own = {x for x, y in pairs if x in roots and y not in roots}
+    opposite = {y for x, y in pairs if x in own}
+    numbers, context = set(), set()
+    for a in phrasings:
+        for i, w in enumerate(a.words):
+            value = number_of(w.norm)
+            if value is not None:
+                numbers.add(value)
+                if i > 0:
+                    context.add(a.words[i - 1].norm)
+    return Contrast(frozenset(own), frozenset(opposite), frozenset(numbers), frozenset(context))
+
+
+def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -> np.ndarray:
+    """Which spans (rows of ``bounds``) reverse the concept of ``contrast``.
+
+    A span reverses it when it asserts (outside a negation scope) an opposite of the concept's
+    words and none of those words themselves, or when it gives another number where the
+    concept gives its own ("near 0" for "near 1") and not the concept's number.
+    """
+    n = len(analysis.words)
+    out = np.zeros(len(bounds), dtype=bool)
+    if contrast.empty or not n or not len(bounds):
+        return out
+    opposite = np.zeros(n, dtype=np.int64)
+    own = np.zeros(n, dtype=np.int64)
+    words = analysis.words
+    for i, w in enumerate(words):
+        if analysis.negated[i]:
+            continue
+        r = root(w.stem)
+        if r in contrast.opposite:
+            opposite[i] = 1
+        elif r in contrast.own:
+            own[i] = 1
+        value = number_of(w.norm)
+        if value is not None and contrast.numbers:
+            if value in contrast.numbers:
+                own[i] = 1
+            elif i > 0 and words[i - 1].norm in contrast.number_context:
+                opposite[i] = 1
+    if not opposite.any():
+        return out
+    op = np.concatenate([[0], np.cumsum(opposite)])
+    ow = np.concatenate([[0], np.cumsum(own)])
+    s, e = bounds[:, 0], bounds[:, 1]
+    return ((op[e] - op[s]) > 0) & ((ow[e] - ow[s]) == 0)
