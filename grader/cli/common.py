@@ -32,7 +32,9 @@ def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True, wo
                            help="processes that grade encoded answers (default: auto, none on a CPU, every core but "
                                 "one beside a GPU, where one core of grading would hold the encoder back)")
     if combiner:
-        group.add_argument("--combiner", default=None, help="combiner JSON from `grader train` (default: the combiner shipped with grader)")
+        group.add_argument("--combiner", default=None,
+                           help="combiner JSON from `grader train`, or a scorer folder from `grader train --finetune` "
+                                "(its files are checked against its manifest; default: the combiner shipped with grader)")
 
 
 def make_grader(args, rubric=None):
@@ -42,3 +44,31 @@ def make_grader(args, rubric=None):
     embedder = get_embedder(args.model, args.device, args.backend)
     return Grader(rubric, embedder=embedder, combiner=getattr(args, "combiner", None),
                   workers=getattr(args, "workers", "auto"))
+
+
+def add_finetune_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--finetune, --epochs and --max-length: a fine-tuned cross-encoder stacked under the combiner."""
+    group = parser.add_argument_group("fine-tuned scorer")
+    group.add_argument("--finetune", action="store_true",
+                       help=f"{what}; the base model is --model (minilm or mpnet)")
+    group.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: 2)")
+    group.add_argument("--max-length", type=int, default=None,
+                       help="tokens of question, model answer and answer read together (default: 128)")
+
+
+def finetune_config(args):
+    """The FinetuneConfig the options ask for, or None without --finetune."""
+    from grader.errors import ConfigError
+
+    if not args.finetune:
+        if args.epochs is not None or args.max_length is not None:
+            raise ConfigError("--epochs and --max-length apply with --finetune only", field="finetune")
+        return None
+    from grader.finetune.train import FinetuneConfig
+
+    config = FinetuneConfig(model=args.model or "minilm", seed=args.seed, device=args.device)
+    if args.epochs is not None:
+        config.epochs = args.epochs
+    if args.max_length is not None:
+        config.max_length = args.max_length
+    return config.check()

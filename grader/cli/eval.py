@@ -7,7 +7,7 @@ import sys
 
 
 def add_parser(sub) -> None:
-    from grader.cli.common import add_model_options
+    from grader.cli.common import add_finetune_options, add_model_options
 
     p = sub.add_parser("eval", help="compare the grader with human labels or scores",
                        description="Grade every row of a labelled corpus and compare with the human grades. "
@@ -43,10 +43,13 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object with every metric")
     p.add_argument("--seed", type=int, default=0, help="seed for folds and example draws (default: 0)")
     add_model_options(p)
+    add_finetune_options(p, "with --cv or --train: fine-tune a cross-encoder in each fold on the fold's training "
+                            "rows only and stack its signals under the combiner")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from grader.cli.common import finetune_config
     from grader.cli.train import parse_counts, read_labeled, training_options
     from grader.encoding.registry import get_embedder
     from grader.evaluation.concepts import read_concepts
@@ -64,6 +67,10 @@ def run(args) -> int:
     if args.examples_per_question is not None and args.examples_per_question < 0:
         raise ConfigError(f"--examples-per-question must be >= 0. Got {args.examples_per_question}.",
                           field="examples_per_question")
+    config = finetune_config(args)
+    if config is not None and not (args.cv or args.train):
+        raise ConfigError("--finetune trains a scorer per fold: add --cv or --train (to grade with a trained scorer "
+                          "folder, pass it as --combiner)", field="finetune")
     curve = parse_counts(args.learning_curve, "--learning-curve") if args.learning_curve else ()
     schedule = parse_counts(args.examples_schedule, "--examples-schedule")
     rubric = load_rubric(args.rubric) if args.rubric else None
@@ -76,7 +83,7 @@ def run(args) -> int:
         embedder=get_embedder(args.model, args.device, args.backend), example_counts=schedule,
         label_col=args.label_col, concepts=concepts, concepts_source=args.concepts,
         corpus_sha256=corpus_fingerprint(args.corpus), train_sha256=corpus_fingerprint(args.train) if args.train else None,
-        **training_options(args))
+        finetune=config, **training_options(args))
     result.summary["corpus"] = args.corpus
     result.summary["train_file"] = args.train
     result.summary["combiner"] = args.combiner

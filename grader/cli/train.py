@@ -51,12 +51,13 @@ def training_options(args) -> dict:
 
 
 def add_parser(sub) -> None:
-    from grader.cli.common import add_model_options
+    from grader.cli.common import add_finetune_options, add_model_options
 
     p = sub.add_parser("train", help="fit the combiner on labelled answers and save it as JSON",
                        description="Fit the combiner on a labelled corpus (the ../shared/data CSV format).")
     p.add_argument("corpus", metavar="LABELED.csv", help="graded answers: question_id, answer, label and/or score")
-    p.add_argument("-o", "--output", required=True, help="where to write the combiner JSON (e.g. models/NAME.json)")
+    p.add_argument("-o", "--output", required=True, help="where to write the combiner JSON (e.g. models/NAME.json), "
+                   "or with --finetune the scorer folder (e.g. models/NAME/)")
     p.add_argument("--rubric", default=None, help="take questions from this rubric, matched by question_id "
                    "(default: build them from the question and reference_answer columns)")
     p.add_argument("--label-col", default=None, help="column holding the human labels (default: label)")
@@ -72,6 +73,8 @@ def add_parser(sub) -> None:
                    help="weight labels by inverse frequency (default: none)")
     p.add_argument("--no-validate", action="store_true", help="skip the grouped-by-question validation figures")
     add_model_options(p, combiner=False)
+    add_finetune_options(p, "fine-tune a cross-encoder on the corpus, fit the combiner on its cross-fitted "
+                            "signals and write both to the folder --output")
     p.set_defaults(run=run)
 
 
@@ -84,9 +87,14 @@ def run(args) -> int:
     from grader.rubric import load_rubric
     from grader.evaluation.training import train_from_rows
 
+    from grader.cli.common import finetune_config
+
     schedule = parse_counts(args.examples_schedule, "--examples-schedule")
     options = training_options(args)
     out = Path(args.output)
+    config = finetune_config(args)
+    if config is not None:
+        return _run_finetune(args, config, schedule, options, out)
     if out.suffix.lower() != ".json":
         raise ConfigError(f"--output must be a .json file. Got '{out}'.", field="output")
     rubric = load_rubric(args.rubric) if args.rubric else None
@@ -104,6 +112,37 @@ def run(args) -> int:
                "training_rows": meta["training_rows"], "training_questions": meta["training_questions"]}
     validation = meta.get("validation") or {}
     for key, fig in validation.items():
+        if key.startswith("examples_"):
+            summary[f"validation_{key}"] = {k: round(fig[k], 4) for k in ("accuracy", "macro_f1")}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_finetune(args, config, schedule, options, out) -> int:
+    """``grader train --finetune``: the scorer folder with its stacked combiner."""
+    from pathlib import Path
+
+    from grader.encoding.registry import get_embedder
+    from grader.errors import ConfigError
+    from grader.evaluation.corpus import corpus_fingerprint
+    from grader.evaluation.stacking import train_scorer
+    from grader.rubric import load_rubric
+
+    if out.suffix.lower() == ".json" or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"with --finetune, --output must be a folder (e.g. models/NAME/). Got '{out}'.",
+                          field="output")
+    rubric = load_rubric(args.rubric) if args.rubric else None
+    rows = read_labeled(args.corpus, args)
+    embedder = get_embedder(args.model, args.device, args.backend)
+    meta = train_scorer(rows, out, config, target=args.target, embedder=embedder, rubric=rubric,
+                        example_counts=schedule, seed=args.seed, **options, validate=not args.no_validate,
+                        fingerprint=corpus_fingerprint(args.corpus), label_col=args.label_col,
+                        extra_metadata={"training_file": Path(args.corpus).name,
+                                        "rubric": rubric.id if rubric is not None else None})
+    summary = {"output": str(out), "base_model": meta["base_model"], "labels": meta["labels"],
+               "epochs": meta["epochs"], "max_length": meta["max_length"], "seed": meta["seed"],
+               "finetune_seconds": meta["finetune_seconds"], "total_seconds": meta["total_seconds"]}
+    for key, fig in (meta.get("combiner_validation") or {}).items():
         if key.startswith("examples_"):
             summary[f"validation_{key}"] = {k: round(fig[k], 4) for k in ("accuracy", "macro_f1")}
     print(json.dumps(summary, indent=2))

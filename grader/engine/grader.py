@@ -23,11 +23,12 @@ from grader.errors import ConfigError, ModelError
 from grader.result import GradeResult
 from grader.rubric import Rubric, ShortAnswerQuestion
 from grader.scoring.choice import grade_choice
-from grader.scoring.combiner import LinearCombiner, load_combiner
+from grader.scoring.combiner import LinearCombiner, extra_signal_names, load_combiner
 from grader.scoring.features import AnswerSignals, PreparedQuestion, answer_signals, prepare_question
 from grader.scoring.policy import MAX_ANSWER_CHARS, REVIEW_THRESHOLD, empty_result, score_answer
 from grader.text import normalize, valid_text
 from grader.engine.workers import MIN_ANSWERS, GradingPool, PooledCall, auto_workers
+from grader.engine.scorer import load_scorer_folder, scorer_signals
 
 log = logging.getLogger(__name__)
 
@@ -92,21 +93,29 @@ class Grader:
     ``"auto"``: none on a CPU, where the encoder sets the pace, every core but one
     beside a GPU. ``cache_bytes`` bounds the memory of prepared questions kept for reuse
     (default 256 MiB, estimated by :func:`estimate_bytes`).
+
+    ``combiner`` may also be a fine-tuned scorer folder (``grader train --finetune``): its
+    manifest is checked, its combiner loaded and its cross-encoder (``scorer``, at
+    ``scorer_precision``) adds the signals the combiner reads beyond the standard ones.
     """
 
     def __init__(self, rubric: Rubric | None = None, *, embedder: Embedder | None = None,
                  combiner: LinearCombiner | str | Path | None = None, model: str | None = None,
                  device: str | None = None, backend: str = "auto", review_threshold: float = REVIEW_THRESHOLD,
                  max_answer_chars: int = MAX_ANSWER_CHARS, workers: int | str = "auto",
-                 cache_bytes: int | None = None):
+                 cache_bytes: int | None = None, scorer=None, scorer_precision: str = "int8"):
         limit_blas_threads()
         if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise ConfigError(f"workers must be 'auto' or a whole number >= 0. Got {workers!r}.", field="workers")
         self.rubric = rubric
         self.embedder = embedder if embedder is not None else get_embedder(model, device, backend)
+        if isinstance(combiner, (str, Path)) and Path(combiner).is_dir():
+            scorer, combiner = load_scorer_folder(combiner, scorer_precision)
         if combiner is None or isinstance(combiner, (str, Path)):
             combiner = load_combiner(combiner)
         self.combiner = combiner
+        self.scorer = scorer
+        self._check_scorer()
         self.review_threshold = review_threshold
         self.max_answer_chars = max_answer_chars
         self.language = rubric.language if rubric else "en"
@@ -136,6 +145,7 @@ class Grader:
         self._prepared_sizes, self._cached_bytes, self.cache_bytes = {}, 0, _PREPARED_CACHE_BYTES
         self._checked_model = True
         self.workers, self._pool, self._pool_key = 0, None, None
+        self.scorer = None
         return self
 
     # -- public API ---------------------------------------------------------------------
@@ -193,6 +203,20 @@ class Grader:
     def prepared_bytes(self) -> int:
         """Estimated bytes of the prepared questions in the cache."""
         return self._cached_bytes
+
+    def _check_scorer(self) -> None:
+        """The combiner's extra signals must be ones the scorer computes."""
+        from grader.finetune import CE_SIGNALS
+
+        extra = extra_signal_names(self.combiner)
+        if extra and self.scorer is None:
+            raise ModelError(f"the combiner reads the signals {list(extra)} of a fine-tuned scorer; load it from its "
+                             "scorer folder (`combiner` = the folder `grader train --finetune` wrote)",
+                             field="combiner")
+        unknown = [n for n in extra if n not in CE_SIGNALS]
+        if unknown:
+            raise ModelError(f"the combiner reads signals {unknown} that no scorer computes (known: "
+                             f"{list(CE_SIGNALS)})", field="combiner")
 
     def _check_combiner_model(self) -> None:
         """Warn when the combiner was trained on another encoder's signals."""
@@ -269,6 +293,7 @@ class Grader:
             for key in chunk:
                 keys_of[-1].setdefault(clipped[pending[key][0]][0], []).append(key)
         texts = [list(k) for k in keys_of]
+        extra = self._extra_signals(list(pending), clipped, pending)
         prepared: dict[int, PreparedQuestion] = {}  # by id: the questions stay alive in ``pairs``
         pooled = PooledCall(self._pool_for(len(pending)), prepared, self._grade_chunk, self._pool_failed)
         for n, j, encoding in iter_encoding_lists(self.embedder, texts):
@@ -280,7 +305,8 @@ class Grader:
                 if pooled.pool is not None:
                     pooled.add(key, text, encoding)
                     continue
-                result = self._grade_short(question, text, encoding, key[2], prepared[id(question)])
+                result = self._grade_short(question, text, encoding, key[2], prepared[id(question)],
+                                           extra.get(key))
                 for i in pending[key]:
                     results[i] = result
         for key, result in pooled.finish():
@@ -288,9 +314,17 @@ class Grader:
                 results[i] = result
         return results  # type: ignore[return-value]
 
+    def _extra_signals(self, keys: list[tuple], clipped: dict, pending: dict) -> dict:
+        """The fine-tuned scorer's signals of each pending (question, answer) key, in one batched pass."""
+        names = extra_signal_names(self.combiner) if self.combiner is not None else ()
+        if self.scorer is None or not names:
+            return {}
+        texts = [clipped[pending[key][0]][0] for key in keys]
+        return scorer_signals(self.scorer, [key[0] for key in keys], texts, names, keys, self._label_fractions)
+
     def _pool_for(self, answers: int) -> GradingPool | None:
         """The grading processes for a call of ``answers`` distinct answers, or None to grade here."""
-        if answers < MIN_ANSWERS or self.combiner is None or self.workers == 0:
+        if answers < MIN_ANSWERS or self.combiner is None or self.workers == 0 or self.scorer is not None:
             return None
         count = self.workers
         if count == "auto":
@@ -327,8 +361,9 @@ class Grader:
                 pass
 
     def _grade_short(self, question: ShortAnswerQuestion, text: str, encoding, truncated: bool,
-                     prepared: PreparedQuestion | None = None) -> GradeResult:
+                     prepared: PreparedQuestion | None = None, extra: dict | None = None) -> GradeResult:
         if prepared is None:
             prepared = self.prepare(question)
         return score_answer(prepared, text, encoding, self.combiner, truncated=truncated,
-                            review_threshold=self.review_threshold, max_answer_chars=self.max_answer_chars)
+                            review_threshold=self.review_threshold, max_answer_chars=self.max_answer_chars,
+                            extra_signals=extra)

@@ -28,6 +28,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
@@ -38,6 +39,7 @@ from grader.evaluation.concepts import concept_metrics
 from grader.evaluation.corpus import LabeledAnswer
 from grader.encoding.registry import get_embedder
 from grader.engine import Grader
+from grader.engine.scorer import load_scorer_folder
 from grader.scoring.combiner import load_combiner
 from grader.errors import ConfigError, GraderError, InputDataError
 from grader.scoring.features import FEATURES
@@ -143,7 +145,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
              embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = DEFAULT_C, class_weight=None,
              label_col: str = "label", ignore=DEFAULT_IGNORED, concepts: dict | None = None,
              concepts_source: str | None = None, corpus_sha256: str | None = None,
-             train_sha256: str | None = None) -> Evaluation:
+             train_sha256: str | None = None, finetune=None) -> Evaluation:
     """Grade ``rows`` under a protocol and compare with the human labels or scores.
 
     ``cv`` ('unseen-answers' | 'unseen-questions') with ``folds``, or ``train_rows``, train
@@ -152,10 +154,15 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     ``concepts_source``) adds concept and misconception agreement under the key ``concepts``.
     ``corpus_sha256`` and ``train_sha256`` (the files' sha256) let it warn when a model is
     tested on its own training file; every warning is logged and listed under ``warnings``.
+    ``finetune`` (a :class:`~grader.finetune.train.FinetuneConfig`) fine-tunes a cross-encoder in
+    each fold on the fold's training rows only and stacks its signals under the combiner
+    (:mod:`grader.evaluation.stacking`).
     """
     started = time.perf_counter()
     if cv is not None and train_rows is not None:
         raise ConfigError("use either `cv` or `train_rows`, not both", field="cv")
+    if finetune is not None and cv is None and train_rows is None:
+        raise ConfigError("`finetune` trains a scorer per fold: use it with `cv` or `train_rows`", field="finetune")
     if combiner is not None and (cv is not None or train_rows is not None):
         raise ConfigError("`combiner` evaluates a trained model as is; it cannot be combined with `cv` or `train_rows`, "
                           "which train a fresh one per fold", field="combiner")
@@ -196,7 +203,12 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     fitted = []
     for k, (train_idx, test_idx) in enumerate(folds_):
         if protocol == "zero-shot":
-            train, model = [], (combiner if isinstance(combiner, LinearCombiner) else load_combiner(combiner))
+            train, model, zero_shot_scorer = [], combiner, None
+            if not isinstance(combiner, LinearCombiner):
+                if combiner is not None and Path(combiner).is_dir():  # a fine-tuned scorer folder
+                    zero_shot_scorer, model = load_scorer_folder(combiner)
+                else:
+                    model = load_combiner(combiner)
             trained_on = (getattr(model, "metadata_", None) or {}).get("corpus_fingerprint")
             if corpus_sha256 and trained_on == corpus_sha256:
                 warnings.append(_warn("the combiner was trained on this very file (same sha256): these figures are "
@@ -205,7 +217,9 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
             train = train_rows if protocol == "train-test" else [rows[i] for i in train_idx]
             model = None
         systems = _fit_systems(train, target, levels, questions, embedder, model, example_counts, seed, C,
-                               class_weight, cache, ignore, skipped)
+                               class_weight, cache, ignore, skipped, finetune)
+        if protocol == "zero-shot" and zero_shot_scorer is not None:
+            systems["scorer"] = zero_shot_scorer
         fitted.append(systems)
         test = [i for i in test_idx if classes[i] is not None]
         for n in points:
@@ -250,6 +264,11 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "warnings": warnings,
         "margin": _margins(main),
         "learning_curve": curve or None,
+        "finetune": None if finetune is None else {
+            "config": {k: v for k, v in vars(finetune).items()},
+            "stacking": "combiner fitted on 2-fold cross-fitted (by question) scorer signals of each fold's "
+                        "training rows; test rows scored with the mean of the two half-models",
+            "seconds_per_fold": [round(s["scorer"].stack.seconds, 1) for s in fitted if "scorer" in s]},
         "timing_s": {"encode": round(encoded - started, 2), "grade": round(graded - encoded, 2),
                      "total": round(time.perf_counter() - started, 2), "distinct_texts_encoded": len(embedder)},
     }
@@ -377,7 +396,7 @@ def _grade_isolated(grader: Grader, pairs: list) -> list:
 
 
 def _fit_systems(train, target, levels, questions, embedder, combiner, example_counts, seed, C, class_weight, cache,
-                 ignore, skip):
+                 ignore, skip, finetune=None):
     """The grader's combiner and the baselines, fitted on ``train`` (combiner only, as given, when no training)."""
     if combiner is not None:
         return {"grader": combiner}
@@ -391,11 +410,21 @@ def _fit_systems(train, target, levels, questions, embedder, combiner, example_c
     if len(np.unique(data.y)) < 2:
         raise InputDataError(f"a training fold holds only the {target} {sorted(set(data.y))}; it needs at least 2",
                              field="label" if target == "label" else "score")
-    model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore)
+    plain = data
+    out = {}
+    if finetune is not None:
+        from grader.evaluation.stacking import STACKED_FEATURES, HalvesScorer, crossfit, stacked
+
+        stack = crossfit(train, finetune, final=False)
+        data = stacked(data, stack)
+        model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)
+        out["scorer"] = HalvesScorer(stack)
+    else:
+        model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore)
     label_fractions = dict(zip(map(str, model.classes_), model.label_fractions_))
-    out = {"grader": model}
+    out["grader"] = model
     for b in BASELINES:
-        out[b] = ThresholdBaseline(b, label_fractions).fit(data.X, data.y)
+        out[b] = ThresholdBaseline(b, label_fractions).fit(plain.X, plain.y)
     return out
 
 
@@ -434,7 +463,7 @@ def _grade_fold(systems, embedder, test, classes, train, n, questions, target, l
                 predictions, skip) -> None:
     """Grade the scored test rows of one fold at N examples per question with every fitted system."""
     test_questions, scored = _test_questions(test, classes, train, n, questions, target, seed, fold)
-    grader = Grader(None, embedder=embedder, combiner=systems["grader"])
+    grader = Grader(None, embedder=embedder, combiner=systems["grader"], scorer=systems.get("scorer"))
     results = _grade_isolated(grader, [(test_questions[test[i].question_id], test[i].answer) for i, _ in scored])
     for (i, n_ex), res in zip(scored, results):
         row, true = test[i], classes[i]

@@ -213,11 +213,13 @@ def check_feature_names(names) -> tuple[str, ...]:
     return tuple(names)
 
 
-def fit_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT_IGNORED) -> GradeCombiner:
+def fit_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT_IGNORED,
+                 names=FEATURES) -> GradeCombiner:
     """Fit a :class:`GradeCombiner` on ``data`` (calibrated on folds grouped by question).
 
     Signals named in ``ignore`` are held constant at 0 during fitting, so the combiner gives them
-    zero weight while keeping the full ``FEATURES`` layout the engine computes.
+    zero weight while keeping the full ``FEATURES`` layout the engine computes. ``names`` are the
+    columns of ``data.X``: ``FEATURES``, followed by a fine-tuned scorer's signals when stacked.
     """
     combiner = GradeCombiner(C=C, class_weight=class_weight)
     fractions = data.fractions if np.isfinite(data.fractions).any() else None
@@ -225,7 +227,7 @@ def fit_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=
     if ignore:
         X = X.copy()
         X[:, [FEATURES.index(n) for n in check_feature_names(ignore)]] = 0.0
-    return combiner.fit(X, data.y, fractions=fractions, groups=data.groups, feature_names=FEATURES)
+    return combiner.fit(X, data.y, fractions=fractions, groups=data.groups, feature_names=tuple(names))
 
 
 def training_metadata(data: Dataset, grader: Grader, **extra) -> dict:
@@ -323,7 +325,7 @@ def questions_for(rows: list[LabeledAnswer], rubric=None) -> dict:
 
 
 def validate_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, folds: int = 5,
-                      ignore=DEFAULT_IGNORED) -> dict:
+                      ignore=DEFAULT_IGNORED, names=FEATURES) -> dict:
     """Held-out figures of a combiner trained like ``fit_combiner``, folds grouped by question.
 
     Reported per number of graded examples the question had (``examples_N``) and overall.
@@ -341,7 +343,7 @@ def validate_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, fo
         if len(np.unique(data.y[train])) < 2:
             return {"note": "a fold holds a single label: no grouped validation possible"}
         sub = Dataset(data.X[train], data.y[train], data.fractions[train], data.groups[train])
-        model = fit_combiner(sub, C=C, class_weight=class_weight, ignore=ignore)
+        model = fit_combiner(sub, C=C, class_weight=class_weight, ignore=ignore, names=names)
         proba = model.predict_proba(data.X[test])
         pred[test] = model.classes_[proba.argmax(axis=1)]
         conf[test] = proba.max(axis=1)

@@ -1,0 +1,33 @@
+"""The engine's side of a fine-tuned scorer: loading its folder, and its signals for a batch of answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from grader.errors import ModelError
+from grader.finetune import CE_SIGNALS, CrossEncoderScorer, question_text
+from grader.scoring.combiner import LinearCombiner
+
+
+def load_scorer_folder(folder: str | Path, precision: str = "int8") -> tuple[CrossEncoderScorer, LinearCombiner]:
+    """(scorer, combiner) of a folder written by ``grader train --finetune``; every file is checked first."""
+    from grader.scoring.combiner import load_combiner
+
+    scorer = CrossEncoderScorer(folder, precision)
+    if scorer.combiner_path is None:
+        raise ModelError("the scorer folder has no combiner.json; train it with `grader train --finetune`",
+                         source=str(folder), field="combiner")
+    return scorer, load_combiner(scorer.combiner_path)
+
+
+def scorer_signals(scorer, questions: list, texts: list[str], names, keys: list, label_fractions: dict) -> dict:
+    """{key: {signal name: value}} of each (question, answer text); ``scorer.signals`` runs one batched pass."""
+    if not keys:
+        return {}
+    firsts = {}
+    for q in questions:
+        if id(q) not in firsts:
+            firsts[id(q)] = question_text(q, label_fractions)
+    values = scorer.signals([firsts[id(q)] for q in questions], texts)
+    columns = [CE_SIGNALS.index(n) for n in names]
+    return {key: {n: float(values[i, c]) for n, c in zip(names, columns)} for i, key in enumerate(keys)}

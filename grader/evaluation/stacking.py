@@ -1,0 +1,169 @@
+"""Stacking a fine-tuned cross-encoder under the combiner, without leakage.
+
+The combiner must learn how far to trust the cross-encoder on answers it has not
+seen. So its training signals come from cross-fitting: the training questions are
+split in two halves (by whole questions; by answers when there is one question),
+a cross-encoder is fine-tuned on each half and predicts the other, and the combiner
+is fitted on those out-of-fold predictions. The scorer that is shipped is then
+fine-tuned on every row. Evaluation folds skip that last step and grade their test
+rows with the mean of the two halves' predictions (:class:`HalvesScorer`), which
+halves the cost of each fold; ``docs/finetune.md`` says what that means for the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, Dataset, build_dataset,
+                                        fit_combiner, label_fractions_of, questions_for, resolve_target,
+                                        score_levels, targets, training_metadata, validate_combiner)
+from grader.engine import Grader
+from grader.errors import InputDataError
+from grader.finetune import CE_SIGNALS, build_pairs, ce_signals, label_values
+from grader.scoring.features import FEATURES
+from grader.text import normalize
+
+CROSSFIT_FOLDS = 2
+
+
+@dataclass
+class Stack:
+    """Out-of-fold cross-encoder signals of training rows, the models that made them, and the final model."""
+
+    signals: dict  # id(row) -> CE_SIGNALS values from a model that did not train on the row
+    halves: list = field(default_factory=list)  # Trained
+    final: object | None = None  # Trained on every row
+    seconds: float = 0.0
+    label_values: np.ndarray | None = None
+
+
+def crossfit_halves(groups: np.ndarray, seed: int, folds: int = CROSSFIT_FOLDS) -> list[np.ndarray]:
+    """Fold number of each pair: whole questions dealt to ``folds`` folds of similar size (answers if one question)."""
+    questions, counts = np.unique(groups.astype(str), return_counts=True)
+    fold = np.zeros(len(groups), dtype=int)
+    if len(questions) < folds:
+        order = np.random.default_rng(seed).permutation(len(groups))
+        fold[order] = np.arange(len(groups)) % folds
+        return fold
+    rng = np.random.default_rng(seed)
+    order = sorted(rng.permutation(len(questions)).tolist(), key=lambda i: -counts[i])
+    sizes = np.zeros(folds)
+    assigned = {}
+    for i in order:  # the largest question first, each to the smallest fold so far
+        k = int(np.argmin(sizes))
+        assigned[questions[i]] = k
+        sizes[k] += counts[i]
+    return np.array([assigned[g] for g in groups.astype(str)])
+
+
+def crossfit(rows, config, *, final: bool = True, progress: bool = True, folds: int = CROSSFIT_FOLDS) -> Stack:
+    """Fine-tune on each half of ``rows`` and predict the other half; then (``final``) on every row."""
+    from grader.finetune.train import finetune, predict
+
+    started = time.perf_counter()
+    pairs = build_pairs(rows, label_fractions_of(rows))
+    if len(pairs) < 2 * folds:
+        raise InputDataError(f"fine-tuning needs at least {2 * folds} answers with a label or a score; "
+                             f"got {len(pairs)}")
+    values = label_values(pairs.label_set, pairs.label_fractions)
+    usable = [r for r in rows if (r.answer or "").strip() and (r.label or r.fraction is not None)]
+    fold = crossfit_halves(pairs.groups, config.seed, folds)
+    out = np.zeros((len(pairs), len(CE_SIGNALS)))
+    halves = []
+    for k in range(folds):
+        train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        trained = finetune(pairs.subset(train), config, progress, label=f"fine-tuning half {k + 1}/{folds}")
+        probs, fraction = predict(trained, [pairs.first[i] for i in test], [pairs.answers[i] for i in test])
+        out[test] = ce_signals(probs, fraction, values)
+        halves.append(trained)
+    stack = Stack({id(r): out[i] for i, r in enumerate(usable)}, halves, label_values=values)
+    if final:
+        stack.final = finetune(pairs, config, progress, label="fine-tuning on every row")
+    stack.seconds = time.perf_counter() - started
+    return stack
+
+
+class HalvesScorer:
+    """The mean signals of the cross-fitted models (torch), for evaluation folds."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.label_fractions = stack.halves[0].label_fractions
+
+    def signals(self, firsts: list[str], answers: list[str]) -> np.ndarray:
+        """Mean :data:`CE_SIGNALS` of the halves."""
+        from grader.finetune.train import predict
+
+        return np.mean([ce_signals(*predict(t, firsts, answers), self.stack.label_values)
+                        for t in self.stack.halves], axis=0)
+
+
+def stacked(data: Dataset, stack: Stack) -> Dataset:
+    """``data`` with the out-of-fold cross-encoder signals of each row appended to its signals."""
+    keep = [i for i, r in enumerate(data.rows) if id(r) in stack.signals]
+    extra = np.array([stack.signals[id(data.rows[i])] for i in keep]).reshape(len(keep), len(CE_SIGNALS))
+    return Dataset(np.hstack([data.X[keep], extra]), data.y[keep], data.fractions[keep], data.groups[keep],
+                   [data.rows[i] for i in keep], data.example_count[keep])
+
+
+STACKED_FEATURES = (*FEATURES, *CE_SIGNALS)
+
+
+def train_scorer(rows, output: str | Path, config, *, target: str | None = None, embedder=None, rubric=None,
+                 example_counts=DEFAULT_EXAMPLE_COUNTS, seed: int = 0, C: float = DEFAULT_C, class_weight=None,
+                 validate: bool = True, fingerprint: str | None = None, label_col: str = "label",
+                 ignore=DEFAULT_IGNORED, progress: bool = True, extra_metadata: dict | None = None) -> dict:
+    """Fine-tune a scorer on ``rows``, fit its combiner on cross-fitted signals and write the folder ``output``.
+
+    Returns the folder's metadata (as saved in its manifest).
+    """
+    from grader.finetune.folder import COMBINER, save, write_manifest
+
+    started = time.perf_counter()
+    target = resolve_target(rows, target)
+    levels = score_levels(rows) if target == "score" else None
+    fractions = label_fractions_of(rows) if target == "label" else {}
+    grader = Grader.for_signals(embedder, label_fractions=fractions)
+    questions = questions_for(rows, rubric)
+    data = build_dataset(grader, rows, target, questions=questions, example_counts=tuple(example_counts),
+                         seed=seed, levels=levels)
+    if len(np.unique(data.y)) < 2:
+        raise InputDataError(f"training needs at least 2 distinct {target} values; got {sorted(set(data.y))}",
+                             field=label_col if target == "label" else "score")
+    stack = crossfit(rows, config, final=True, progress=progress)
+    data = stacked(data, stack)
+    combiner = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)
+    meta = training_metadata(
+        data, grader, target=target, label_col=label_col if target == "label" else None,
+        labels=[str(c) for c in combiner.classes_],
+        label_fractions={str(c): float(f) for c, f in zip(combiner.classes_, combiner.label_fractions_)},
+        score_levels=None if levels is None else [float(v) for v in levels],
+        example_counts=[int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
+        ignored_features=list(ignore), corpus_fingerprint=fingerprint, rows_in_file=len(rows),
+        rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
+                      "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},
+        stacking={"protocol": f"{CROSSFIT_FOLDS}-fold cross-fitting by whole questions",
+                  "signals": list(CE_SIGNALS)},
+    )
+    meta["features"] = list(STACKED_FEATURES)
+    if validate:
+        meta["validation"] = validate_combiner(data, C=C, class_weight=class_weight, ignore=ignore,
+                                               names=STACKED_FEATURES)
+    out = Path(output)
+    saved = save(stack.final, out, {"training_data_sha256": fingerprint, "training_rows": len(rows),
+                                    "crossfit_validation": [t.validation for t in stack.halves],
+                                    **(extra_metadata or {})}, progress=progress)
+    combiner.save(saved / COMBINER, meta)
+    manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
+    manifest["metadata"]["total_seconds"] = round(time.perf_counter() - started, 1)
+    manifest["metadata"]["finetune_seconds"] = round(stack.seconds, 1)
+    manifest["metadata"]["combiner"] = {k: meta[k] for k in ("labels", "training_rows", "training_questions")}
+    manifest["metadata"]["combiner_validation"] = meta.get("validation")
+    write_manifest(saved, manifest["metadata"])
+    return manifest["metadata"]
+
