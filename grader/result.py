@@ -27,6 +27,7 @@ class ConceptResult:
     method: str | None
     negated: bool = False
     required: bool = False
+    uncertain: bool = False  # the evidence is weak either way: a human should check this concept
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class MisconceptionResult:
     strength: float
     evidence: str | None
     feedback: str | None
+    uncertain: bool = False  # weak evidence: reported for review, not penalised
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ class ConceptOut(BaseModel):
     method: str | None
     negated: bool
     required: bool
+    uncertain: bool = Field(default=False, description="The evidence is weak either way: a grader should check.")
 
 
 class StudentConceptOut(BaseModel):
@@ -170,6 +171,7 @@ class StudentConceptOut(BaseModel):
     found: bool
     negated: bool
     required: bool
+    uncertain: bool = Field(default=False, description="A grader will check whether the answer states it.")
     evidence: str | None = Field(description="The student's own words, only when they state no key phrase.")
 
 
@@ -181,6 +183,7 @@ class MisconceptionOut(BaseModel):
     strength: float
     evidence: str | None
     feedback: str | None
+    uncertain: bool = Field(default=False, description="Weak evidence: sent to review, no points taken off.")
 
 
 class StudentMisconceptionOut(BaseModel):

@@ -213,7 +213,7 @@ def concept_metrics(graded: list[tuple[str, object, object]], annotations: dict[
                                          f"question {question.id!r} (match by exact text, 1-based number, or "
                                          f"shared words)", field="item", source=source)
                 m = listed.get(mcs[k].text)
-                pred = m is not None
+                pred = m is not None and not m.uncertain  # an uncertain one is sent to review, not asserted
                 overlap = jaccard(m.evidence, a.evidence) if pred and m.evidence and a.evidence.strip() else None
                 per_mc.setdefault(mcs[k].text, _Counts()).add(a.positive, pred, overlap)
     micro, mc_micro = _Counts(), _Counts()

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array, check_X_y
 
-from grader.scoring.combiner import FORMAT, KNOWN_LABEL_FRACTIONS, LinearCombiner
+from grader.scoring.combiner import FORMAT, KNOWN_LABEL_FRACTIONS, LinearCombiner, softmax
 
 __all__ = ["FORMAT", "KNOWN_LABEL_FRACTIONS", "GradeCombiner"]
 
@@ -46,10 +46,13 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
         Fit a softmax temperature on held-out folds.
     cv : int
         Folds for calibration (grouped by question when ``groups`` is given to ``fit``).
+    alpha : float
+        Ridge penalty of the grade regression.
     """
 
-    def __init__(self, C: float = 1.0, class_weight=None, calibrate: bool = True, cv: int = 5):
+    def __init__(self, C: float = 1.0, class_weight=None, calibrate: bool = True, cv: int = 5, alpha: float = 10.0):
         self.C = C
+        self.alpha = alpha
         self.class_weight = class_weight
         self.calibrate = calibrate
         self.cv = cv
@@ -73,11 +76,42 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
         self.coef_, self.intercept_, self.classes_ = self._fit_lr(Z, y)
         self.label_fractions_ = self._label_fractions(y, fractions, X)
         self.temperature_ = 1.0
-        if self.calibrate:
-            held_out = self._held_out_logits(Z, y, groups)
-            if held_out is not None:
-                self.temperature_ = self._fit_temperature(held_out, y)
+        target = self._fraction_targets(y, fractions)
+        self.score_coef_, self.score_intercept_ = self._fit_score(Z, target)
+        held_out = self._held_out(Z, y, target, groups)
+        if held_out is not None and self.calibrate:
+            self.temperature_ = self._fit_temperature(held_out[0], y)
+        # The grade: the regression and the probabilities' expected grade, weighted by how well
+        # each predicts grades of answers the model did not see.
+        self.score_weight_ = self._fit_score_weight(held_out, target) if held_out is not None else 0.5
         return self
+
+    def _fraction_targets(self, y, fractions) -> np.ndarray:
+        """Each answer's grade fraction: its own where known, its label's mean otherwise."""
+        by_label = dict(zip(self.classes_, self.label_fractions_))
+        target = np.array([by_label[v] for v in y], dtype=np.float64)
+        if fractions is not None:
+            fractions = np.asarray(fractions, dtype=np.float64)
+            known = np.isfinite(fractions)
+            target[known] = np.clip(fractions[known], 0.0, 1.0)
+        return target
+
+    def _fit_score(self, Z, target) -> tuple[np.ndarray, float]:
+        """Ridge regression of the grade fraction on the standardised signals."""
+        from sklearn.linear_model import Ridge
+
+        model = Ridge(alpha=self.alpha).fit(Z, target)
+        return model.coef_.astype(np.float64), float(model.intercept_)
+
+    def _fit_score_weight(self, held_out, target) -> float:
+        """Weight in [0, 1] of the regression against the expected grade, by held-out squared error."""
+        logits, scores = held_out
+        expected = softmax(logits / self.temperature_) @ self.label_fractions_
+        diff = scores - expected
+        denom = float(diff @ diff)
+        if denom <= 1e-12:
+            return 0.5
+        return float(np.clip(((target - expected) @ diff) / denom, 0.0, 1.0))
 
     def _fit_lr(self, Z, y):
         from sklearn.linear_model import LogisticRegression  # fitting only: keeps grading start-up light
@@ -116,8 +150,8 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
         ranks = np.argsort(np.argsort(means))
         return ranks / max(1, len(classes) - 1)
 
-    def _held_out_logits(self, Z, y, groups) -> np.ndarray | None:
-        """Logits of every answer from a model that did not see it (None when folds cannot be made)."""
+    def _held_out(self, Z, y, target, groups) -> tuple[np.ndarray, np.ndarray] | None:
+        """Logits and grade fractions of every answer from a model that did not see it (None when folds cannot be made)."""
         from sklearn.model_selection import GroupKFold, StratifiedKFold
 
         n_splits = min(self.cv, len(np.unique(groups)) if groups is not None else self.cv)
@@ -131,12 +165,15 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
                 return None
             splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=0).split(Z, y)
         logits = np.zeros((len(y), len(self.classes_)))
+        scores = np.zeros(len(y))
         for train, test in splitter:
             if len(np.unique(y[train])) < len(self.classes_):
                 return None
             coef, intercept, _ = self._fit_lr(Z[train], y[train])
             logits[test] = Z[test] @ coef.T + intercept
-        return logits
+            w, b = self._fit_score(Z[train], target[train])
+            scores[test] = np.clip(Z[test] @ w + b, 0.0, 1.0)
+        return logits, scores
 
     def _fit_temperature(self, logits: np.ndarray, y: np.ndarray) -> float:
         """Softmax temperature minimising held-out log loss."""

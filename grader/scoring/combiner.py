@@ -29,6 +29,13 @@ KNOWN_LABEL_FRACTIONS = {
 }
 
 
+def _is_number(value) -> bool:
+    try:
+        return np.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax, stable for large logits."""
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -40,7 +47,8 @@ class LinearCombiner:
 
     Attributes (as scikit-learn names them): ``classes_``, ``label_fractions_`` (mean grade
     fraction of each label), ``feature_names_``, ``mean_``/``scale_`` (standardisation),
-    ``coef_``/``intercept_`` and ``temperature_``.
+    ``coef_``/``intercept_`` and ``temperature_``; the grade regression ``score_coef_``/
+    ``score_intercept_`` and its weight ``score_weight_`` (None in older files).
     """
 
     def __init__(self, **params):
@@ -75,9 +83,43 @@ class LinearCombiner:
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
+    def _score(self, Z: np.ndarray) -> np.ndarray:
+        return np.clip(Z @ self.score_coef_ + self.score_intercept_, 0.0, 1.0)
+
     def predict_fraction(self, X) -> np.ndarray:
-        """Expected grade fraction in [0, 1] under the predicted probabilities."""
-        return self.predict_proba(X) @ self.label_fractions_
+        """Grade fraction in [0, 1]: the grade regression blended with the expected grade under the
+        predicted probabilities (by ``score_weight_``); the expected grade alone in combiners saved
+        without a regression."""
+        expected = self.predict_proba(X) @ self.label_fractions_
+        if getattr(self, "score_coef_", None) is None:
+            return expected
+        X = np.asarray(X, dtype=np.float64)
+        w = self.score_weight_
+        return w * self._score((X - self.mean_) / self.scale_) + (1 - w) * expected
+
+    @property
+    def labels_follow_points(self) -> bool:
+        """True when the labels are score levels (a scored corpus): then the label is the level of the
+        points. Otherwise the points follow the label: they stay inside its band."""
+        return all(_is_number(c) for c in self.classes_)
+
+    @property
+    def cutoffs(self) -> np.ndarray:
+        """Ascending grade fractions at which the next label (in order of grade) begins: midway
+        between adjacent labels' mean grades."""
+        values = np.sort(self.label_fractions_)
+        return (values[:-1] + values[1:]) / 2
+
+    def band_index(self, fraction: float) -> int:
+        """Index in ``classes_`` of the label whose band holds the grade ``fraction``."""
+        order = np.argsort(self.label_fractions_, kind="stable")
+        return int(order[int(np.searchsorted(self.cutoffs, fraction + 1e-9, side="right"))])
+
+    def label_bands(self) -> list[tuple[str, float, float]]:
+        """Each label with the grade fractions it covers, ``[low, high)``, lowest first."""
+        order = np.argsort(self.label_fractions_, kind="stable")
+        edges = [0.0, *self.cutoffs.tolist(), 1.0]
+        return [(str(self.classes_[i]), float(edges[k]), float(edges[k + 1])) for k, i in enumerate(order)]
 
     # -- persistence ----------------------------------------------------------------
     def to_dict(self, metadata: dict | None = None) -> dict:
@@ -94,6 +136,9 @@ class LinearCombiner:
             "coef": self.coef_.tolist(),
             "intercept": self.intercept_.tolist(),
             "temperature": self.temperature_,
+            "score_coef": None if getattr(self, "score_coef_", None) is None else self.score_coef_.tolist(),
+            "score_intercept": getattr(self, "score_intercept_", None),
+            "score_weight": getattr(self, "score_weight_", None),
             "metadata": dict(metadata or getattr(self, "metadata_", {}) or {}),
         }
 
@@ -113,12 +158,20 @@ class LinearCombiner:
             model.intercept_ = np.array(data["intercept"], dtype=np.float64)
             model.temperature_ = float(data["temperature"])
             model.metadata_ = dict(data.get("metadata") or {})
+            score_coef = data.get("score_coef")
+            model.score_coef_ = None if score_coef is None else np.array(score_coef, dtype=np.float64)
+            model.score_intercept_ = None if score_coef is None else float(data["score_intercept"])
+            model.score_weight_ = None if score_coef is None else float(data["score_weight"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"combiner file is incomplete or malformed: {exc}", source=source) from None
         model.n_features_in_ = len(model.feature_names_)
         k, d = len(model.classes_), model.n_features_in_
         shapes_ok = (model.coef_.shape == (k, d) and model.intercept_.shape == (k,) and model.mean_.shape == (d,)
                      and model.scale_.shape == (d,) and model.label_fractions_.shape == (k,))
+        if model.score_coef_ is not None and model.score_coef_.shape != (d,):
+            shapes_ok = False
+        if model.score_weight_ is not None and not 0.0 <= model.score_weight_ <= 1.0:
+            shapes_ok = False
         if not shapes_ok or model.temperature_ <= 0:
             raise ModelError("combiner arrays have inconsistent shapes", source=source)
         return model
@@ -147,10 +200,19 @@ class LinearCombiner:
         return cls.from_dict(data, source=str(path))
 
 
+def extra_signal_names(combiner: LinearCombiner) -> tuple[str, ...]:
+    """Signals a combiner reads beyond :data:`FEATURES` (a fine-tuned scorer's outputs), in order."""
+    return tuple(combiner.feature_names_[len(FEATURES):])
+
+
 def load_combiner(path: str | Path | None = None) -> LinearCombiner:
-    """The combiner at ``path``, or the default one shipped with grader (``grader/models/default.json``)."""
+    """The combiner at ``path``, or the default one shipped with grader (``grader/models/default.json``).
+
+    Its signals must be :data:`FEATURES`, optionally followed by extra signals that the caller
+    supplies at grading time (see :func:`extra_signal_names`).
+    """
     combiner = LinearCombiner.load(path or DEFAULT_COMBINER)
-    if list(combiner.feature_names_) != list(FEATURES):
+    if list(combiner.feature_names_[:len(FEATURES)]) != list(FEATURES):
         raise ModelError(
             f"combiner was trained on features {combiner.feature_names_}, but this grader computes "
             f"{list(FEATURES)}; retrain it with `grader train`", source=str(path or DEFAULT_COMBINER))

@@ -31,11 +31,16 @@ def compose(concepts: tuple[ConceptResult, ...], misconceptions: tuple[Misconcep
     blocking = [f for f in flags if f.code in {"empty", "restates_question"}]
     if blocking:
         return " ".join(f.reason[0].upper() + f.reason[1:] + "." for f in blocking)
-    found = [c for c in concepts if c.found]
-    missing = [c for c in concepts if not c.found]
+    found = [c for c in concepts if c.found and not c.uncertain]
+    unsure = [c for c in concepts if c.uncertain]
+    missing = [c for c in concepts if not c.found and not c.uncertain]
     if found:
         items = "; ".join(f"{c.concept} (\"{_quote(c.evidence)}\")" for c in found)
         parts.append(f"You stated: {items}.")
+    if unsure:
+        items = "; ".join(c.concept + (f" (perhaps in \"{_quote(c.evidence)}\")" if c.evidence else "")
+                          for c in unsure)
+        parts.append(f"Unclear, a grader will check: {items}.")
     if missing:
         items = []
         for c in missing:
@@ -44,7 +49,11 @@ def compose(concepts: tuple[ConceptResult, ...], misconceptions: tuple[Misconcep
             items.append(f"{c.concept}{note}" + (f" ({hint})" if hint else ""))
         parts.append("Missing: " + "; ".join(items) + ".")
     for m in misconceptions:
-        parts.append(f"Misconception: {m.feedback or m.misconception} (\"{_quote(m.evidence)}\").")
+        if m.uncertain:
+            parts.append(f"Possible misconception, a grader will check: {m.feedback or m.misconception} "
+                         f"(perhaps in \"{_quote(m.evidence)}\"; no points taken off).")
+        else:
+            parts.append(f"Misconception: {m.feedback or m.misconception} (\"{_quote(m.evidence)}\").")
     if not concepts:
         if label == "correct":
             parts.append("Your answer covers what the question asks.")
@@ -53,7 +62,7 @@ def compose(concepts: tuple[ConceptResult, ...], misconceptions: tuple[Misconcep
         else:
             parts.append("Your answer misses most of what the question asks.")
     for f in flags:
-        if f.code not in {"empty", "restates_question", "misconception"}:
+        if f.code not in {"empty", "restates_question", "misconception", "uncertain"}:
             parts.append(f"Note: {f.reason}.")
     return " ".join(parts)
 
@@ -136,13 +145,16 @@ def compose_student(result: GradeResult, question, key: AnswerKey | None = None)
     parts: list[str] = []
     concepts = result.concepts
     if concepts:
-        found = [i for i, c in enumerate(concepts, 1) if c.found]
+        found = [i for i, c in enumerate(concepts, 1) if c.found and not c.uncertain]
+        unsure = [i for i, c in enumerate(concepts, 1) if c.uncertain]
         parts.append(f"You stated {len(found)} of the {len(concepts)} key points"
                      + (f" (point {', '.join(map(str, found))})." if found else "."))
+        if unsure:
+            parts.append(f"A grader will check whether you stated point {', '.join(map(str, unsure))}.")
         hints = {kp.text: kp.hint for kp in getattr(question, "key_phrases", ())}
         missing = []
         for i, c in enumerate(concepts, 1):
-            if c.found:
+            if c.found or c.uncertain:
                 continue
             note = " - you state its opposite" if c.negated else ""
             hint = key.safe(hints.get(c.concept))
@@ -150,6 +162,8 @@ def compose_student(result: GradeResult, question, key: AnswerKey | None = None)
         if missing:
             parts.append("Missing: " + "; ".join(missing) + ".")
     for m in result.misconceptions:
+        if m.uncertain:  # a student is never told they said what the grader is unsure they said
+            continue
         said = key.safe(m.feedback) or "part of the answer states a wrong idea"
         evidence = key.safe(m.evidence)
         parts.append(f"Misconception: {said.rstrip('.')}" + (f" (\"{_quote(evidence)}\")." if evidence else "."))
@@ -162,7 +176,7 @@ def compose_student(result: GradeResult, question, key: AnswerKey | None = None)
         else:
             parts.append("Your answer misses most of what the question asks.")
     for f in result.flags:
-        if f.code not in _BLOCKING and f.code != "misconception":
+        if f.code not in _BLOCKING and f.code not in {"misconception", "uncertain"}:
             parts.append(f"Note: {_safe_reason(f, key)}.")
     return " ".join(parts)
 
@@ -195,11 +209,12 @@ def result_view(result: GradeResult, question=None, level: str = "instructor", *
         return out
     out["feedback"] = compose_student(result, question, key)
     out["concepts"] = [{"index": i, "points": c.points, "awarded": c.awarded, "found": c.found,
-                        "negated": c.negated, "required": c.required, "evidence": key.safe(c.evidence)}
+                        "negated": c.negated, "required": c.required, "uncertain": c.uncertain,
+                        "evidence": key.safe(c.evidence)}
                        for i, c in enumerate(result.concepts)]
     out["misconceptions"] = [{"index": _index_of(question, m.misconception), "penalty": m.penalty,
                               "evidence": key.safe(m.evidence), "feedback": key.safe(m.feedback)}
-                             for m in result.misconceptions]
+                             for m in result.misconceptions if not m.uncertain]
     return out
 
 

@@ -16,11 +16,12 @@ import numpy as np
 from grader.encoding.embedder import Encoding
 from grader.result import ConceptResult, Flag, GradeResult, MisconceptionResult
 from grader.rubric import ShortAnswerQuestion
-from grader.scoring.combiner import LinearCombiner
+from grader.errors import ModelError
+from grader.scoring.combiner import LinearCombiner, extra_signal_names
 from grader.scoring.detectors import AnswerView, cap_of, detect
 from grader.scoring.features import FEATURES, PreparedQuestion, answer_signals, key_credit
 from grader.scoring.feedback import compose
-from grader.scoring.phrases import FOUND
+from grader.scoring.phrases import FOUND, PARTIAL, SURE
 
 REVIEW_THRESHOLD = 0.6
 MAX_ANSWER_CHARS = 20_000
@@ -50,6 +51,51 @@ def interpolate(fraction: float, values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _within(combiner: LinearCombiner, index: int, fraction: float, max_points: float, step: float) -> float | None:
+    """Points on the ``step`` grid nearest ``fraction`` inside the band of label ``index`` (None if it has none)."""
+    bands = {label: (lo, hi) for label, lo, hi in combiner.label_bands()}
+    lo, hi = bands[str(combiner.classes_[index])]
+    top = math.isclose(hi, 1.0)
+    clamped = min(max(fraction, lo), hi) * max_points
+    candidates = [snap(clamped, step, max_points), snap(clamped - step / 2 + 1e-9, step, max_points),
+                  snap(clamped + step / 2, step, max_points)]
+    inside = [p for p in candidates
+              if lo - 1e-9 <= p / max_points and (p / max_points < hi - 1e-9 or (top and p <= max_points))]
+    return min(inside, key=lambda p: abs(p - fraction * max_points)) if inside else None
+
+
+def label_and_points(combiner: LinearCombiner, proba: np.ndarray, fraction: float, lowered: bool,
+                     missing_required: bool, max_points: float, step: float) -> tuple[int, float]:
+    """The label (index in ``combiner.classes_``) and the points of a grade, consistent with each other.
+
+    Labels partition the grade: each covers the band of fractions between the midpoints of its
+    mean grade and its neighbours' (:meth:`LinearCombiner.label_bands`), so equal points always
+    get the same label. When the labels are score levels the label is the band of the points.
+    Otherwise the label is the most probable one (``proba``) and the points stay inside its band;
+    a grade ``lowered`` below that band by a penalty or cap takes the lower band's label, and a
+    ``missing_required`` concept keeps the label below the top one.
+    """
+    values = combiner.label_fractions_
+    rank = np.argsort(np.argsort(values, kind="stable"), kind="stable")  # label index -> grade order
+    if combiner.labels_follow_points:
+        points = snap(fraction * max_points, step, max_points)
+        index = combiner.band_index(points / max_points)
+    else:
+        index = int(np.argmax(proba))
+        band = combiner.band_index(fraction)
+        if lowered and rank[band] < rank[index]:
+            index = band
+        if missing_required and rank[index] == len(values) - 1 and len(values) > 1:
+            index = int(np.argsort(values, kind="stable")[-2])
+        inside = _within(combiner, index, fraction, max_points, step)
+        if inside is None:  # the band holds no multiple of the step: the label follows the points
+            points = snap(fraction * max_points, step, max_points)
+            index = combiner.band_index(points / max_points)
+        else:
+            points = inside
+    return index, points
+
+
 def empty_result(question: ShortAnswerQuestion, combiner: LinearCombiner) -> GradeResult:
     """The grade of a blank answer: no points, the lowest label, certain."""
     low = str(combiner.classes_[int(np.argmin(combiner.label_fractions_))])
@@ -60,46 +106,63 @@ def empty_result(question: ShortAnswerQuestion, combiner: LinearCombiner) -> Gra
 
 def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, combiner: LinearCombiner, *,
                  truncated: bool = False, review_threshold: float = REVIEW_THRESHOLD,
-                 max_answer_chars: int = MAX_ANSWER_CHARS) -> GradeResult:
+                 max_answer_chars: int = MAX_ANSWER_CHARS,
+                 extra_signals: dict[str, float] | None = None) -> GradeResult:
     """Grade ``text``, encoded as ``encoding``, against ``prepared``'s question with ``combiner``.
 
     ``truncated`` says the text was cut to ``max_answer_chars`` (it adds a flag);
-    ``review_threshold`` is the confidence below which the answer is flagged for review.
+    ``review_threshold`` is the confidence below which the answer is flagged for review;
+    ``extra_signals`` holds the values of the signals the combiner reads beyond
+    :data:`~grader.scoring.features.FEATURES` (a fine-tuned scorer's outputs), by name.
     """
     question = prepared.question
     sig = answer_signals(prepared, text, encoding)
     values = combiner.label_fractions_
-    proba = combiner.predict_proba(sig.features[None, :])[0]
+    extra = extra_signal_names(combiner)
+    if extra:
+        missing = [n for n in extra if n not in (extra_signals or {})]
+        if missing:
+            raise ModelError(f"the combiner reads signals {missing} that were not computed for this answer; "
+                             "load the fine-tuned scorer it was trained with")
+        row = np.concatenate([sig.features, [float(extra_signals[n]) for n in extra]])
+    else:
+        row = sig.features
+    proba = combiner.predict_proba(row[None, :])[0]
+    model_fraction = float(combiner.predict_fraction(row[None, :])[0])
     flags: list[Flag] = []
     if truncated:
         flags.append(Flag("truncated", f"the answer was cut to its first {max_answer_chars} characters"))
 
     concepts = []
     for kp, m in zip(question.key_phrases, sig.key_matches):
+        # Evidence between "half-stated" and "sure" is reported as uncertain, never asserted.
+        uncertain = PARTIAL <= m.strength < SURE and not m.negated
         concepts.append(ConceptResult(kp.text, kp.points, round(kp.points * key_credit(m), 4), m.found,
-                                      m.strength, m.evidence, m.method, m.negated, kp.required))
-    mixed = proba
+                                      m.strength, m.evidence, m.method, m.negated, kp.required, uncertain))
+    mixed, fraction = proba, model_fraction
     if concepts:
         total = sum(c.points for c in concepts)
         concept_fraction = sum(c.awarded for c in concepts) / total
         w = question.criteria_weight
         mixed = (1 - w) * proba + w * interpolate(concept_fraction, values)
-    fraction = float(mixed @ values)
-    best = int(mixed.argmax())
+        fraction = (1 - w) * model_fraction + w * concept_fraction
 
+    found_mc = [(mc, m) for mc, m in zip(question.misconceptions, sig.misconception_matches) if m.strength >= FOUND]
     misconceptions = tuple(
-        MisconceptionResult(mc.text, mc.penalty, m.strength, m.evidence, mc.feedback)
-        for mc, m in zip(question.misconceptions, sig.misconception_matches) if m.strength >= FOUND
-    )
+        MisconceptionResult(mc.text, mc.penalty, m.strength, m.evidence, mc.feedback, uncertain=m.strength < SURE)
+        for mc, m in found_mc)
     cap = 1.0
-    penalty = sum(m.penalty for m in misconceptions) / question.max_points
-    if misconceptions:
+    penalty = sum(m.penalty for m in misconceptions if not m.uncertain) / question.max_points
+    if any(not m.uncertain for m in misconceptions):
         flags.append(Flag("misconception", "the answer states a misconception", review=False))
     missing_required = [c for c in concepts if c.required and not c.found]
     if missing_required:
         cap = min(cap, 1.0 - sum(c.points - c.awarded for c in missing_required) / question.max_points)
         flags.append(Flag("missing_required", "a required concept is missing: "
                           + "; ".join(c.concept for c in missing_required), review=False))
+    unsure = [c.concept for c in concepts if c.uncertain] + [m.misconception for m in misconceptions if m.uncertain]
+    if unsure:
+        flags.append(Flag("uncertain", "the evidence is weak for: " + "; ".join(unsure)))
     feature_values = sig.features.tolist()
     view = AnswerView(text, sig.analysis, dict(zip(FEATURES, feature_values)), prepared.prompt_stems,
                       prepared.reference_stems, sum(c.found for c in concepts), len(concepts), question)
@@ -108,17 +171,8 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
     cap = min(cap, cap_of(detections))
 
     final = min(max(fraction - penalty, 0.0), cap)
-    points = snap(final * question.max_points, question.step, question.max_points)
-    label_index = best
-    if final < fraction - 1e-9:  # a penalty or cap lowered the grade: the label follows it down
-        nearest = int(np.argmin(np.abs(values - final)))
-        if values[nearest] < values[best]:
-            label_index = nearest
-    if missing_required and values[label_index] >= values.max():
-        lower = [i for i in np.argsort(-values) if values[i] < values.max()]
-        label_index = int(lower[0]) if lower else label_index
-    if points <= 0:
-        label_index = int(np.argmin(values))
+    label_index, points = label_and_points(combiner, mixed, final, final < fraction - 1e-9, bool(missing_required),
+                                           question.max_points, question.step)
     label = str(combiner.classes_[label_index])
     confidence = float(mixed[label_index])
     if cap_of(detections) <= 0.0:
@@ -139,6 +193,6 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
         concepts=tuple(concepts),
         misconceptions=misconceptions,
         flags=tuple(flags),
-        signals={k: round(v, 4) for k, v in zip(FEATURES, feature_values)},
+        signals={k: round(float(v), 4) for k, v in zip((*FEATURES, *extra), (*feature_values, *row[len(FEATURES):]))},
         probabilities={str(c): round(p, 4) for c, p in zip(combiner.classes_, mixed.tolist())},
     )
