@@ -1,0 +1,129 @@
+"""Points and labels agree: labels partition the grade, and grades are learned as numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grader.evaluation.estimator import GradeCombiner
+from grader.result import ConceptResult, GradeResult, MisconceptionResult
+from grader.scoring.combiner import LinearCombiner, load_combiner
+from grader.scoring.feedback import compose, compose_student
+from grader.scoring.policy import label_and_points
+
+DEFAULT = load_combiner()
+STEPS = [(5.0, 0.5), (5.0, 0.25), (1.0, 0.25), (2.0, 1.0), (10.0, 1.0), (1.0, 1.0)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3), st.floats(0.0, 1.0), st.booleans(), st.booleans(),
+       st.sampled_from(STEPS))
+def test_points_and_label_are_consistent(weights, fraction, lowered, missing_required, scale):
+    max_points, step = scale
+    proba = np.asarray(weights) + 1e-3
+    proba = proba / proba.sum()
+    index, points = label_and_points(DEFAULT, proba, fraction, lowered, missing_required, max_points, step)
+    assert 0.0 <= points <= max_points
+    assert abs(points / step - round(points / step)) < 1e-6
+    # The label is the one whose band holds the points: equal points, equal label.
+    assert index == DEFAULT.band_index(points / max_points)
+
+
+def test_missing_required_keeps_the_label_below_the_top():
+    top = int(np.argmax(DEFAULT.label_fractions_))
+    proba = np.zeros(len(DEFAULT.classes_))
+    proba[top] = 1.0
+    index, points = label_and_points(DEFAULT, proba, 1.0, False, True, 5.0, 0.5)
+    assert index != top and points < 5.0
+    assert index == DEFAULT.band_index(points / 5.0)
+
+
+def test_class_of_one_question_never_gets_two_labels_for_the_same_points(grader):
+    from tests.test_feedback_levels import Q5_ANSWERS
+
+    answers = list(Q5_ANSWERS) + [
+        "LSTMs have gates.", "The RNN forgets because of vanishing gradients.",
+        "The LSTM adds to its cell state under the control of gates, so the gradient survives; the RNN "
+        "multiplies by the same matrix every step, so its gradient vanishes or explodes.",
+        "Because it uses attention over all earlier steps.", "More parameters make the LSTM remember more.",
+    ]
+    seen: dict[float, str] = {}
+    for answer in answers:
+        result = grader.grade("q5", answer)
+        assert seen.setdefault(result.points, result.label) == result.label, (result.points, seen)
+
+
+def _scored(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    grade = 1 / (1 + np.exp(-(1.5 * X[:, 0] + X[:, 1])))
+    levels = np.round(grade * 4) / 4  # scores 0..1 in steps of 0.25
+    return X, np.array([f"{v:.4g}" for v in levels], dtype=object), levels, np.repeat(np.arange(n // 20), 20)
+
+
+def test_scores_are_learned_as_numbers():
+    X, y, fractions, groups = _scored()
+    model = GradeCombiner(C=1.0).fit(X, y, fractions=fractions, groups=groups)
+    assert 0.0 <= model.score_weight_ <= 1.0
+    predicted = model.predict_fraction(X)
+    assert predicted.min() >= 0.0 and predicted.max() <= 1.0
+    assert np.corrcoef(predicted, fractions)[0, 1] > 0.85
+    assert model.labels_follow_points  # score levels: the label is the level of the points
+
+
+def test_regression_survives_json_and_old_files_still_load(tmp_path):
+    X, y, fractions, groups = _scored()
+    model = GradeCombiner(C=1.0).fit(X, y, fractions=fractions, groups=groups)
+    path = model.save(tmp_path / "c.json")
+    back = LinearCombiner.load(path)
+    assert np.allclose(back.predict_fraction(X), model.predict_fraction(X))
+    data = json.loads(path.read_text())
+    for key in ("score_coef", "score_intercept", "score_weight"):
+        data.pop(key)
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = LinearCombiner.load(tmp_path / "old.json")
+    assert np.allclose(old.predict_fraction(X), old.predict_proba(X) @ old.label_fractions_)
+    data["score_coef"], data["score_intercept"], data["score_weight"] = [1.0], 0.0, 0.5  # wrong shape
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(Exception, match="inconsistent shapes"):
+        LinearCombiner.load(tmp_path / "bad.json")
+
+
+def test_label_bands_partition_the_grade():
+    bands = DEFAULT.label_bands()
+    assert bands[0][1] == 0.0 and bands[-1][2] == 1.0
+    assert all(a[2] == b[1] for a, b in zip(bands, bands[1:]))
+    assert [DEFAULT.band_index((lo + hi) / 2) for _, lo, hi in bands] == [
+        list(DEFAULT.classes_).index(name) for name, _, _ in bands]
+
+
+# -- uncertain evidence is said to be uncertain ---------------------------------------------
+UNSURE_CONCEPT = ConceptResult("a separate cell state", 1.0, 0.5, True, 0.55, "keeps a memory", "semantic",
+                               uncertain=True)
+UNSURE_MISCONCEPTION = MisconceptionResult("LSTMs work because they have more parameters", 1.5, 0.55,
+                                           "LSTMs keep a separate cell", "More parameters do not explain it.",
+                                           uncertain=True)
+
+
+def test_feedback_never_asserts_what_is_uncertain():
+    text = compose((UNSURE_CONCEPT,), (UNSURE_MISCONCEPTION,), (), {}, 0.5, "partially_correct")
+    assert "You stated" not in text and "Unclear, a grader will check: a separate cell state" in text
+    assert "Possible misconception, a grader will check" in text and "no points taken off" in text
+    assert "Misconception: More" not in text
+
+
+def test_student_is_never_told_an_uncertain_misconception():
+    class Q:
+        key_phrases = ()
+        reference_answers = ()
+        misconceptions = ()
+
+    result = GradeResult("q5", "short_answer", 2.0, 5.0, "partially_correct", 0.5, True, "",
+                         concepts=(UNSURE_CONCEPT,), misconceptions=(UNSURE_MISCONCEPTION,))
+    text = compose_student(result, Q())
+    assert "isconception" not in text and "parameters" not in text
+    assert "A grader will check whether you stated point 1" in text
