@@ -51,7 +51,8 @@ def test_a_positive_example_is_one_more_phrasing(grader_cls, embedder):
 
 def test_a_negative_example_vetoes_a_match_closer_to_it(grader_cls, embedder):
     before = _concept(grader_cls, embedder, _rubric({}), REVERSED, 0)
-    assert before.found  # "additive updates with gating" credited to the RNN: the words, the wrong role
+    # "additive updates with gating" said of the RNN: the words, the wrong role; roles already reverse it
+    assert not before.found and before.negated
     taught = _rubric({0: [{"text": "the RNN uses additive updates", "states": False}]})
     after = _concept(grader_cls, embedder, taught, REVERSED, 0)
     assert not after.found

@@ -63,7 +63,8 @@ def test_flag_fires_on_its_attack(grader, q5_source, kind):
 def test_honest_answers_are_not_flagged(grader, honest):
     results = grader.grade_many([("q5", a) for a in honest.values()])
     for (name, answer), result in zip(honest.items(), results):
-        gaming = [f.code for f in result.flags if f.code not in {"misconception", "missing_required"}]
+        # "uncertain" sends weak evidence to review; it says nothing about gaming the grader.
+        gaming = [f.code for f in result.flags if f.code not in {"misconception", "missing_required", "uncertain"}]
         assert not gaming, (name, gaming)
     assert results[0].fraction >= 0.8 and results[1].fraction >= 0.5
     assert 0 < results[2].fraction < results[1].fraction

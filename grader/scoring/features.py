@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.encoding.embedder import Embedder, Encoding
-from grader.scoring.phrases import FOUND, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
+from grader.scoring.phrases import FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
@@ -105,11 +105,12 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     texts = ([question.prompt] if question.prompt.strip() else []) + references + ref_sentences
     texts += [t for p in key_phrasings + mis_phrasings for t in p] + [a for a, _ in examples]
     texts += [t for c in counter for t in c]
-    # Who each reference clause is about: a concept is true of the entity its closest clause names.
+    # The reference's clauses: more phrasings of the concepts they state, and who each is about
+    # (a concept is true of the entity its closest clause names).
     prompt_analysis = analyze(question.prompt, language)
     names = entities(prompt_analysis)
     ref_clauses = []
-    for a in ref_analyses if names else ():
+    for a in ref_analyses if question.key_phrases else ():
         roles = word_roles(a, names)
         ref_clauses += [(a.span_text(s, e), int(roles[s])) for s, e in a.clauses if sum(a.content[s:e]) >= 3]
     texts += [t for t, _ in ref_clauses]
@@ -158,19 +159,44 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     key_analyses = [[analyze(t, language) for t in p] for p in key_phrasings]
     mis_analyses = [[analyze(t, language) for t in p] for p in mis_phrasings]
     pairs = contrast_pairs(ref_analyses)
+    roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names)
+    key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs)
     prepared.key_targets = TargetSet.of(make_targets(
         [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
-        [prepared.residual(v) for v in counter_vecs[:n_kp]],
-        _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names),
-        [contrast_of(a, pairs) for a in key_analyses]))
+        [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
+        [contrast_of(a, pairs) for a in key_analyses]), (KEY_FLOOR, KEY_CEIL))
+    # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
+    key_residual = prepared.residual(key_vecs)
     prepared.misconception_targets = TargetSet.of(make_targets(
         [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
-        [prepared.residual(v) for v in counter_vecs[n_kp:]],
+        [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)))
     return prepared
 
 
 ROLE_CLAUSE_SIM = 0.5  # cosine from which a reference clause is close enough to a concept to give it its role
+REFERENCE_PHRASING_SIM = 0.55  # cosine from which a reference clause is one more phrasing of its closest concept
+
+
+def _with_reference_clauses(phrasings, vectors: np.ndarray, clauses, clause_vectors: np.ndarray):
+    """Key phrasings and their flat vectors, each concept given the reference clauses that state it.
+
+    A clause states the concept it is closest to (cosine to its phrasings), when it is close
+    enough: the model answer's own words for it, matched like the instructor's alternatives.
+    """
+    if not len(clauses) or not phrasings:
+        return phrasings, vectors
+    widths = [len(p) for p in phrasings]
+    starts = np.cumsum([0, *widths[:-1]])
+    sims = np.maximum.reduceat(clause_vectors @ vectors.T, starts, axis=1)  # clause x concept
+    owner = sims.argmax(axis=1)
+    close = sims.max(axis=1) >= REFERENCE_PHRASING_SIM
+    out_phrasings, out_vectors = [], []
+    for k, (p, start) in enumerate(zip(phrasings, starts)):
+        mine = np.flatnonzero(close & (owner == k))
+        out_phrasings.append((*p, *(clauses[i][0] for i in mine)))
+        out_vectors += [vectors[start : start + len(p)], clause_vectors[mine]]
+    return out_phrasings, np.concatenate(out_vectors)
 
 
 def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, names) -> list[int] | None:

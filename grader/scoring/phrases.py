@@ -30,7 +30,12 @@ MAX_SPANS = 600  # long answers get sparser windows, never unbounded work
 # Cosine similarity between a concept and a span, mapped linearly onto strength [0, 1].
 SEMANTIC_FLOOR = 0.40
 SEMANTIC_CEIL = 0.78
+# Key phrases, once spans about the wrong entity, negated or reversed spans are set aside (roles.py),
+# are found from a lower cosine: 0.50 on the development set's paraphrases.
+KEY_FLOOR = 0.34
+KEY_CEIL = 0.66
 SPAN_SHARE = 0.6  # a span needs this share of a phrasing's content words to match it at full strength
+LEXICAL_POWER = 2.0  # lexical strength is the share of a phrasing's content words asserted, to this power
 FOUND = 0.5  # strength from which a concept counts as stated
 PARTIAL = 0.3  # strength from which it counts as half-stated
 SURE = 0.65  # strength from which a found concept or misconception is asserted rather than uncertain
@@ -83,9 +88,10 @@ class TargetSet:
     needed: np.ndarray
     complete: bool
     roles: np.ndarray | None = None  # each target's role, None when no target has one
+    scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)  # cosines mapped onto strength 0 and 1
 
     @classmethod
-    def of(cls, targets) -> "TargetSet":
+    def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)) -> "TargetSet":
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
@@ -93,7 +99,7 @@ class TargetSet:
         roles = np.array([t.role for t in targets], dtype=np.int64)
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
-                   roles if (roles != NO_ROLE).any() else None)
+                   roles if (roles != NO_ROLE).any() else None, scale)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -205,10 +211,11 @@ class AnswerSpans:
             out, col = [], 0
             for t in targets:
                 w = len(t.vectors)
-                out.append(self.match(t, sims[:, col : col + w]))
+                out.append(self.match(t, sims[:, col : col + w], targets.scale))
                 col += w
             return out
-        strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets)
+        strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
+                                                         targets.scale)
         best_span = strength.argmax(axis=0)
         return [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
                              None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
@@ -224,7 +231,7 @@ class AnswerSpans:
             return [m.strength for m in self.match_all(targets, sims)]
         if sims is None:
             sims = self.similarities(targets.matrix)
-        semantic_best = self._semantic(sims, targets.needed, targets.starts)[0].max(axis=0).tolist()
+        semantic_best = self._semantic(sims, targets.needed, targets.starts, (), targets.scale)[0].max(axis=0).tolist()
         out = []
         for target, semantic in zip(targets, semantic_best):
             strength = round(semantic, 4) if semantic > 0 else 0.0
@@ -232,7 +239,8 @@ class AnswerSpans:
             out.append(round(lexical, 4) if lexical > strength else strength)
         return out
 
-    def match(self, target: Target, sims: np.ndarray | None = None) -> Match:
+    def match(self, target: Target, sims: np.ndarray | None = None,
+              scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)) -> Match:
         """Best match of ``target`` in this answer; ``sims`` are its precomputed span similarities."""
         if not self.ranges:
             return NO_MATCH
@@ -240,12 +248,14 @@ class AnswerSpans:
             sims = self.similarities(target.vectors)
         if not sims.size:
             return self._finish(target, 0.0, 0, False)
-        strength, negated_hit, reversal = self._semantic(sims, _needed(list(target.stems)), np.array([0]), (target,))
+        strength, negated_hit, reversal = self._semantic(sims, _needed(list(target.stems)), np.array([0]), (target,),
+                                                         scale)
         i = int(strength[:, 0].argmax())
         return self._finish(target, float(strength[i, 0]), i, bool(negated_hit[0]),
                             None if reversal is None else (float(reversal[0][0]), int(reversal[1][0])))
 
-    def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray, targets=()):
+    def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray, targets=(),
+                  scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)):
         """(span x target strengths, whether a negated span states each target, reversal).
 
         Columns of ``sims`` are phrasings, ``needed`` their content words for full strength
@@ -257,7 +267,8 @@ class AnswerSpans:
         # A span much shorter than a phrasing cannot state all of it.
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
         per_span = np.maximum.reduceat(sims, starts, axis=1)
-        strength = (per_span - SEMANTIC_FLOOR) / (SEMANTIC_CEIL - SEMANTIC_FLOOR)
+        floor, ceil = scale
+        strength = (per_span - floor) / (ceil - floor)
         np.maximum(strength, 0.0, out=strength)  # np.clip's wrapper costs more than the two passes
         np.minimum(strength, 1.0, out=strength)
         reversal = None
@@ -301,11 +312,11 @@ class AnswerSpans:
                 allowed[:, k] = other == 0
                 role_reversed = (other > 0) & (own == 0)
             if t.contrast is not None:
-                opposite = reversed_spans(self.analysis, t.contrast, self._bounds)
+                opposite, mixed = reversed_spans(self.analysis, t.contrast, self._bounds)
                 reversing[:, k] = allowed[:, k] & opposite
                 if role_reversed is not None:
-                    reversing[:, k] |= role_reversed & ~opposite
-                allowed[:, k] &= ~opposite
+                    reversing[:, k] |= role_reversed & ~opposite & ~mixed
+                allowed[:, k] &= ~(opposite | mixed)
             elif role_reversed is not None:
                 reversing[:, k] = role_reversed
         return allowed, reversing
@@ -344,14 +355,22 @@ class AnswerSpans:
         return best
 
     def _vetoed(self, target: Target, word_range: tuple[int, int]) -> bool:
-        """Whether the span ``word_range`` is closer to a counter-example of ``target`` than to any phrasing."""
-        index = self._range_index.get(tuple(word_range))
-        if index is None:
-            return False
-        row = slice(index, index + 1)
-        against = float(self._row_similarities(row, target.counter).max())
-        towards = float(self._row_similarities(row, target.vectors).max()) if len(target.vectors) else -1.0
-        return against > towards
+        """Whether the span ``word_range``, or the clause it starts in, is closer to a counter-example of
+        ``target`` than to any phrasing ("LSTMs keep a separate cell" may read like "LSTMs have more
+        parameters"; its clause "LSTMs keep a separate cell state which is updated additively" does not)."""
+        rows = [self._range_index.get(tuple(word_range))]
+        clause = next((c for c in self.analysis.clauses if c[0] <= word_range[0] < c[1]), None)
+        if clause is not None and tuple(clause) != tuple(word_range):
+            rows.append(self._range_index.get(tuple(clause)))
+        for index in rows:
+            if index is None:
+                continue
+            row = slice(index, index + 1)
+            against = float(self._row_similarities(row, target.counter).max())
+            towards = float(self._row_similarities(row, target.vectors).max()) if len(target.vectors) else -1.0
+            if against > towards:
+                return True
+        return False
 
     @property
     def _range_index(self) -> dict:
@@ -402,11 +421,14 @@ class AnswerSpans:
                             runs.append(((start, i), False))
                         start = i
                     prev = kind
-        opposite = np.zeros(len(runs), dtype=bool)
+        opposite = mixed = np.zeros(len(runs), dtype=bool)
         if target.contrast is not None and runs:
-            opposite = reversed_spans(self.analysis, target.contrast, np.array([r for r, _ in runs], dtype=np.int64))
+            opposite, mixed = reversed_spans(self.analysis, target.contrast,
+                                             np.array([r for r, _ in runs], dtype=np.int64))
         allowed, reversing = [], []
-        for ((s, e), own), opp in zip(runs, opposite):
+        for ((s, e), own), opp, both in zip(runs, opposite, mixed):
+            if both:  # "by addition, or possibly multiplication": neither side is stated
+                continue
             unit = ((s, e), frozenset(words[i].stem for i in range(s, e) if asserted[i]))
             if own and not opp:
                 allowed.append(unit)
@@ -423,8 +445,9 @@ class AnswerSpans:
                 continue
             for word_range, unit in units:
                 share = len(stems & unit) / len(stems)
-                # Matching one word of a long phrase is weak evidence; all of them is full evidence.
-                score = share**1.5 if len(stems) > 1 else share
+                # Matching one word of a long phrase is weak evidence; all of them is full evidence,
+                # and all but one of three or more reaches FOUND only from four words on.
+                score = share**LEXICAL_POWER if len(stems) > 1 else share
                 if score > best:
                     best, where = score, word_range
         return best, where

@@ -168,17 +168,21 @@ def contrast_of(phrasings, pairs: frozenset[tuple[str, str]]) -> Contrast:
     return Contrast(frozenset(own), frozenset(opposite), frozenset(numbers), frozenset(context))
 
 
-def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -> np.ndarray:
-    """Which spans (rows of ``bounds``) reverse the concept of ``contrast``.
+def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(reversing, mixed): which spans (rows of ``bounds``) reverse the concept of ``contrast``,
+    and which assert both sides of it.
 
-    A span reverses it when it asserts (outside a negation scope) an opposite of the concept's
-    words and none of those words themselves, or when it gives another number where the
-    concept gives its own ("near 0" for "near 1") and not the concept's number.
+    A clause reverses the concept when it asserts (outside a negation scope) an opposite of
+    the concept's words and none of those words themselves, or gives another number where the
+    concept gives its own ("near 0" for "near 1") and not the concept's number. A span
+    reverses it when it reaches into such a clause and asserts none of the concept's words
+    ("its cell state is updated" of "its cell state is updated multiplicatively"). A span that
+    asserts both sides ("by addition, or possibly multiplication") states neither.
     """
     n = len(analysis.words)
-    out = np.zeros(len(bounds), dtype=bool)
+    none = np.zeros(len(bounds), dtype=bool)
     if contrast.empty or not n or not len(bounds):
-        return out
+        return none, none
     opposite = np.zeros(n, dtype=np.int64)
     own = np.zeros(n, dtype=np.int64)
     words = analysis.words
@@ -197,8 +201,15 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
             elif i > 0 and words[i - 1].norm in contrast.number_context:
                 opposite[i] = 1
     if not opposite.any():
-        return out
+        return none, none
+    zone = np.zeros(n, dtype=np.int64)  # words of clauses that reverse the concept
+    for s, e in analysis.clauses:
+        if opposite[s:e].any() and not own[s:e].any():
+            zone[s:e] = 1
     op = np.concatenate([[0], np.cumsum(opposite)])
     ow = np.concatenate([[0], np.cumsum(own)])
+    zo = np.concatenate([[0], np.cumsum(zone)])
     s, e = bounds[:, 0], bounds[:, 1]
-    return ((op[e] - op[s]) > 0) & ((ow[e] - ow[s]) == 0)
+    owns = (ow[e] - ow[s]) > 0
+    opposes = (op[e] - op[s]) > 0
+    return ((zo[e] - zo[s]) > 0) & ~owns, opposes & owns
