@@ -76,3 +76,20 @@ class Exported(nn.Module):
     def forward(self, input_ids, attention_mask, token_type_ids=None):
         logits, fraction = self.model(input_ids, attention_mask, token_type_ids)
         return torch.softmax(logits, dim=-1), fraction
+
+
+def from_folder(folder: str | Path) -> CrossEncoder:
+    """The fine-tuned cross-encoder of a scorer folder in torch (every file checked against the manifest first)."""
+    from safetensors.torch import load_file
+
+    from grader.finetune.folder import WEIGHTS, read_manifest, verify_folder
+
+    folder = Path(folder)
+    manifest = verify_folder(folder, read_manifest(folder))
+    labels = manifest.get("metadata", {}).get("labels") or []
+    model = CrossEncoder(load_encoder(folder, config=folder), len(labels))
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    except RuntimeError as exc:
+        raise ModelError(f"the weights do not fit the saved architecture: {exc}", source=str(folder / WEIGHTS)) from None
+    return model.eval()

@@ -1,0 +1,164 @@
+"""The fine-tuned cross-encoder: training, its folder and manifest, ONNX fp32/int8, and grading with it.
+
+A tiny corpus (4 SAF-en questions x 8 answers) and 1 epoch over 32 tokens keep this
+file within about a minute; the agreement figures are measured by ``grader eval --finetune``
+(docs/finetune.md), not here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, SAF_EN
+
+pytestmark = pytest.mark.skipif(not SAF_EN.is_file(), reason="needs ../shared/data/saf_en")
+QUESTIONS, PER_QUESTION = 4, 8
+
+
+def _env(tmp) -> dict:
+    env = dict(os.environ)
+    env.update({"GRADER_STATE_DIR": str(tmp / "state"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    return env
+
+
+def _cli(*args, env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A labelled CSV of QUESTIONS questions x PER_QUESTION answers of SAF-en."""
+    with open(SAF_EN, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ids = list(dict.fromkeys(r["question_id"] for r in rows))[:QUESTIONS]
+    keep = [r for q in ids for r in [r for r in rows if r["question_id"] == q][:PER_QUESTION]]
+    path = tmp_path_factory.mktemp("finetune") / "tiny.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(keep)
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder(tiny):
+    """A scorer folder written by the real CLI: `grader train --finetune`."""
+    out = tiny.parent / "scorer"
+    done = _cli("train", tiny, "--finetune", "-o", out, "--epochs", 1, "--max-length", 32, "--examples-schedule", 0,
+                "--no-validate", env=_env(tiny.parent))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["output"] == str(out) and summary["epochs"] == 1
+    assert "ETA" in done.stderr  # the progress bar
+    return out
+
+
+def test_training_writes_weights_onnx_files_combiner_and_a_manifest_of_their_sha256(folder, tiny):
+    from grader.encoding.weights import BUILTIN_MODELS, sha256_of
+    from grader.finetune.folder import REQUIRED
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    files = {p.name for p in folder.iterdir()} - {"manifest.json"}
+    assert set(manifest["files"]) == files and set(REQUIRED) | {"combiner.json"} <= files
+    assert all(manifest["files"][name] == sha256_of(folder / name) for name in files)
+    meta = manifest["metadata"]
+    assert meta["base_sha256"] == BUILTIN_MODELS["minilm"].sha256
+    assert meta["training_data_sha256"] == sha256_of(tiny)
+    assert meta["labels"] == ["incorrect", "partially_correct", "correct"]
+    assert (meta["seed"], meta["epochs"], meta["max_length"]) == (0, 1, 32)
+    assert meta["train_seconds"] > 0 and "validation" in meta
+    combiner = json.loads((folder / "combiner.json").read_text())
+    assert combiner["feature_names"][-2:] == ["ce_fraction", "ce_expected"]
+
+
+def test_the_same_seed_gives_the_same_predictions(tiny):
+    from grader.evaluation.corpus import read_corpus
+    from grader.finetune import build_pairs
+    from grader.finetune.train import FinetuneConfig, finetune, predict
+
+    pairs = build_pairs(read_corpus(tiny)[:16])
+    config = FinetuneConfig(epochs=1, max_length=24, validation=0.0, seed=3)
+    first = predict(finetune(pairs, config, progress=False), pairs.first, pairs.answers)
+    again = predict(finetune(pairs, config, progress=False), pairs.first, pairs.answers)
+    other = predict(finetune(pairs, FinetuneConfig(epochs=1, max_length=24, validation=0.0, seed=4), progress=False),
+                    pairs.first, pairs.answers)
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[1], other[1])
+
+
+@pytest.mark.parametrize("name", ["model-int8.onnx", "model.onnx", "tokenizer.json", "combiner.json",
+                                  "model.safetensors", "config.json"])
+def test_a_changed_byte_in_any_file_is_refused_naming_the_file(folder, name):
+    from grader.errors import ModelIntegrityError
+    from grader.finetune import CrossEncoderScorer
+
+    path = folder / name
+    data = path.read_bytes()
+    at = len(data) // 2
+    try:
+        path.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
+        with pytest.raises(ModelIntegrityError, match=name.replace(".", r"\.")):
+            CrossEncoderScorer(folder, "int8")
+    finally:
+        path.write_bytes(data)
+    CrossEncoderScorer(folder, "int8")  # restored: accepted again
+
+
+def test_onnx_fp32_agrees_with_torch_and_int8_with_fp32_on_labels(folder, tiny):
+    import torch
+
+    from grader.evaluation.corpus import read_corpus
+    from grader.finetune import CrossEncoderScorer, build_pairs
+    from grader.finetune.model import from_folder
+
+    pairs = build_pairs(read_corpus(tiny))
+    fp32 = CrossEncoderScorer(folder, "fp32")
+    probs, fraction = fp32.predict(pairs.first, pairs.answers)
+    model = from_folder(folder)
+    with torch.no_grad():
+        for i in range(0, len(pairs), 8):
+            batch = fp32.tokenizer.pad(fp32.tokenizer.encode(pairs.first[i:i + 8], pairs.answers[i:i + 8]))
+            logits, f = model(**{k: torch.from_numpy(v) for k, v in batch.items()})
+            np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), probs[i:i + 8], atol=1e-4)
+            np.testing.assert_allclose(f.numpy(), fraction[i:i + 8], atol=1e-4)
+    p8, f8 = CrossEncoderScorer(folder, "int8").predict(pairs.first, pairs.answers)
+    top = np.sort(probs, axis=1)
+    clear = top[:, -1] - top[:, -2] > 0.02  # a near tie may flip under any rounding
+    assert (p8.argmax(1) == probs.argmax(1))[clear].all()
+    assert np.abs(f8 - fraction).max() < 0.05
+
+
+def test_a_combiner_that_reads_scorer_signals_needs_its_scorer(folder, embedder):
+    from grader.engine import Grader
+    from grader.errors import ModelError
+
+    with pytest.raises(ModelError, match="ce_fraction"):
+        Grader(None, embedder=embedder, combiner=folder / "combiner.json")
+
+
+def test_grading_with_the_folder_through_the_cli_adds_the_scorer_signals(folder, tiny):
+    with open(tiny, encoding="utf-8", newline="") as fh:
+        row = next(csv.DictReader(fh))
+    rubric = tiny.parent / "rubric.yaml"
+    rubric.write_text(json.dumps({"id": "tiny", "title": "tiny", "questions": [
+        {"id": "q1", "type": "short_answer", "prompt": row["question"], "max_points": 1,
+         "reference_answers": [row["reference_answer"]]}]}), encoding="utf-8")
+    env = _env(tiny.parent)
+    graded = _cli("score", "--rubric", rubric, "--question", "q1", "--combiner", folder, row["answer"], env=env)
+    assert graded.returncode == 0, graded.stderr[-3000:]
+    result = json.loads(graded.stdout)
+    assert {"ce_fraction", "ce_expected"} <= set(result["signals"])
+    assert 0.0 <= result["points"] <= 1.0
+    evaluated = _cli("eval", tiny, "--combiner", folder, "--json", env=env)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    summary = json.loads(evaluated.stdout)
+    assert 0.0 <= summary["systems"]["grader"]["accuracy"] <= 1.0
