@@ -174,7 +174,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     return prepared
 
 
-ROLE_CLAUSE_SIM = 0.5  # cosine from which a reference clause is close enough to a concept to give it its role
+ROLE_CLAUSE_SIM = 0.4  # cosine from which a reference clause is close enough to a concept to give it its role
 REFERENCE_PHRASING_SIM = 0.55  # cosine from which a reference clause is one more phrasing of its closest concept
 
 

@@ -1,0 +1,141 @@
+"""Roles, negation and reversal: a concept counts only where it is stated about the right subject."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader.rubric import KeyPhrase, ShortAnswerQuestion
+from grader.scoring.roles import (ALL_ROLES, NO_ROLE, contrast_of, contrast_pairs, entities, reversed_spans,
+                                  word_roles)
+from grader.text import analyze
+
+# A subject of its own: two protocols the prompt contrasts, and a reference that fixes the roles.
+PROMPT = "Why does TCP deliver every byte in order, and why can UDP lose datagrams?"
+REFERENCE = ("UDP sends each datagram once and never resends a lost one. TCP numbers every byte and "
+             "retransmits segments rather than dropping them, so the receiver gets the stream complete and in order.")
+RETRANSMITS = "lost segments are retransmitted until they are acknowledged"
+FIRE_AND_FORGET = "each datagram is sent once with no retransmission"
+
+
+@pytest.fixture(scope="module")
+def network(embedder):
+    from grader.engine import Grader
+
+    question = ShortAnswerQuestion(
+        id="net", prompt=PROMPT, reference_answers=[REFERENCE], max_points=2,
+        key_phrases=[KeyPhrase(text=RETRANSMITS, points=1), KeyPhrase(text=FIRE_AND_FORGET, points=1)])
+    grader = Grader(None, embedder=embedder)
+    return grader, question
+
+
+def _concepts(network, answer):
+    grader, question = network
+    return grader.grade_pairs([(question, answer)])[0].concepts
+
+
+def test_entities_are_the_names_the_prompt_contrasts():
+    assert entities(analyze(PROMPT)) == ("tcp", "udp")
+    assert entities(analyze("What is the fundamental insight that lets LSTMs keep memory, and why do RNNs fail?")) \
+        == ("lstm", "rnn")
+    assert entities(analyze("Why does ice float on water?")) == ()  # nothing to contrast
+    assert entities(analyze("What does TCP guarantee?")) == ()
+
+
+def test_each_word_is_about_the_entity_its_clause_names_or_the_last_named():
+    text = "TCP numbers every byte, so nothing is lost. UDP does not, while both TCP and UDP use ports."
+    a = analyze(text)
+    roles = word_roles(a, ("tcp", "udp"))
+    by_word = {w.norm: int(r) for w, r in zip(a.words, roles)}
+    assert by_word["numbers"] == 0 and by_word["lost"] == 0  # the second clause continues TCP
+    assert by_word["does"] == 1
+    assert by_word["ports"] == ALL_ROLES
+    assert (word_roles(a, ()) == NO_ROLE).all()
+
+
+def test_contrast_pairs_come_from_the_reference():
+    pairs = contrast_pairs([analyze("The value is stored additively rather than multiplicatively."),
+                            analyze("Heat flows in, not out, and the model stays linear.")])
+    assert ("addit", "multip") in pairs and ("multip", "addit") in pairs
+    assert not any("model" in p for p in pairs)
+    assert contrast_pairs([analyze("The server does not respond.")]) == frozenset()  # no comma: no opposition
+
+
+def test_a_span_with_the_opposite_word_or_another_number_reverses_the_concept():
+    pairs = contrast_pairs([analyze("It is updated additively rather than multiplicatively.")])
+    contrast = contrast_of([analyze("the state is updated additively"), analyze("a gate near 1 keeps it")], pairs)
+    for text, reverses in [("the state is updated multiplicatively", True),
+                           ("the state is updated additively", False),
+                           ("the state is not updated multiplicatively", False),
+                           ("the gate stays near 0 here", True),
+                           ("the gate stays near 1 here", False),
+                           ("over 100 steps the gate is open", False)]:
+        a = analyze(text)
+        bounds = np.array([[0, len(a.words)]])
+        assert bool(reversed_spans(a, contrast, bounds)[0][0]) is reverses, text
+    hedge = analyze("the state is updated by addition or maybe multiplicatively, additively perhaps")
+    assert reversed_spans(hedge, contrast, np.array([[0, len(hedge.words)]]))[1][0]  # both sides: neither stated
+
+
+def test_a_concept_said_of_the_other_entity_is_negated(network):
+    right, wrong = (_concepts(network, f"{x} retransmits lost segments until they are acknowledged.")[0]
+                    for x in ("TCP", "UDP"))
+    assert right.found and not right.negated
+    assert not wrong.found and wrong.negated
+
+
+def test_role_swap_in_one_sentence_credits_neither_side(network):
+    swapped = _concepts(network, "UDP retransmits lost segments until they are acknowledged, while TCP sends "
+                                 "each datagram once with no retransmission.")
+    assert not any(c.found for c in swapped)
+    assert all(c.negated for c in swapped)
+    right = _concepts(network, "TCP retransmits lost segments until they are acknowledged, while UDP sends "
+                               "each datagram once with no retransmission.")
+    assert all(c.found and not c.negated for c in right)
+    assert "datagram" in right[1].evidence and "TCP" not in right[1].evidence  # from the clause that states it
+
+
+def test_a_negated_concept_is_not_found(network):
+    c = _concepts(network, "TCP does not retransmit lost segments, it just moves on.")[0]
+    assert not c.found
+
+
+def test_questions_without_contrast_are_matched_as_before(embedder):
+    from grader.engine import Grader
+
+    question = ShortAnswerQuestion(id="ice", prompt="Why does ice float on water?",
+                                   reference_answers=["Ice is less dense than liquid water."], max_points=1,
+                                   key_phrases=[KeyPhrase(text="ice is less dense than water", points=1)])
+    result = Grader(None, embedder=embedder).grade_pairs([(question, "Ice is less dense than water.")])[0]
+    assert result.concepts[0].found and not result.concepts[0].negated
+
+
+# -- the rubric's own question: three answers that used to be misread ---------------------
+def _q5(grader, answer):
+    result = grader.grade("q5", answer)
+    return {c.concept: c for c in result.concepts}, result
+
+
+def test_additive_cell_state_is_not_the_parameters_misconception(grader):
+    _, result = _q5(grader, "LSTMs keep a separate cell state which is updated additively rather than "
+                            "multiplicatively, so the gradient does not vanish.")
+    assert not any("parameters" in m.misconception for m in result.misconceptions)
+
+
+def test_swapped_roles_earn_no_concept(grader):
+    concepts, _ = _q5(grader, "The vanilla RNN uses additive updates, which is why its gradients vanish, while "
+                              "the LSTM uses multiplicative recurrence with gating")
+    for name in ("additive updates with gating", "multiplicative recurrence",
+                 "a separate cell state that is updated additively"):
+        assert not concepts[name].found, name
+    assert concepts["additive updates with gating"].negated
+    assert concepts["multiplicative recurrence"].negated
+
+
+def test_evidence_is_the_clause_about_the_right_subject(grader):
+    concepts, _ = _q5(grader, "The RNN multiplies by the same weight matrix at every step so the gradients vanish "
+                              "or explode, while the LSTM's cell state is updated additively through gates")
+    gating = concepts["additive updates with gating"]
+    assert gating.found and "RNN" not in gating.evidence and "additively" in gating.evidence
+    same = concepts["the same weight matrix is multiplied at every step, so gradients vanish or explode"]
+    assert same.found and "LSTM" not in same.evidence
