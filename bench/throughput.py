@@ -3,6 +3,7 @@
     .venv/bin/python bench/throughput.py                 # default model, fp32 and int8 (the CPU default), 3 runs
     .venv/bin/python bench/throughput.py --backends fp32,int8,torch  # also plain torch, all against raw fp32
     .venv/bin/python bench/throughput.py --scaling-only --backends int8 --scaling 1000,10000,100000  # grade_csv
+    .venv/bin/python bench/throughput.py --scorer models/NAME/ --scorer-only  # a fine-tuned scorer, int8 and fp32
 
 Each measurement runs in a fresh subprocess so timings and peak RSS are not
 polluted by earlier work. Loading the model and preparing each question (encoding
@@ -47,6 +48,15 @@ if mode == "raw":
     model.encode(answers[:64], batch_size=batch or 32)
     t = time.perf_counter()
     model.encode(answers, batch_size=batch or 32)
+    out["seconds"] = time.perf_counter() - t
+elif mode.startswith("scorer-"):
+    from grader.finetune import CrossEncoderScorer, question_text
+    scorer = CrossEncoderScorer(sys.argv[8], mode.split("-", 1)[1])
+    firsts = {{}}
+    texts = [firsts.setdefault(id(q), question_text(q)) for q, _ in pairs]
+    scorer.predict(texts[:64], answers[:64])
+    t = time.perf_counter()
+    scorer.predict(texts, answers)
     out["seconds"] = time.perf_counter() - t
 elif mode == "csv":
     import csv, tempfile
@@ -98,11 +108,13 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int, workers: str = "auto") -> dict:
+def run_worker(mode: str, corpus: str, n: int, backend: str, device: str, batch: int, workers: str = "auto",
+               scorer: str = "") -> dict:
     """Run one measurement in a fresh interpreter and return its figures (``batch`` 0: the encoder's default)."""
     code = WORKER.format(root=str(ROOT))
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, mode, corpus, str(n), backend, device, str(batch), workers],
+    proc = subprocess.run([sys.executable, "-c", code, mode, corpus, str(n), backend, device, str(batch), workers,
+                           scorer],
                           capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - started
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
@@ -138,7 +150,13 @@ def main() -> None:
     parser.add_argument("--scaling", default="", help="comma-separated corpus sizes for the scaling table "
                         "(graded with the first of --backends)")
     parser.add_argument("--scaling-only", action="store_true", help="print only the scaling table")
+    parser.add_argument("--scorer", default="", help="a fine-tuned scorer folder (grader train --finetune): also "
+                        "time its (question + model answer, answer) pairs at int8 and fp32 against raw fp32 encode")
+    parser.add_argument("--scorer-only", action="store_true", help="print only the scorer table")
     args = parser.parse_args()
+    if args.scorer_only:
+        scorer_table(args)
+        return
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if args.scaling_only:
@@ -178,6 +196,30 @@ def main() -> None:
             g = run_worker("csv", "generated", n, backends[0], args.device, args.batch_size, args.workers)
             print(f"{n:>8} {g['rows_out']:>9} {g['seconds']:>8.1f} {g['grading_s']:>10.1f} {n / g['seconds']:>10.1f} "
                   f"{g['peak_rss_mb']:>12.0f}")
+    if args.scorer:
+        scorer_table(args)
+
+
+def scorer_table(args) -> None:
+    """The fine-tuned scorer's pairs per second at int8 and fp32, against raw fp32 encode of the answers alone."""
+    if not args.scorer:
+        raise SystemExit("--scorer-only needs --scorer FOLDER")
+    runs = max(1, args.runs)
+    print(f"\nfine-tuned scorer {args.scorer}: (question + model answer, answer) pairs per second, median of {runs}")
+    print(f"{'corpus':<10} {'precision':<9} {'answers':>8} {'scorer/s':>9} {'raw fp32/s':>11} {'ratio':>6}")
+    for corpus, n in (("saf_en", 0), ("generated", args.generated)):
+        raw, rates = [], {"int8": [], "fp32": []}
+        for _ in range(runs):
+            r = run_worker("raw", corpus, n, "fp32", args.device, args.batch_size)
+            raw.append(r["answers"] / r["seconds"])
+            for precision in rates:
+                g = run_worker(f"scorer-{precision}", corpus, n, "fp32", args.device, args.batch_size,
+                               scorer=args.scorer)
+                rates[precision].append(g["answers"] / g["seconds"])
+        rm = statistics.median(raw)
+        for precision, values in rates.items():
+            gm = statistics.median(values)
+            print(f"{corpus:<10} {precision:<9} {r['answers']:>8} {gm:>9.1f} {rm:>11.1f} {gm / rm:>6.2f}")
 
 
 if __name__ == "__main__":

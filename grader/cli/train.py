@@ -75,6 +75,10 @@ def add_parser(sub) -> None:
     add_model_options(p, combiner=False)
     add_finetune_options(p, "fine-tune a cross-encoder on the corpus, fit the combiner on its cross-fitted "
                             "signals and write both to the folder --output")
+    p.add_argument("--crossfit", choices=["answers", "questions"], default="answers",
+                   help="with --finetune: how the combiner's training signals are cross-fitted: by answers within "
+                        "each question (for grading new answers to these questions; default) or by whole questions "
+                        "(for grading new questions)")
     p.set_defaults(run=run)
 
 
@@ -137,7 +141,7 @@ def _run_finetune(args, config, schedule, options, out) -> int:
     meta = train_scorer(rows, out, config, target=args.target, embedder=embedder, rubric=rubric,
                         example_counts=schedule, seed=args.seed, **options, validate=not args.no_validate,
                         fingerprint=corpus_fingerprint(args.corpus), label_col=args.label_col,
-                        extra_metadata={"training_file": Path(args.corpus).name,
+                        crossfit_by=args.crossfit, extra_metadata={"training_file": Path(args.corpus).name,
                                         "rubric": rubric.id if rubric is not None else None})
     summary = {"output": str(out), "base_model": meta["base_model"], "labels": meta["labels"],
                "epochs": meta["epochs"], "max_length": meta["max_length"], "seed": meta["seed"],

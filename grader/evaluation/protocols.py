@@ -217,7 +217,8 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
             train = train_rows if protocol == "train-test" else [rows[i] for i in train_idx]
             model = None
         systems = _fit_systems(train, target, levels, questions, embedder, model, example_counts, seed, C,
-                               class_weight, cache, ignore, skipped, finetune)
+                               class_weight, cache, ignore, skipped, finetune,
+                               {rows[i].question_id for i in test_idx})
         if protocol == "zero-shot" and zero_shot_scorer is not None:
             systems["scorer"] = zero_shot_scorer
         fitted.append(systems)
@@ -266,8 +267,10 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "learning_curve": curve or None,
         "finetune": None if finetune is None else {
             "config": {k: v for k, v in vars(finetune).items()},
-            "stacking": "combiner fitted on 2-fold cross-fitted (by question) scorer signals of each fold's "
-                        "training rows; test rows scored with the mean of the two half-models",
+            "stacking": "combiner fitted on 2-fold cross-fitted scorer signals of each fold's training rows (split "
+                        "by answers when the fold's test questions were all seen in training, else by questions); "
+                        "test rows scored with the mean of the two half-models",
+            "crossfit_by": [s["scorer"].stack.by for s in fitted if "scorer" in s],
             "seconds_per_fold": [round(s["scorer"].stack.seconds, 1) for s in fitted if "scorer" in s]},
         "timing_s": {"encode": round(encoded - started, 2), "grade": round(graded - encoded, 2),
                      "total": round(time.perf_counter() - started, 2), "distinct_texts_encoded": len(embedder)},
@@ -396,7 +399,7 @@ def _grade_isolated(grader: Grader, pairs: list) -> list:
 
 
 def _fit_systems(train, target, levels, questions, embedder, combiner, example_counts, seed, C, class_weight, cache,
-                 ignore, skip, finetune=None):
+                 ignore, skip, finetune=None, test_questions: set | None = None):
     """The grader's combiner and the baselines, fitted on ``train`` (combiner only, as given, when no training)."""
     if combiner is not None:
         return {"grader": combiner}
@@ -415,7 +418,10 @@ def _fit_systems(train, target, levels, questions, embedder, combiner, example_c
     if finetune is not None:
         from grader.evaluation.stacking import STACKED_FEATURES, HalvesScorer, crossfit, stacked
 
-        stack = crossfit(train, finetune, final=False)
+        # Cross-fit as the test rows are graded: answers of questions seen in training, or new questions.
+        seen = {r.question_id for r in train}
+        by = "answers" if test_questions is not None and test_questions <= seen else "questions"
+        stack = crossfit(train, finetune, final=False, by=by)
         data = stacked(data, stack)
         model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)
         out["scorer"] = HalvesScorer(stack)

@@ -1,10 +1,13 @@
 """Stacking a fine-tuned cross-encoder under the combiner, without leakage.
 
 The combiner must learn how far to trust the cross-encoder on answers it has not
-seen. So its training signals come from cross-fitting: the training questions are
-split in two halves (by whole questions; by answers when there is one question),
-a cross-encoder is fine-tuned on each half and predicts the other, and the combiner
-is fitted on those out-of-fold predictions. The scorer that is shipped is then
+seen. So its training signals come from cross-fitting: the training rows are split
+in two halves, a cross-encoder is fine-tuned on each half and predicts the other, and
+the combiner is fitted on those out-of-fold predictions. How the rows are split says
+which trust it learns: ``by="answers"`` (each question's answers dealt to both halves)
+matches grading new answers to the questions the scorer trained on, ``by="questions"``
+(whole questions to each half) matches grading questions it never saw, where a
+cross-encoder is much weaker. The scorer that is shipped is then
 fine-tuned on every row. Evaluation folds skip that last step and grade their test
 rows with the mean of the two halves' predictions (:class:`HalvesScorer`), which
 halves the cost of each fold; ``docs/finetune.md`` says what that means for the figures.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +26,13 @@ from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAU
                                         fit_combiner, label_fractions_of, questions_for, resolve_target,
                                         score_levels, targets, training_metadata, validate_combiner)
 from grader.engine import Grader
-from grader.errors import InputDataError
+from grader.errors import ConfigError, InputDataError
 from grader.finetune import CE_SIGNALS, build_pairs, ce_signals, label_values
 from grader.scoring.features import FEATURES
 from grader.text import normalize
 
 CROSSFIT_FOLDS = 2
+CROSSFIT_BY = ("answers", "questions")
 
 
 @dataclass
@@ -40,15 +44,21 @@ class Stack:
     final: object | None = None  # Trained on every row
     seconds: float = 0.0
     label_values: np.ndarray | None = None
+    by: str = "answers"
 
 
-def crossfit_halves(groups: np.ndarray, seed: int, folds: int = CROSSFIT_FOLDS) -> list[np.ndarray]:
-    """Fold number of each pair: whole questions dealt to ``folds`` folds of similar size (answers if one question)."""
+def crossfit_halves(groups: np.ndarray, seed: int, folds: int = CROSSFIT_FOLDS, by: str = "questions") -> np.ndarray:
+    """Fold number of each pair: each question's answers dealt to every fold (``by="answers"``), or whole
+    questions dealt to folds of similar size (``by="questions"``; by answers when there are too few questions)."""
+    if by not in CROSSFIT_BY:
+        raise ConfigError(f"`crossfit` must be one of {CROSSFIT_BY}. Got '{by}'.", field="crossfit")
     questions, counts = np.unique(groups.astype(str), return_counts=True)
     fold = np.zeros(len(groups), dtype=int)
-    if len(questions) < folds:
-        order = np.random.default_rng(seed).permutation(len(groups))
-        fold[order] = np.arange(len(groups)) % folds
+    if by == "answers" or len(questions) < folds:
+        for k, q in enumerate(questions):
+            idx = np.flatnonzero(groups.astype(str) == q)
+            order = np.random.default_rng([seed, k]).permutation(idx)
+            fold[order] = (np.arange(len(order)) + k) % folds
         return fold
     rng = np.random.default_rng(seed)
     order = sorted(rng.permutation(len(questions)).tolist(), key=lambda i: -counts[i])
@@ -61,8 +71,10 @@ def crossfit_halves(groups: np.ndarray, seed: int, folds: int = CROSSFIT_FOLDS) 
     return np.array([assigned[g] for g in groups.astype(str)])
 
 
-def crossfit(rows, config, *, final: bool = True, progress: bool = True, folds: int = CROSSFIT_FOLDS) -> Stack:
-    """Fine-tune on each half of ``rows`` and predict the other half; then (``final``) on every row."""
+def crossfit(rows, config, *, final: bool = True, progress: bool = True, folds: int = CROSSFIT_FOLDS,
+             by: str = "answers") -> Stack:
+    """Fine-tune on each half of ``rows`` (split ``by`` answers or questions) and predict the other half;
+    then (``final``) on every row."""
     from grader.finetune.train import finetune, predict
 
     started = time.perf_counter()
@@ -72,7 +84,11 @@ def crossfit(rows, config, *, final: bool = True, progress: bool = True, folds: 
                              f"got {len(pairs)}")
     values = label_values(pairs.label_set, pairs.label_fractions)
     usable = [r for r in rows if (r.answer or "").strip() and (r.label or r.fraction is not None)]
-    fold = crossfit_halves(pairs.groups, config.seed, folds)
+    fold = crossfit_halves(pairs.groups, config.seed, folds, by)
+    if by == "answers":
+        # The scorer is to grade new answers to these very questions: none may be held out for early
+        # stopping, so every model trains on every question for the configured epochs.
+        config = replace(config, validation=0.0)
     out = np.zeros((len(pairs), len(CE_SIGNALS)))
     halves = []
     for k in range(folds):
@@ -81,7 +97,7 @@ def crossfit(rows, config, *, final: bool = True, progress: bool = True, folds: 
         probs, fraction = predict(trained, [pairs.first[i] for i in test], [pairs.answers[i] for i in test])
         out[test] = ce_signals(probs, fraction, values)
         halves.append(trained)
-    stack = Stack({id(r): out[i] for i, r in enumerate(usable)}, halves, label_values=values)
+    stack = Stack({id(r): out[i] for i, r in enumerate(usable)}, halves, label_values=values, by=by)
     if final:
         stack.final = finetune(pairs, config, progress, label="fine-tuning on every row")
     stack.seconds = time.perf_counter() - started
@@ -117,9 +133,11 @@ STACKED_FEATURES = (*FEATURES, *CE_SIGNALS)
 def train_scorer(rows, output: str | Path, config, *, target: str | None = None, embedder=None, rubric=None,
                  example_counts=DEFAULT_EXAMPLE_COUNTS, seed: int = 0, C: float = DEFAULT_C, class_weight=None,
                  validate: bool = True, fingerprint: str | None = None, label_col: str = "label",
-                 ignore=DEFAULT_IGNORED, progress: bool = True, extra_metadata: dict | None = None) -> dict:
+                 ignore=DEFAULT_IGNORED, progress: bool = True, extra_metadata: dict | None = None,
+                 crossfit_by: str = "answers") -> dict:
     """Fine-tune a scorer on ``rows``, fit its combiner on cross-fitted signals and write the folder ``output``.
 
+    ``crossfit_by`` is how the combiner's training rows are cross-fitted (see the module's docstring).
     Returns the folder's metadata (as saved in its manifest).
     """
     from grader.finetune.folder import COMBINER, save, write_manifest
@@ -135,7 +153,7 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
     if len(np.unique(data.y)) < 2:
         raise InputDataError(f"training needs at least 2 distinct {target} values; got {sorted(set(data.y))}",
                              field=label_col if target == "label" else "score")
-    stack = crossfit(rows, config, final=True, progress=progress)
+    stack = crossfit(rows, config, final=True, progress=progress, by=crossfit_by)
     data = stacked(data, stack)
     combiner = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)
     meta = training_metadata(
@@ -147,7 +165,7 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
         ignored_features=list(ignore), corpus_fingerprint=fingerprint, rows_in_file=len(rows),
         rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
                       "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},
-        stacking={"protocol": f"{CROSSFIT_FOLDS}-fold cross-fitting by whole questions",
+        stacking={"protocol": f"{CROSSFIT_FOLDS}-fold cross-fitting by {crossfit_by}",
                   "signals": list(CE_SIGNALS)},
     )
     meta["features"] = list(STACKED_FEATURES)
