@@ -153,12 +153,23 @@ class ShortAnswerQuestion(_QuestionBase):
     criteria_weight: float = Field(default=0.5, ge=0, le=1, description="Share of the grade set by the key phrases.")
     examples: tuple[GradedExample, ...] = Field(default=(), description="Answers already graded by the instructor.")
     language: str | None = Field(default=None, description="Language code; defaults to the quiz's.")
+    labels: tuple[tuple[str, Points], ...] | None = Field(
+        default=None, description="The label each band of points earns: each label's minimum points (one must be 0). "
+                                  "Default: the combiner's labels, banded between their mean grades.")
 
     @field_validator("reference_answers", mode="before")
     @classmethod
     def _listify(cls, value):
         if isinstance(value, str):
             return (value,)
+        return value
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_pairs(cls, value):
+        # Written as a map (label: minimum points); kept as pairs, highest minimum first, so the question stays hashable.
+        if isinstance(value, dict):
+            return tuple(sorted(value.items(), key=lambda kv: -kv[1] if isinstance(kv[1], (int, float)) else 0))
         return value
 
     @field_validator("points_step")
@@ -174,12 +185,29 @@ class ShortAnswerQuestion(_QuestionBase):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.labels is not None:
+            minimums = sorted(low for _, low in self.labels)
+            if not self.labels or minimums[0] != 0:
+                raise ValueError(f"labels must give one label a minimum of 0 points. Got {self.labels}.")
+            if len(set(minimums)) != len(minimums) or minimums[-1] > self.max_points + 1e-9:
+                raise ValueError(f"labels must have distinct minimums between 0 and max_points "
+                                 f"({self.max_points:g}). Got {self.labels}.")
+            names = [name for name, _ in self.labels]
+            if any(not name.strip() for name in names) or len(set(names)) != len(names):
+                raise ValueError(f"labels must have distinct, non-empty names. Got {names}.")
         for i, ex in enumerate(self.examples):
             if ex.points is not None and ex.points > self.max_points + 1e-9:
                 raise ValueError(
                     f"examples[{i}].points must be <= max_points ({self.max_points:g}). Got {ex.points:g}."
                 )
         return self
+
+    def label_of(self, points: float) -> str | None:
+        """The label ``points`` earn under ``labels`` (None when the question sets no labels)."""
+        if not self.labels:
+            return None
+        reached = [(low, name) for name, low in self.labels if points >= low - 1e-9]
+        return max(reached)[1]
 
     @property
     def step(self) -> float:

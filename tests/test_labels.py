@@ -127,3 +127,38 @@ def test_student_is_never_told_an_uncertain_misconception():
     text = compose_student(result, Q())
     assert "isconception" not in text and "parameters" not in text
     assert "A grader will check whether you stated point 1" in text
+
+
+# -- labels set by the rubric ------------------------------------------------------------------
+def _question(**extra):
+    from grader.rubric import ShortAnswerQuestion
+
+    return ShortAnswerQuestion.model_validate({"id": "q", "reference_answers": ["x"], "max_points": 5,
+                                               "points_step": 0.5, **extra})
+
+
+def test_rubric_labels_map_points_to_labels():
+    q = _question(labels={"correct": 4, "partially_correct": 1.5, "incorrect": 0})
+    assert [q.label_of(p) for p in (0, 1.0, 1.5, 3.5, 4.0, 5.0)] == [
+        "incorrect", "incorrect", "partially_correct", "partially_correct", "correct", "correct"]
+    hash(q)  # questions stay hashable: prepared questions are cached by them
+
+
+@pytest.mark.parametrize("labels, message", [
+    ({"correct": 4, "partially_correct": 1.5}, "minimum of 0"),
+    ({"correct": 4, "good": 4, "incorrect": 0}, "distinct minimums"),
+    ({"correct": 6, "incorrect": 0}, "between 0 and max_points"),
+])
+def test_bad_rubric_labels_are_refused(labels, message):
+    with pytest.raises(Exception, match=message):
+        _question(labels=labels)
+
+
+def test_engine_labels_follow_the_rubric_bands(grader):
+    q5 = next(q for q in grader.rubric.questions if q.id == "q5")
+    assert q5.labels
+    for answer in ["LSTMs have gates.", "The LSTM adds to its cell state under the control of gates so the "
+                   "gradient survives, while the RNN multiplies by the same weight matrix at every step so its "
+                   "gradients vanish or explode.", "Because of attention."]:
+        result = grader.grade("q5", answer)
+        assert result.label == q5.label_of(result.points)

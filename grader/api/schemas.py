@@ -81,6 +81,8 @@ class InlineQuestion(_Request):
     points_step: float | None = Field(default=None, gt=0)
     criteria_weight: float = Field(default=0.5, ge=0, le=1)
     language: str = Field(default="en", min_length=2, max_length=8)
+    labels: dict[str, float] | None = Field(default=None, max_length=20,
+                                            description="Each label's minimum points (one must be 0).")
 
     @model_validator(mode="after")
     def _needs_criteria(self):

@@ -96,9 +96,34 @@ def label_and_points(combiner: LinearCombiner, proba: np.ndarray, fraction: floa
     return index, points
 
 
+def rubric_label(question: ShortAnswerQuestion, combiner: LinearCombiner, proba: np.ndarray, fraction: float,
+                 missing_required: bool) -> tuple[str, float, float]:
+    """Label, points and confidence when the question sets its own ``labels``: the label is the band of the points.
+
+    A ``missing_required`` concept keeps the points below the top label's minimum. The confidence
+    is the probability of the combiner's label of that name, or else the probability of the labels
+    whose mean grade falls in the band.
+    """
+    max_points, step = question.max_points, question.step
+    points = snap(fraction * max_points, step, max_points)
+    bands = dict(question.labels)
+    minimums = sorted(bands.values())
+    if missing_required and len(minimums) > 1 and points >= minimums[-1] - 1e-9:
+        points = float(round(max(0.0, math.ceil(minimums[-1] / step - 1e-9) * step - step), 6))
+    label = question.label_of(points)
+    classes = [str(c) for c in combiner.classes_]
+    if label in classes:
+        return label, points, float(proba[classes.index(label)])
+    low = bands[label]
+    high = min((m for m in minimums if m > low), default=max_points + 1.0)
+    grades = combiner.label_fractions_ * max_points
+    inside = (grades >= low - 1e-9) & ((grades < high - 1e-9) | (high > max_points))
+    return label, points, float(proba[inside].sum())
+
+
 def empty_result(question: ShortAnswerQuestion, combiner: LinearCombiner) -> GradeResult:
     """The grade of a blank answer: no points, the lowest label, certain."""
-    low = str(combiner.classes_[int(np.argmin(combiner.label_fractions_))])
+    low = question.label_of(0.0) or str(combiner.classes_[int(np.argmin(combiner.label_fractions_))])
     flags = (Flag("empty", "the answer is empty", review=False),)
     return GradeResult(question.id, question.type, 0.0, question.max_points, low, 1.0, False,
                        "No answer was given.", flags=flags)
@@ -171,10 +196,13 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
     cap = min(cap, cap_of(detections))
 
     final = min(max(fraction - penalty, 0.0), cap)
-    label_index, points = label_and_points(combiner, mixed, final, final < fraction - 1e-9, bool(missing_required),
-                                           question.max_points, question.step)
-    label = str(combiner.classes_[label_index])
-    confidence = float(mixed[label_index])
+    if question.labels:
+        label, points, confidence = rubric_label(question, combiner, mixed, final, bool(missing_required))
+    else:
+        label_index, points = label_and_points(combiner, mixed, final, final < fraction - 1e-9,
+                                               bool(missing_required), question.max_points, question.step)
+        label = str(combiner.classes_[label_index])
+        confidence = float(mixed[label_index])
     if cap_of(detections) <= 0.0:
         confidence = max(confidence, 0.9)  # the detector is certain, the combiner's view does not matter
     needs_review = confidence < review_threshold or any(f.review for f in flags)
