@@ -204,9 +204,11 @@ def answer_view(question, answer, machine: dict, state: AnswerState | None, clus
             spans.append((start, start + len(evidence), f"C{numbers[concept]}"))
     mis_numbers = {m.text: i for i, m in enumerate(getattr(question, "misconceptions", ()), 1)}
     misconceptions = []
-    for text, evidence in machine.get("misconceptions", []):
+    for text, evidence, *rest in machine.get("misconceptions", []):
         number = mis_numbers.get(text, 0)
-        misconceptions.append((number, text, evidence or ""))
+        unsure = bool(rest and rest[0])  # stores written before uncertainty was recorded have two fields
+        misconceptions.append((number, text + (" (uncertain: not penalised, please check)" if unsure else ""),
+                               evidence or ""))
         start = answer.answer.find(evidence) if evidence else -1
         if start >= 0 and number:
             spans.append((start, start + len(evidence), f"M{number}"))

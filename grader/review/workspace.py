@@ -39,7 +39,7 @@ def machine_of(result: GradeResult) -> dict:
               "; ".join(result.concepts_missing), result.feedback, "; ".join(f.code for f in result.flags)]
     out = dict(zip(FIELDS, fields))
     out["evidence"] = [[c.concept, c.evidence] for c in result.concepts if c.found and c.evidence]
-    out["misconceptions"] = [[m.misconception, m.evidence] for m in result.misconceptions]
+    out["misconceptions"] = [[m.misconception, m.evidence, m.uncertain] for m in result.misconceptions]
     return out
 
 
