@@ -201,10 +201,21 @@ def keyword_list(view: AnswerView) -> Detection | None:
 
 
 # Where a list splits into its terms: commas, semicolons, line breaks, bullets, dashes, "X: Y", and/or.
-_TERM_BREAK = re.compile(r"[,;\n•|·]+|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b", re.IGNORECASE)
+_TERM_BREAK = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b",
+                         re.IGNORECASE)
 TERM_WORDS = 5  # a term has at most this many words; longer pieces are phrases a reader must parse
 TERM_LIST_MIN = 3  # terms from which a text is a list: "forget gate, cell state, gradient highway"
 TERM_LIST_SHARE = 0.8  # share of an answer's words inside bare terms from which it is a list of terms
+
+
+def lists_terms(text: str, analysis: Analysis, question) -> bool:
+    """Whether an answer is a bare list of terms ("Additive updates with gating. Multiplicative
+    recurrence."): it names concepts without stating anything about them. False when the
+    question asks for a list."""
+    ref = None if question is None else _reference(question, analysis.language)
+    if ref is not None and ref.asks_for_list:
+        return False
+    return _term_list(AnswerView(text, analysis, {}, frozenset(), frozenset(), 0, 0, question))
 
 
 def _term_list(view: AnswerView) -> bool:

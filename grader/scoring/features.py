@@ -15,6 +15,7 @@ import numpy as np
 
 from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
+from grader.scoring.detectors import lists_terms
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
@@ -39,6 +40,7 @@ FEATURES = (
     "has_reference",
 )
 KNN = 5
+UNSTATED = PARTIAL - 0.01  # the strongest evidence a bare list of terms keeps: below half-stated
 
 
 @dataclass
@@ -255,6 +257,9 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     ref_strengths = spans.strengths(prepared.reference_targets, ref_sims)
     ref_cover = sum(ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
     key_matches = spans.match_all(prepared.key_targets)
+    if key_matches and lists_terms(answer, analysis, q):
+        # A bare list of terms names the concepts without stating anything about them.
+        key_matches = [m._replace(strength=min(m.strength, UNSTATED)) for m in key_matches]
     if key_matches:
         total = sum(k.points for k in q.key_phrases)
         concept_cover = sum(k.points * key_credit(m) for k, m in zip(q.key_phrases, key_matches)) / total
