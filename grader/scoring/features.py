@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.encoding.embedder import Embedder, Encoding
-from grader.scoring.phrases import FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AnswerSpans, Match, TargetSet, make_targets
+from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AnswerSpans, Match, TargetSet, cause_effect,
+                                    make_targets)
 from grader.scoring.detectors import lists_terms
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
@@ -116,6 +117,11 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         roles = word_roles(a, names)
         ref_clauses += [(a.span_text(s, e), int(roles[s])) for s, e in a.clauses if sum(a.content[s:e]) >= 3]
     texts += [t for t, _ in ref_clauses]
+    # A key phrase that states a cause and its effect ("X, so Y") is stated only with both: each half is matched
+    # on its own, from every phrasing that splits the same way.
+    halves = [_halves(p) for p in key_phrasings]
+    half_texts = [t for h in halves if h for side in h for t in side]
+    texts += half_texts
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), np.float32)
     row = 0
     prompt_vector = None
@@ -137,6 +143,15 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         counter_vecs.append(vectors[at : at + len(c)])
         at += len(c)
     clause_vecs = vectors[at : at + len(ref_clauses)]
+    at += len(ref_clauses)
+    half_vecs = []
+    for h in halves:
+        if h is None:
+            half_vecs.append(None)
+            continue
+        cause, effect = h
+        half_vecs.append((vectors[at : at + len(cause)], vectors[at + len(cause) : at + len(cause) + len(effect)]))
+        at += len(cause) + len(effect)
     prepared = PreparedQuestion(
         question=question,
         language=language,
@@ -163,10 +178,13 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     pairs = contrast_pairs(ref_analyses)
     roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names)
     key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs)
+    half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs)
     prepared.key_targets = TargetSet.of(make_targets(
         [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
-        [contrast_of(a, pairs) for a in key_analyses]), (KEY_FLOOR, KEY_CEIL))
+        [contrast_of(a, pairs) for a in key_analyses],
+        [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
+        (KEY_FLOOR, KEY_CEIL))
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     prepared.misconception_targets = TargetSet.of(make_targets(
@@ -174,6 +192,38 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)))
     return prepared
+
+
+def _halves(phrasings) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(causes, effects) of a concept whose main phrasing states a cause and its effect, else None."""
+    if not phrasings or cause_effect(phrasings[0]) is None:
+        return None
+    split = [h for h in map(cause_effect, phrasings) if h is not None]
+    return tuple(dict.fromkeys(c for c, _ in split)), tuple(dict.fromkeys(e for _, e in split))
+
+
+def _sided(halves, half_vectors, phrasings, vectors: np.ndarray):
+    """((cause texts, vectors), (effect texts, vectors)) of each two-part concept (None for the others).
+
+    A phrasing of the concept that does not split (an alternative, a reference clause) says one
+    half in its own words: it joins the half it reads closest to.
+    """
+    out, row = [], 0
+    for h, hv, p in zip(halves, half_vectors, phrasings):
+        mine = vectors[row : row + len(p)]
+        row += len(p)
+        if h is None:
+            out.append(None)
+            continue
+        sides = [list(h[0]), list(h[1])]
+        side_vectors = [[hv[0]], [hv[1]]]
+        for text, v in zip(p, mine):
+            if cause_effect(text) is None:
+                side = int((hv[1] @ v).max() > (hv[0] @ v).max())
+                sides[side].append(text)
+                side_vectors[side].append(v[None, :])
+        out.append(tuple((tuple(t), np.concatenate(v)) for t, v in zip(sides, side_vectors)))
+    return out
 
 
 ROLE_CLAUSE_SIM = 0.4  # cosine from which a reference clause is close enough to a concept to give it its role

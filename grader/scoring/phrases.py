@@ -14,7 +14,8 @@ its state additively") cannot state the concept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from itertools import accumulate, chain
 from operator import attrgetter
 from typing import NamedTuple
@@ -52,6 +53,7 @@ class Target:
     counter: np.ndarray | None = None  # unit vectors of sentences an instructor marked as not stating it
     role: int = NO_ROLE  # the entity of the question the concept is true of (roles.py), or NO_ROLE
     contrast: Contrast | None = None  # what reverses it: opposite words, other numbers
+    parts: "tuple[Target, Target] | None" = None  # (cause, effect) of a "cause, so effect" concept: both needed
 
 
 class Match(NamedTuple):
@@ -118,12 +120,30 @@ def content_stem_set(analysis: Analysis) -> frozenset[str]:
     return frozenset(analysis.content_stems())
 
 
+# "X, so Y", "X, therefore Y": X causes Y; "Y because X", "Y since X": the same, the other way round.
+_EFFECT_AFTER = re.compile(r"(?:,\s*|\s+)(?:so\s+that|therefore|thus|hence|which\s+causes?|causing|sodass|so\s+dass|"
+                           r"daher|deshalb)\s+|,\s*so\s+", re.IGNORECASE)
+_CAUSE_AFTER = re.compile(r",?\s+(?:because|since|weil)\s+(?!of\b)", re.IGNORECASE)
+
+
+def cause_effect(text: str) -> tuple[str, str] | None:
+    """(cause, effect) of a phrasing that states a cause and its effect, else None."""
+    for pattern, cause_first in ((_EFFECT_AFTER, True), (_CAUSE_AFTER, False)):
+        m = pattern.search(text)
+        if m and m.start() > 0 and m.end() < len(text):
+            before, after = text[: m.start()].strip(" ,;"), text[m.end() :].strip(" ,;.")
+            if len(before.split()) >= 2 and len(after.split()) >= 2:
+                return (before, after) if cause_first else (after, before)
+    return None
+
+
 def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=None, roles=None,
-                 contrasts=None) -> list[Target]:
+                 contrasts=None, parts=None) -> list[Target]:
     """Targets from parallel lists of keys and phrasing tuples, with their vectors in one flat array.
 
     ``counter``, ``roles`` and ``contrasts`` (optional, parallel to ``keys``) hold each target's
-    counter-example vectors, role and :class:`~grader.scoring.roles.Contrast`.
+    counter-example vectors, role and :class:`~grader.scoring.roles.Contrast`; ``parts`` (optional)
+    None or ((cause texts, vectors), (effect texts, vectors)) of a target stated by cause and effect.
     """
     targets, row = [], 0
     for k, (key, texts) in enumerate(zip(keys, phrasings)):
@@ -132,7 +152,12 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
         against = counter[k] if counter is not None and len(counter[k]) else None
         role = NO_ROLE if roles is None else int(roles[k])
         contrast = None if contrasts is None or contrasts[k] is None or contrasts[k].empty else contrasts[k]
-        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast))
+        halves = None
+        if parts is not None and parts[k] is not None:
+            halves = tuple(Target(f"{key} ({side})", tuple(t), v, tuple(content_stem_set(analyze(x, language)) for x in t),
+                                  None, role, contrast)
+                           for side, (t, v) in zip(("cause", "effect"), parts[k]))
+        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast, halves))
         row += n
     return targets
 
@@ -217,9 +242,55 @@ class AnswerSpans:
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
                                                          targets.scale)
         best_span = strength.argmax(axis=0)
-        return [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
-                             None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
-                for k, t in enumerate(targets)]
+        out = [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
+                            None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
+               for k, t in enumerate(targets)]
+        for k, t in enumerate(targets):
+            if t.parts is not None:
+                out[k] = self._cause_and_effect(t, out[k], targets.scale)
+        return out
+
+    def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float]) -> Match:
+        """A "cause, so effect" target: as strong as the weaker of its cause and its effect, each matched on
+        its own in one sentence or two neighbouring ones (the evidence runs from one to the other). A lexical
+        match of the whole phrasing stands."""
+        cause, effect = target.parts
+        sims = self.similarities(np.concatenate([cause.vectors, effect.vectors]))
+        strength = self._semantic(sims, _needed([*cause.stems, *effect.stems]), np.array([0, len(cause.vectors)]),
+                                  target.parts, scale)[0]
+        sentence = self._span_sentence
+        n = len(self.analysis.sentences)
+        best = np.zeros((2, n))
+        where = np.zeros((2, n), dtype=np.int64)
+        for side in range(2):
+            column = strength[:, side]
+            order = np.lexsort((column, sentence))  # by sentence, strongest last
+            last = np.r_[sentence[order][1:] != sentence[order][:-1], True]
+            best[side, sentence[order][last]] = column[order][last]
+            where[side, sentence[order][last]] = order[last]
+        # cause in sentence i, effect in sentence j, |i - j| <= 1
+        pair, pair_at = 0.0, None
+        for shift in (-1, 0, 1):
+            i = np.arange(max(0, -shift), min(n, n - shift))
+            both = np.minimum(best[0, i], best[1, i + shift])
+            if len(both) and both.max() > pair:
+                pair = float(both.max())
+                at = int(i[both.argmax()])
+                pair_at = (where[0, at], where[1, at + shift])
+        if (whole.method == "lexical" and whole.strength >= pair) or (whole.negated and pair < FOUND):
+            return whole
+        if pair_at is None:
+            return Match(0.0, None, None, None, None, whole.negated)
+        a, b = (self.ranges[i] for i in pair_at)
+        return self._make(pair, (min(a[0], b[0]), max(a[1], b[1])), "semantic")
+
+    @property
+    def _span_sentence(self) -> np.ndarray:
+        """The index of the sentence each span starts in."""
+        if not hasattr(self, "_sentence_of"):
+            starts = np.array([s for s, _ in self.analysis.sentences], dtype=np.int64)
+            self._sentence_of = np.maximum(starts.searchsorted(self._bounds[:, 0], side="right") - 1, 0)
+        return self._sentence_of
 
     def strengths(self, targets: TargetSet, sims: np.ndarray | None = None) -> list[float]:
         """The strength of each target's best match, as :meth:`match_all` gives it, without the matches.
