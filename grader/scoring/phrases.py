@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
-from grader.scoring.roles import NO_ROLE, Contrast, reversed_spans, span_role_counts, word_roles
+from grader.scoring.roles import NO_ROLE, Contrast, reversed_spans, root, span_role_counts, word_roles
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)
@@ -116,8 +116,9 @@ def _needed(stems: list[frozenset]) -> np.ndarray:
 
 
 def content_stem_set(analysis: Analysis) -> frozenset[str]:
-    """Content stems of an analysed text."""
-    return frozenset(analysis.content_stems())
+    """Word families (:func:`~grader.scoring.roles.root` of the stems) of an analysed text's content words:
+    "multiplied" states "multiplicative", "recurrent" states "recurrence"."""
+    return frozenset(map(root, analysis.content_stems()))
 
 
 # "X, so Y", "X, therefore Y": X causes Y; "Y because X", "Y since X": the same, the other way round.
@@ -187,14 +188,12 @@ class AnswerSpans:
             # A span is negated when most of its content words sit inside a negation scope.
             self.negated = (self.span_content > 0) & (negated_spans >= 0.5 * self.span_content)
             asserted = [c and not n for c, n in zip(content, negated_content)]
-            self.negated_stems = frozenset(w.stem for w, n in zip(words, negated_content) if n)
+            self.negated_stems = frozenset(root(w.stem) for w, n in zip(words, negated_content) if n)
         else:  # most answers negate nothing
             self.negated = np.zeros(len(bounds), dtype=bool)
             asserted = content
             self.negated_stems = frozenset()
         self.any_negated = bool(self.negated.any())
-        self.sentence_stems = [frozenset(words[i].stem for i in range(s, e) if asserted[i])
-                               for s, e in analysis.sentences]
         self._asserted = asserted
         self._bounds = bounds
         self.names = names
@@ -500,7 +499,7 @@ class AnswerSpans:
         for ((s, e), own), opp, both in zip(runs, opposite, mixed):
             if both:  # "by addition, or possibly multiplication": neither side is stated
                 continue
-            unit = ((s, e), frozenset(words[i].stem for i in range(s, e) if asserted[i]))
+            unit = ((s, e), frozenset(root(words[i].stem) for i in range(s, e) if asserted[i]))
             if own and not opp:
                 allowed.append(unit)
             elif own != opp:  # one reversal, not two
