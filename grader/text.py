@@ -44,6 +44,9 @@ NEGATION_CUES = {
 # Two-word cues ("rather than X", "instead of X") negate what follows them.
 _NEGATION_BIGRAMS = {("rather", "than"), ("instead", "of"), ("as", "opposed"), ("no", "longer")}
 _BIGRAM_FIRST = frozenset(a for a, _ in _NEGATION_BIGRAMS)
+# A cue before these words qualifies an amount or adds to a claim, it negates nothing: "not enough parameters"
+# says there are too few, "not only X but Y" says X and Y.
+_NOT_NEGATING_NEXT = frozenset("only just enough much many merely nur genug".split())
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
 # "It is not true that X, Y and Z": everything after the cue, to the end of the sentence, is negated.
 _SENTENCE_NEGATION = re.compile(
@@ -201,7 +204,7 @@ def analyze(text: str, language: str = "en") -> Analysis:
             for i in range(cs, ce):
                 norm = norms[i]
                 bigram = norm in _BIGRAM_FIRST and i + 1 < ce and (norm, norms[i + 1]) in _NEGATION_BIGRAMS
-                if bigram or norm in cues:
+                if (bigram or norm in cues) and not (i + 1 < ce and norms[i + 1] in _NOT_NEGATING_NEXT):
                     first = i + (2 if bigram else 1)
                     for j in range(first, min(ce, first + NEGATION_SCOPE)):
                         negated[j] = True

@@ -101,7 +101,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     # is a counter-example that can veto a match (see phrases.AnswerSpans._vetoed).
     key_phrasings = [(k.text, *k.alternatives, *(e.text for e in k.examples if e.states))
                      for k in question.key_phrases]
-    mis_phrasings = [(m.text, *m.alternatives, *(e.text for e in m.examples if e.states))
+    mis_phrasings = [_with_causes((m.text, *m.alternatives, *(e.text for e in m.examples if e.states)))
                      for m in question.misconceptions]
     counter = [tuple(e.text for e in c.examples if not e.states) for c in (*question.key_phrases,
                                                                             *question.misconceptions)]
@@ -192,6 +192,13 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)))
     return prepared
+
+
+def _with_causes(phrasings: tuple[str, ...]) -> tuple[str, ...]:
+    """A misconception's phrasings and the wrong reasons they give: in "LSTMs work because they have more
+    parameters" the wrong belief is the reason, which an answer may state without its conclusion."""
+    causes = [h[0] for h in map(cause_effect, phrasings) if h is not None and len(h[0].split()) >= 3]
+    return tuple(dict.fromkeys((*phrasings, *causes)))
 
 
 def _halves(phrasings) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
