@@ -118,12 +118,12 @@ def test_onnx_fp32_agrees_with_torch_and_int8_with_fp32_on_labels(folder, tiny):
 
     from grader.evaluation.corpus import read_corpus
     from grader.finetune import CrossEncoderScorer, build_pairs
-    from grader.finetune.model import from_folder
+    from grader.finetune.folder import load_torch
 
     pairs = build_pairs(read_corpus(tiny))
     fp32 = CrossEncoderScorer(folder, "fp32")
     probs, fraction = fp32.predict(pairs.first, pairs.answers)
-    model = from_folder(folder)
+    model = load_torch(folder)
     with torch.no_grad():
         for i in range(0, len(pairs), 8):
             batch = fp32.tokenizer.pad(fp32.tokenizer.encode(pairs.first[i:i + 8], pairs.answers[i:i + 8]))

@@ -41,7 +41,7 @@ def save(trained, output: str | Path, metadata: dict | None = None, progress: bo
     import torch
     from safetensors.torch import save_file
 
-    from grader.finetune.train import config_dict
+    from dataclasses import asdict
 
     out = Path(output)
     if out.exists() and not out.is_dir():
@@ -64,7 +64,7 @@ def save(trained, output: str | Path, metadata: dict | None = None, progress: bo
         "base_sha256": trained.base_sha256, "labels": list(trained.label_set),
         "label_fractions": trained.label_fractions, "max_length": trained.tokenizer.max_length,
         "pad_id": trained.tokenizer.pad_id, "token_type_ids": _uses_types(model),
-        "seed": trained.config.seed, "epochs": trained.config.epochs, "config": config_dict(trained.config),
+        "seed": trained.config.seed, "epochs": trained.config.epochs, "config": asdict(trained.config),
         "validation": trained.validation, "train_seconds": round(trained.seconds, 1),
         "export_seconds": round(time.perf_counter() - started, 1), "opset": OPSET, "int8_scheme": SCHEME,
         "versions": _versions(),
@@ -150,9 +150,9 @@ def _check(path: Path, digest: str, expected) -> None:
 
 
 def _uses_types(model) -> bool:
-    from grader.finetune.train import _input_names
+    from grader.finetune.model import input_names
 
-    return "token_type_ids" in _input_names(model)
+    return "token_type_ids" in input_names(model)
 
 
 def _versions() -> dict:
@@ -186,3 +186,20 @@ def export_onnx(model, path: Path) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(Exported(model).eval(), args, str(path), dynamo=False, opset_version=OPSET,
                           input_names=names, output_names=["probabilities", "fraction"], dynamic_axes=axes)
+
+
+def load_torch(folder: str | Path):
+    """The fine-tuned cross-encoder of a scorer folder in torch (every file checked against the manifest first)."""
+    from safetensors.torch import load_file
+
+    from grader.finetune.model import CrossEncoder, load_encoder
+
+    folder = Path(folder)
+    manifest = verify_folder(folder, read_manifest(folder))
+    labels = manifest.get("metadata", {}).get("labels") or []
+    model = CrossEncoder(load_encoder(folder, config=folder), len(labels))
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    except RuntimeError as exc:
+        raise ModelError(f"the weights do not fit the saved architecture: {exc}", source=str(folder / WEIGHTS)) from None
+    return model.eval()

@@ -78,18 +78,9 @@ class Exported(nn.Module):
         return torch.softmax(logits, dim=-1), fraction
 
 
-def from_folder(folder: str | Path) -> CrossEncoder:
-    """The fine-tuned cross-encoder of a scorer folder in torch (every file checked against the manifest first)."""
-    from safetensors.torch import load_file
 
-    from grader.finetune.folder import WEIGHTS, read_manifest, verify_folder
+def input_names(model: CrossEncoder) -> tuple[str, ...]:
+    """The encoder's inputs: BERT reads token type ids, MPNet does not."""
+    import inspect
 
-    folder = Path(folder)
-    manifest = verify_folder(folder, read_manifest(folder))
-    labels = manifest.get("metadata", {}).get("labels") or []
-    model = CrossEncoder(load_encoder(folder, config=folder), len(labels))
-    try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS)))
-    except RuntimeError as exc:
-        raise ModelError(f"the weights do not fit the saved architecture: {exc}", source=str(folder / WEIGHTS)) from None
-    return model.eval()
+    return tuple(inspect.signature(model.encoder.forward).parameters)

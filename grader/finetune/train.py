@@ -16,7 +16,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +165,7 @@ def finetune(pairs: Pairs, config: FinetuneConfig | None = None, progress: bool 
     """Fine-tune a cross-encoder on ``pairs``; returns it in torch with its validation figures."""
     import torch
 
-    from grader.finetune.model import CrossEncoder, load_encoder
+    from grader.finetune.model import CrossEncoder, input_names, load_encoder
 
     config = (config or FinetuneConfig()).check()
     if len(pairs) < 2:
@@ -180,7 +180,7 @@ def finetune(pairs: Pairs, config: FinetuneConfig | None = None, progress: bool 
     layers = len(model.encoder.encoder.layer)
     model.freeze_lower(layers // 3 if config.freeze_layers is None else config.freeze_layers)
     model.to(device)
-    uses_types = "token_type_ids" in _input_names(model)
+    uses_types = "token_type_ids" in input_names(model)
 
     train_idx, val_idx = question_split(pairs.groups, config.validation, config.seed)
     encoded = tokenizer.encode(pairs.first, pairs.answers)
@@ -255,13 +255,6 @@ def finetune(pairs: Pairs, config: FinetuneConfig | None = None, progress: bool 
                    validation, time.perf_counter() - started)
 
 
-def _input_names(model) -> tuple[str, ...]:
-    """The encoder's inputs: BERT reads token type ids, MPNet does not."""
-    import inspect
-
-    return tuple(inspect.signature(model.encoder.forward).parameters)
-
-
 def _epoch_batches(index: np.ndarray, lengths: list[int], batch_size: int, rng) -> list[np.ndarray]:
     """One epoch's batches: shuffled, then grouped by length within windows of 50 batches, batches shuffled."""
     order = rng.permutation(index)
@@ -314,8 +307,10 @@ def predict(trained: Trained, firsts: list[str], answers: list[str]) -> tuple[np
     """(label probabilities, score fractions) of pairs with the torch model (training-time predictions)."""
     import torch
 
+    from grader.finetune.model import input_names
+
     encoded = trained.tokenizer.encode(firsts, answers)
-    uses_types = "token_type_ids" in _input_names(trained.model)
+    uses_types = "token_type_ids" in input_names(trained.model)
 
     def batch_tensors(index):
         arrays = trained.tokenizer.pad([encoded[i] for i in index])
@@ -326,7 +321,3 @@ def predict(trained: Trained, firsts: list[str], answers: list[str]) -> tuple[np
         return np.zeros((0, trained.model.label_head.out_features), np.float32), np.zeros(0, np.float32)
     return predict_encoded(trained.model, encoded, batch_tensors, list(range(len(encoded))))
 
-
-def config_dict(config: FinetuneConfig) -> dict:
-    """The configuration as saved in the metadata."""
-    return asdict(config)
