@@ -239,7 +239,7 @@ class AnswerSpans:
                 col += w
             return out
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
-                                                         targets.scale)
+                                                         targets.scale, exclusive=True)
         best_span = strength.argmax(axis=0)
         out = [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
                             None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
@@ -325,7 +325,7 @@ class AnswerSpans:
                             None if reversal is None else (float(reversal[0][0]), int(reversal[1][0])))
 
     def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray, targets=(),
-                  scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)):
+                  scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL), exclusive: bool = False):
         """(span x target strengths, whether a negated span states each target, reversal).
 
         Columns of ``sims`` are phrasings, ``needed`` their content words for full strength
@@ -346,6 +346,10 @@ class AnswerSpans:
         if masks is not None:
             allowed, reversing = masks
             reversed_strength = np.where(reversing, strength, 0.0)
+            if exclusive and strength.shape[1] > 1:
+                # A span that reads closer to another target states that one ("mitosis gives two identical
+                # cells" of "mitosis makes two identical cells"), it reverses none.
+                reversed_strength[per_span < per_span.max(axis=1, keepdims=True)] = 0.0
             if self.any_negated:
                 reversed_strength[self.negated] = 0.0  # "the RNN does not add": no reversal either
             where = reversed_strength.argmax(axis=0)
@@ -413,7 +417,7 @@ class AnswerSpans:
             reversed_match = self._make(reversal[0], self.ranges[reversal[1]], "semantic")
         if lexical_reversed >= FOUND and (reversed_match is None or lexical_reversed > reversed_match.strength):
             reversed_match = self._make(lexical_reversed, reversed_unit, "lexical")
-        if reversed_match is not None and reversed_match.strength >= best.strength:
+        if reversed_match is not None and (reversed_match.strength > best.strength or best.strength < 1.0 and reversed_match.strength >= best.strength):
             return Match(min(best.strength, PARTIAL - 0.01) if best.strength else 0.0, reversed_match.evidence,
                          reversed_match.start, reversed_match.end, reversed_match.method, True)
         if not best.found:

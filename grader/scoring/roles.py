@@ -5,8 +5,10 @@ the vanilla RNN fail?") has concepts that are true of one of them only. The word
 concept stated about the *other* one are a reversal, not a statement of it. This module
 finds, without any subject-specific word list:
 
-* the **entities** a question contrasts: the acronyms and other all-capital names its
-  prompt uses (two or more of them, or there is nothing to contrast);
+* the **entities** a question contrasts: the two sides of a comparison ("the difference
+  between X and Y", "X vs Y", "compare X and Y", "how does X differ from Y"), else the
+  acronyms and other all-capital names its prompt uses (two or more of them, or there is
+  nothing to contrast);
 * the **role** of every word of a text: the entity its clause names, or else the one the
   text last named (a clause that names several entities is about all of them);
 * the **contrast pairs** of the reference answers: "X rather than Y", "X instead of Y",
@@ -28,7 +30,10 @@ NO_ROLE = -1  # a word (or a concept) about no entity in particular
 ALL_ROLES = -2  # a word of a clause that names several entities
 ROOT = 6  # leading characters of a stem that identify a word family ("multip" for multiply, multiplicative)
 _ACRONYM = re.compile(r"^[A-Z][A-Z0-9-]*[A-Z0-9](?:s|es)?$")
-_NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "null": "0", "eins": "1", "eine": "1"}
+_NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+                 "eight": "8", "nine": "9", "ten": "10", "twice": "2", "double": "2", "half": "0.5",
+                 "null": "0", "eins": "1", "eine": "1", "zwei": "2", "drei": "3", "vier": "4", "fünf": "5",
+                 "doppelt": "2", "halb": "0.5", "hälfte": "0.5"}
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)?$")
 # "X rather than Y", "X instead of Y", "X as opposed to Y", "X not Y", "X but not Y": X is asserted, Y denied.
 # A bare "not" opposes two words only after a comma ("added, not overwritten").
@@ -42,11 +47,26 @@ def root(stem: str) -> str:
     return stem[:ROOT]
 
 
-def entities(prompt: Analysis) -> tuple[str, ...]:
-    """Stems of the names a prompt contrasts: its all-capital words (acronyms), in order of first use.
+# Words that make a prompt a comparison, and the words that join the two things compared.
+_COMPARE = frozenset("""compare compared comparing contrast contrasting difference differences differ differs
+    different distinguish distinguishes versus vs between unterschied unterscheiden unterscheidet vergleiche
+    vergleichen zwischen""".split())
+_JOIN = frozenset("and or with from to vs versus und oder mit von".split())
+_ALWAYS_JOIN = frozenset({"vs", "versus"})
+_SIDE_WORDS = 3  # content words of one side of a comparison ("supervised learning") at most
 
-    Fewer than two: the question contrasts nothing, and no role is read.
+
+def entities(prompt: Analysis) -> tuple[str, ...]:
+    """Keys of the names a prompt contrasts, in order of first use.
+
+    A comparison ("the difference between mitosis and meiosis", "TCP vs UDP", "compare a
+    stack and a queue", "how does X differ from Y") names its two sides; otherwise the prompt's
+    all-capital words (acronyms) are the names. Fewer than two: the question contrasts nothing,
+    and no role is read.
     """
+    compared = _compared(prompt)
+    if compared:
+        return compared
     found: list[str] = []
     for w in prompt.words:
         if _ACRONYM.match(w.text) and sum(c.isupper() for c in w.text) >= 2:
@@ -56,12 +76,61 @@ def entities(prompt: Analysis) -> tuple[str, ...]:
     return tuple(found) if len(found) >= 2 else ()
 
 
+def _compared(prompt: Analysis) -> tuple[str, ...]:
+    """The two things a comparison prompt names: the first word that tells one side from the other."""
+    words, norms = prompt.words, [w.norm for w in prompt.words]
+    seen_compare = False
+    for j, n in enumerate(norms):
+        seen_compare = seen_compare or n in _COMPARE
+        if not (n in _ALWAYS_JOIN or (seen_compare and n in _JOIN)) or j == 0:
+            continue
+        if _PUNCTUATION.search(prompt.text[words[j - 1].end : words[j].start]):
+            continue  # ", and why ...": a join of clauses, not of two things
+        left = _side(prompt, range(j - 1, -1, -1))[::-1]
+        right = _side(prompt, range(j + 1, len(words)))
+        x = [k for k in left if k[0] not in dict(right)]
+        y = [k for k in right if k[0] not in dict(left)]
+        if x and y:
+            # The first word that differs ("supervised" of "supervised learning"), an acronym before others.
+            return tuple(next((k for k, upper in side if upper), side[0][0]) for side in (x, y))
+    return ()
+
+
+def _side(prompt: Analysis, order: range) -> list[tuple[str, bool]]:
+    """(key, is an acronym) of the content words of one side of a comparison, read from the join outwards:
+    up to two leading function or comparison words skipped ("a", "the"), then up to ``_SIDE_WORDS``
+    content words, up to a function word or a punctuation mark."""
+    words, text = prompt.words, prompt.text
+    out: list[tuple[str, bool]] = []
+    prev, skipped = None, 0
+    for i in order:
+        w = words[i]
+        if prev is not None:
+            a, b = sorted((prev, i))
+            if _PUNCTUATION.search(text[words[a].end : words[b].start]):  # a comma or other mark ends the side
+                break
+        prev = i
+        if not prompt.content[i] or w.norm in _COMPARE or w.norm in _JOIN or number_of(w.norm) is not None:
+            skipped += 1
+            if out or skipped > 2:
+                break
+            continue
+        out.append((_entity_key(w.norm), bool(_ACRONYM.match(w.text)) and sum(c.isupper() for c in w.text) >= 2))
+        if len(out) >= _SIDE_WORDS:
+            break
+    return out
+
+
+_PUNCTUATION = re.compile(r"[^\s\-'\".]")  # anything between two words but spaces, hyphens, quotes, a full stop
+
+
 def _entity_key(norm: str) -> str:
-    """"lstms", "lstm's" and "lstm", "rnns" and "rnn": one key."""
-    norm = norm.removesuffix("'s")
-    for suffix in ("es", "s"):
-        if norm.endswith(suffix) and len(norm) - len(suffix) >= 2:
-            return norm[: -len(suffix)]
+    """"lstms", "lstm's" and "lstm", "queues" and "queue", "rnns" and "rnn": one key."""
+    norm = norm.removesuffix("'s").removesuffix("’s")
+    if len(norm) >= 5 and norm.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return norm[:-2]  # "classes", "boxes", "patches"
+    if len(norm) >= 3 and norm.endswith("s") and not norm.endswith(("ss", "is", "us")):
+        return norm[:-1]  # "queues", "lstms"; "mitosis", "virus" are singular
     return norm
 
 
