@@ -160,3 +160,16 @@ def test_grading_with_the_folder_through_the_cli_adds_the_scorer_signals(folder,
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     summary = json.loads(evaluated.stdout)
     assert 0.0 <= summary["systems"]["grader"]["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_cross_fitting_halves_split_by_answers_or_by_whole_questions(seed):
+    from grader.evaluation.stacking import crossfit_halves
+
+    groups = np.array([f"q{i % 5}" for i in range(60)] + ["q5"] * 3, dtype=object)
+    by_answers = crossfit_halves(groups, seed, by="answers")
+    assert all(set(by_answers[groups == q]) == {0, 1} for q in set(groups))  # every question in both halves
+    by_questions = crossfit_halves(groups, seed, by="questions")
+    assert all(len(set(by_questions[groups == q])) == 1 for q in set(groups))  # each question in one half
+    assert abs(int((by_questions == 0).sum()) - int((by_questions == 1).sum())) <= 15
+    np.testing.assert_array_equal(by_answers, crossfit_halves(groups, seed, by="answers"))
