@@ -176,8 +176,9 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     key_analyses = [[analyze(t, language) for t in p] for p in key_phrasings]
     mis_analyses = [[analyze(t, language) for t in p] for p in mis_phrasings]
     pairs = contrast_pairs(ref_analyses)
-    roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names)
-    key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs)
+    owned = _clause_owners(key_phrasings, key_vecs, clause_vecs)
+    roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)
+    key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs, owned)
     half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs)
     prepared.key_targets = TargetSet.of(make_targets(
         [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
@@ -237,31 +238,42 @@ ROLE_CLAUSE_SIM = 0.4  # cosine from which a reference clause is close enough to
 REFERENCE_PHRASING_SIM = 0.55  # cosine from which a reference clause is one more phrasing of its closest concept
 
 
-def _with_reference_clauses(phrasings, vectors: np.ndarray, clauses, clause_vectors: np.ndarray):
-    """Key phrasings and their flat vectors, each concept given the reference clauses that state it.
-
-    A clause states the concept it is closest to (cosine to its phrasings), when it is close
-    enough: the model answer's own words for it, matched like the instructor's alternatives.
-    """
-    if not len(clauses) or not phrasings:
-        return phrasings, vectors
+def _clause_owners(phrasings, vectors: np.ndarray, clause_vectors: np.ndarray) -> list[np.ndarray]:
+    """The reference clauses (indices) that state each concept: those closest to it (cosine to its
+    phrasings), when close enough."""
+    if not len(clause_vectors) or not phrasings:
+        return [np.zeros(0, dtype=np.int64) for _ in phrasings]
     widths = [len(p) for p in phrasings]
     starts = np.cumsum([0, *widths[:-1]])
     sims = np.maximum.reduceat(clause_vectors @ vectors.T, starts, axis=1)  # clause x concept
     owner = sims.argmax(axis=1)
     close = sims.max(axis=1) >= REFERENCE_PHRASING_SIM
+    return [np.flatnonzero(close & (owner == k)) for k in range(len(phrasings))]
+
+
+def _with_reference_clauses(phrasings, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, owned):
+    """Key phrasings and their flat vectors, each concept given the reference clauses that state it
+    (``owned``, :func:`_clause_owners`): the model answer's own words for it, matched like the
+    instructor's alternatives.
+    """
+    if not len(clauses) or not phrasings:
+        return phrasings, vectors
+    widths = [len(p) for p in phrasings]
+    starts = np.cumsum([0, *widths[:-1]])
     out_phrasings, out_vectors = [], []
     for k, (p, start) in enumerate(zip(phrasings, starts)):
-        mine = np.flatnonzero(close & (owner == k))
+        mine = owned[k]
         out_phrasings.append((*p, *(clauses[i][0] for i in mine)))
         out_vectors += [vectors[start : start + len(p)], clause_vectors[mine]]
     return out_phrasings, np.concatenate(out_vectors)
 
 
-def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, names) -> list[int] | None:
+def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, names,
+           owned=None) -> list[int] | None:
     """The role of each concept (phrasings ``analyses``, their ``vectors`` flat): the entity its
-    phrasings name, else the entity of the closest reference clause (``clauses``: (text, role)),
-    else none. None when the question contrasts no entities."""
+    phrasings name, else the one entity of the reference clauses that state it (``owned``), else
+    the entity of the closest reference clause (``clauses``: (text, role)), else none. None when
+    the question contrasts no entities."""
     if not names:
         return None
     out, row = [], 0
@@ -269,8 +281,11 @@ def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, n
         n = len(phrasings)
         named = {text_role(a, names) for a in phrasings} - {NO_ROLE}
         role = NO_ROLE
+        stating = {clauses[i][1] for i in owned[len(out)]} if owned is not None else set()
         if len(named) == 1:
             role = named.pop()
+        elif not named and len(stating) == 1 and min(stating) >= 0:
+            role = stating.pop()
         elif not named and len(clauses):
             sims = vectors[row : row + n] @ clause_vectors.T
             best = int(sims.max(axis=0).argmax())
