@@ -203,6 +203,7 @@ def keyword_list(view: AnswerView) -> Detection | None:
 # Where a list splits into its terms: commas, semicolons, line breaks, bullets, dashes, "X: Y", and/or.
 _TERM_BREAK = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b",
                          re.IGNORECASE)
+_ENUMERATION = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)")  # what separates the items of a bare enumeration
 TERM_WORDS = 5  # a term has at most this many words; longer pieces are phrases a reader must parse
 TERM_LIST_MIN = 3  # terms from which a text is a list: "forget gate, cell state, gradient highway"
 TERM_LIST_SHARE = 0.8  # share of an answer's words inside bare terms from which it is a list of terms
@@ -215,10 +216,11 @@ def lists_terms(text: str, analysis: Analysis, question) -> bool:
     ref = None if question is None else _reference(question, analysis.language)
     if ref is not None and ref.asks_for_list:
         return False
-    return _term_list(AnswerView(text, analysis, {}, frozenset(), frozenset(), 0, 0, question))
+    # Only an enumeration: "Mitosis: two identical cells. Meiosis: four." states something in notes.
+    return _term_list(AnswerView(text, analysis, {}, frozenset(), frozenset(), 0, 0, question), _ENUMERATION)
 
 
-def _term_list(view: AnswerView) -> bool:
+def _term_list(view: AnswerView, breaks: re.Pattern | None = None) -> bool:
     """Three or more bare terms, holding most of the answer's words, and no clause around them.
 
     "additive updates with gating, multiplicative recurrence, forget gate, cell state" names
@@ -232,7 +234,7 @@ def _term_list(view: AnswerView) -> bool:
     words = view.analysis.words
     if clause is None or len(words) < 5 or sum(w.norm.isalpha() for w in words) < 0.8 * len(words):
         return False
-    cuts = [m.span() for m in _TERM_BREAK.finditer(view.text)]
+    cuts = [m.span() for m in (breaks or _TERM_BREAK).finditer(view.text)]
     if len(cuts) < TERM_LIST_MIN - 1:
         return False
     pieces: list[list] = [[]]
