@@ -1,0 +1,119 @@
+"""Concepts on a subject of its own: comparison prompts, cause-and-effect key phrases, term lists, wrong reasons.
+
+Nothing here is about recurrent networks: the same mechanisms must carry to any subject.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.rubric import KeyPhrase, Misconception, ShortAnswerQuestion
+from grader.scoring.phrases import cause_effect
+from grader.scoring.roles import entities
+from grader.text import analyze
+
+PROMPT = "What is the difference between mitosis and meiosis?"
+REFERENCE = ("Mitosis makes two daughter cells that are genetically identical to the parent. Meiosis makes four "
+             "daughter cells that are genetically different, each with half the chromosomes, because homologous "
+             "chromosomes are separated and crossing over shuffles them.")
+MEIOSIS = "meiosis produces four genetically different daughter cells"
+MITOSIS = "mitosis produces two identical daughter cells"
+CROSSING = "homologous chromosomes cross over, so the daughter cells differ genetically"
+GROWTH = "meiosis happens because the body needs to grow and repair tissue"
+
+
+@pytest.fixture(scope="module")
+def biology(embedder):
+    from grader.engine import Grader
+
+    question = ShortAnswerQuestion(
+        id="bio", prompt=PROMPT, reference_answers=[REFERENCE], max_points=3,
+        key_phrases=[KeyPhrase(text=MEIOSIS, points=1), KeyPhrase(text=MITOSIS, points=1),
+                     KeyPhrase(text=CROSSING, points=1)],
+        misconceptions=[Misconception(text=GROWTH, penalty=1)])
+    return Grader(None, embedder=embedder), question
+
+
+def _grade(biology, answer):
+    grader, question = biology
+    return grader.grade_pairs([(question, answer)])[0]
+
+
+def _stated(result) -> set[str]:
+    return {c.concept for c in result.concepts if c.found and not c.negated}
+
+
+@pytest.mark.parametrize("prompt, names", [
+    (PROMPT, ("mitosis", "meiosis")),
+    ("How does mitosis differ from meiosis in the number of daughter cells?", ("mitosis", "meiosis")),
+    ("Compare a stack and a queue.", ("stack", "queue")),
+    ("Stacks versus queues: when would you use each?", ("stack", "queue")),
+    ("TCP vs. UDP: which one guarantees delivery?", ("tcp", "udp")),
+    ("Explain the difference between supervised learning and unsupervised learning.", ("supervised", "unsupervised")),
+    ("Contrast prokaryotic and eukaryotic cells.", ("prokaryotic", "eukaryotic")),
+    ("Compare the vanilla RNN with the LSTM.", ("rnn", "lstm")),  # an acronym names its side
+])
+def test_a_comparison_prompt_names_its_two_sides(prompt, names):
+    assert entities(analyze(prompt)) == names
+
+
+@pytest.mark.parametrize("prompt", [
+    "Why does ice float on water and why does it melt?",  # "and" joins two questions, nothing is compared
+    "What is the difference between the two, and why does it matter?",
+    "What does TCP guarantee?",
+])
+def test_prompts_that_compare_nothing_name_no_sides(prompt):
+    assert entities(analyze(prompt)) == ()
+
+
+def test_cause_and_effect_phrasings_split_both_ways():
+    assert cause_effect(CROSSING) == ("homologous chromosomes cross over", "the daughter cells differ genetically")
+    assert cause_effect("prices rise because demand exceeds supply") == ("demand exceeds supply", "prices rise")
+    assert cause_effect("prices rise because of demand") is None  # "because of" names no clause
+    assert cause_effect(MEIOSIS) is None
+
+
+def test_each_side_is_credited_for_its_own_statement(biology):
+    stated = _stated(_grade(biology, "Meiosis gives four daughter cells that are all genetically different, while "
+                                     "mitosis gives two identical copies of the parent cell."))
+    assert {MEIOSIS, MITOSIS} <= stated
+
+
+def test_swapped_sides_earn_neither_concept(biology):
+    result = _grade(biology, "Mitosis produces four genetically different daughter cells, and meiosis produces two "
+                             "identical ones.")
+    assert not {MEIOSIS, MITOSIS} & _stated(result)
+
+
+def test_a_cause_and_effect_concept_needs_both_halves(biology):
+    both = _grade(biology, "In meiosis homologous chromosomes exchange pieces by crossing over. As a result the "
+                           "daughter cells are genetically different.")
+    concept = next(c for c in both.concepts if c.concept == CROSSING)
+    assert concept.found and not concept.negated
+    assert "crossing over" in concept.evidence and "genetically different" in concept.evidence  # cause to effect
+    assert CROSSING not in _stated(_grade(biology, "Homologous chromosomes cross over during meiosis."))  # cause
+    assert CROSSING not in _stated(_grade(biology, "The daughter cells of meiosis differ genetically."))  # effect
+
+
+def test_a_bare_list_of_terms_states_no_concept(biology):
+    for answer in ("Four genetically different daughter cells. Two identical daughter cells. Crossing over.",
+                   "Genetic variation, crossing over, homologous chromosomes, daughter cells"):
+        result = _grade(biology, answer)
+        assert _stated(result) == set()
+        assert all(c.awarded == 0 for c in result.concepts)
+
+
+def test_the_wrong_reason_alone_is_the_misconception(biology):
+    result = _grade(biology, "Meiosis is used to grow the body and repair damaged tissue.")
+    assert [m.misconception for m in result.misconceptions if not m.uncertain] == [GROWTH]
+    assert not _grade(biology, "Meiosis produces four genetically different daughter cells.").misconceptions
+
+
+@pytest.mark.parametrize("text", ["There are not enough parameters.", "It is not only fast but also exact."])
+def test_amount_words_after_a_negation_cue_negate_nothing(text):
+    assert not any(analyze(text).negated)
+
+
+def test_a_real_negation_still_negates():
+    a = analyze("The cells are not identical.")
+    assert a.negated[[w.norm for w in a.words].index("identical")]
