@@ -273,7 +273,7 @@ class AnswerSpans:
             i = np.arange(max(0, -shift), min(n, n - shift))
             both = np.minimum(best[0, i], best[1, i + shift])
             if len(both) and both.max() > pair:
-                pair = float(both.max())
+                pair = min(float(both.max()), 1.0)
                 at = int(i[both.argmax()])
                 pair_at = (where[0, at], where[1, at + shift])
         if (whole.method == "lexical" and whole.strength >= pair) or (whole.negated and pair < FOUND):
@@ -301,7 +301,8 @@ class AnswerSpans:
             return [m.strength for m in self.match_all(targets, sims)]
         if sims is None:
             sims = self.similarities(targets.matrix)
-        semantic_best = self._semantic(sims, targets.needed, targets.starts, (), targets.scale)[0].max(axis=0).tolist()
+        semantic_best = np.minimum(self._semantic(sims, targets.needed, targets.starts, (), targets.scale)[0].max(axis=0),
+                                   1.0).tolist()
         out = []
         for target, semantic in zip(targets, semantic_best):
             strength = round(semantic, 4) if semantic > 0 else 0.0
@@ -339,8 +340,7 @@ class AnswerSpans:
         per_span = np.maximum.reduceat(sims, starts, axis=1)
         floor, ceil = scale
         strength = (per_span - floor) / (ceil - floor)
-        np.maximum(strength, 0.0, out=strength)  # np.clip's wrapper costs more than the two passes
-        np.minimum(strength, 1.0, out=strength)
+        np.maximum(strength, 0.0, out=strength)  # not capped at 1: the closest of two saturated spans wins
         reversal = None
         masks = self._role_masks(targets) if targets else None
         if masks is not None:
@@ -404,7 +404,7 @@ class AnswerSpans:
         reversal (the concept said of the other entity, or its opposite said) at least as strong
         as the best statement makes the concept negated: the answer claims the opposite.
         """
-        best = self._make(semantic, self.ranges[span], "semantic") if semantic > 0 else NO_MATCH
+        best = self._make(min(semantic, 1.0), self.ranges[span], "semantic") if semantic > 0 else NO_MATCH
         best_range = self.ranges[span] if semantic > 0 else None
         lexical, unit, lexical_reversed, reversed_unit = self._lexical(target)
         if lexical > best.strength:
@@ -414,10 +414,12 @@ class AnswerSpans:
             return NO_MATCH
         reversed_match = None
         if reversal is not None and reversal[0] >= FOUND:
-            reversed_match = self._make(reversal[0], self.ranges[reversal[1]], "semantic")
+            reversed_match = self._make(min(reversal[0], 1.0), self.ranges[reversal[1]], "semantic")
         if lexical_reversed >= FOUND and (reversed_match is None or lexical_reversed > reversed_match.strength):
             reversed_match = self._make(lexical_reversed, reversed_unit, "lexical")
-        if reversed_match is not None and (reversed_match.strength > best.strength or best.strength < 1.0 and reversed_match.strength >= best.strength):
+        # Strengths beyond 1 (cosines above the scale's top) still rank a reversal against a statement.
+        reversed_strength = max(reversal[0] if reversal is not None and reversal[0] >= FOUND else 0.0, lexical_reversed)
+        if reversed_match is not None and reversed_strength >= max(best.strength, semantic):
             return Match(min(best.strength, PARTIAL - 0.01) if best.strength else 0.0, reversed_match.evidence,
                          reversed_match.start, reversed_match.end, reversed_match.method, True)
         if not best.found:
