@@ -117,3 +117,14 @@ def test_amount_words_after_a_negation_cue_negate_nothing(text):
 def test_a_real_negation_still_negates():
     a = analyze("The cells are not identical.")
     assert a.negated[[w.norm for w in a.words].index("identical")]
+
+
+def test_a_sentence_with_a_wrong_number_is_marked_as_a_false_claim():
+    from grader.scoring.roles import contrast_of, misnumbered_sentences
+
+    contrast = contrast_of([analyze("the reaction rate doubles for every rise of 10 degrees")], frozenset())
+    a = analyze("For every rise of 50 degrees the rate doubles, so catalysts matter. Catalysts lower the barrier.")
+    marked = misnumbered_sentences(a, contrast)
+    first_end = a.sentences[0][1]
+    assert marked[:first_end].all() and not marked[first_end:].any()
+    assert not misnumbered_sentences(analyze("For every rise of 10 degrees the rate doubles."), contrast).any()

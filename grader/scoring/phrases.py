@@ -23,7 +23,8 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
-from grader.scoring.roles import NO_ROLE, Contrast, reversed_spans, root, span_role_counts, word_roles
+from grader.scoring.roles import (NO_ROLE, Contrast, misnumbered_sentences, reversed_spans, root, span_role_counts,
+                                  word_roles)
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)
@@ -393,6 +394,17 @@ class AnswerSpans:
                 allowed[:, k] &= ~(opposite | mixed)
             elif role_reversed is not None:
                 reversing[:, k] = role_reversed
+        # A sentence that gives one concept a wrong number ("when the forget gate is close to 0 the old cell
+        # state is preserved") states none of the others.
+        for j, t in enumerate(targets):
+            if t.contrast is None or not t.contrast.numbers:
+                continue
+            wrong = misnumbered_sentences(self.analysis, t.contrast)
+            if wrong.any():
+                prefix = np.concatenate([[0], np.cumsum(wrong)])
+                inside = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
+                others = np.arange(len(targets)) != j
+                allowed[:, others] &= ~inside[:, None]
         return allowed, reversing
 
     def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool,

@@ -282,3 +282,32 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     owns = (ow[e] - ow[s]) > 0
     opposes = (op[e] - op[s]) > 0
     return ((zo[e] - zo[s]) > 0) & ~owns, opposes & owns
+
+
+def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
+    """Per word: whether its sentence holds a clause that gives another number where the concept of
+    ``contrast`` gives its own ("the forget gate is close to 0" for "near 1"), outside a negation scope.
+
+    Such a sentence is a false claim: the other concepts it seems to state rest on it.
+    """
+    n = len(analysis.words)
+    out = np.zeros(n, dtype=bool)
+    if not contrast.numbers or not n:
+        return out
+    words = analysis.words
+    wrong = np.zeros(n, dtype=bool)
+    right = np.zeros(n, dtype=bool)
+    for i, w in enumerate(words):
+        value = number_of(w.norm)
+        if value is None or analysis.negated[i]:
+            continue
+        if value in contrast.numbers:
+            right[i] = True
+        elif i > 0 and words[i - 1].norm in contrast.number_context:
+            wrong[i] = True
+    if not wrong.any():
+        return out
+    for s, e in analysis.sentences:
+        if any(wrong[cs:ce].any() and not right[cs:ce].any() for cs, ce in analysis.clauses if s <= cs < e):
+            out[s:e] = True
+    return out
