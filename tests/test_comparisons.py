@@ -128,3 +128,16 @@ def test_a_sentence_with_a_wrong_number_is_marked_as_a_false_claim():
     first_end = a.sentences[0][1]
     assert marked[:first_end].all() and not marked[first_end:].any()
     assert not misnumbered_sentences(analyze("For every rise of 10 degrees the rate doubles."), contrast).any()
+
+
+def test_topic_words_are_the_prompts_and_those_shared_by_three_concepts():
+    from grader.scoring.phrases import common_roots
+
+    concepts = [[analyze(t)] for t in (MEIOSIS, MITOSIS, CROSSING, GROWTH)]
+    common = common_roots(analyze(PROMPT), concepts)
+    assert {"mitosi", "meiosi", "daught", "cell"} <= common  # the prompt's; in three concepts
+    assert not {"genet", "homolo", "four", "repair"} & common  # in two concepts or one: a concept's own
+
+
+def test_a_span_of_topic_words_alone_states_no_concept(biology):
+    assert _stated(_grade(biology, "Both of them are about daughter cells.")) == set()

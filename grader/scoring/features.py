@@ -15,7 +15,7 @@ import numpy as np
 
 from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AnswerSpans, Match, TargetSet, cause_effect,
-                                    make_targets)
+                                    common_roots, make_targets)
 from grader.scoring.detectors import lists_terms
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
@@ -185,7 +185,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
         [contrast_of(a, pairs) for a in key_analyses],
         [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
-        (KEY_FLOOR, KEY_CEIL))
+        (KEY_FLOOR, KEY_CEIL), common_roots(prompt_analysis, key_analyses + mis_analyses))
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     prepared.misconception_targets = TargetSet.of(make_targets(

@@ -41,6 +41,7 @@ LEXICAL_POWER = 2.0  # lexical strength is the share of a phrasing's content wor
 FOUND = 0.5  # strength from which a concept counts as stated
 PARTIAL = 0.3  # strength from which it counts as half-stated
 SURE = 0.65  # strength from which a found concept or misconception is asserted rather than uncertain
+TOPIC_CONCEPTS = 3  # a word family in this many of a question's concepts is a topic word, not one concept's
 
 
 @dataclass(frozen=True)
@@ -92,23 +93,40 @@ class TargetSet:
     complete: bool
     roles: np.ndarray | None = None  # each target's role, None when no target has one
     scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)  # cosines mapped onto strength 0 and 1
+    distinct: tuple[frozenset, ...] | None = None  # each target's word families that the question's others lack
 
     @classmethod
-    def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)) -> "TargetSet":
+    def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
+           common: frozenset | None = None) -> "TargetSet":
+        """``common``: word families of the question's topic (:func:`common_roots`); given, a span that shares
+        none of a target's other words needs a cosine at the top of the scale to state it."""
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
         matrix = np.concatenate([t.vectors for t in targets]) if targets else np.zeros((0, dim), np.float32)
         roles = np.array([t.role for t in targets], dtype=np.int64)
+        distinct = None
+        if common is not None:
+            distinct = tuple(frozenset().union(*t.stems) - common for t in targets)
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
-                   roles if (roles != NO_ROLE).any() else None, scale)
+                   roles if (roles != NO_ROLE).any() else None, scale, distinct)
 
     def __len__(self) -> int:
         return len(self.targets)
 
     def __iter__(self):
         return iter(self.targets)
+
+
+def common_roots(prompt: Analysis, phrasings) -> frozenset[str]:
+    """Word families of a question's topic: the prompt's, and those of ``TOPIC_CONCEPTS`` or more of its
+    concepts (``phrasings``: each concept's analysed texts)."""
+    seen: dict[str, int] = {}
+    for texts in phrasings:
+        for r in frozenset().union(*(content_stem_set(a) for a in texts)):
+            seen[r] = seen.get(r, 0) + 1
+    return content_stem_set(prompt) | {r for r, n in seen.items() if n >= TOPIC_CONCEPTS}
 
 
 def _needed(stems: list[frozenset]) -> np.ndarray:
@@ -241,6 +259,8 @@ class AnswerSpans:
             return out
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
                                                          targets.scale, exclusive=True)
+        if targets.distinct is not None:
+            self._topic_only(strength, targets.distinct)
         best_span = strength.argmax(axis=0)
         out = [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
                             None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
@@ -249,6 +269,20 @@ class AnswerSpans:
             if t.parts is not None:
                 out[k] = self._cause_and_effect(t, out[k], targets.scale)
         return out
+
+    def _topic_only(self, strength: np.ndarray, distinct) -> None:
+        """Cap below FOUND, in place, the strength of spans made only of the question's topic words ("the
+        previous hidden state" for "the hidden state is repeatedly multiplied"): one that shares none of a
+        target's own word families states it only from the top of the scale."""
+        roots = [root(w.stem) for w in self.analysis.words]
+        for k, own in enumerate(distinct):
+            if not own:
+                continue
+            prefix = np.concatenate([[0], np.cumsum([r in own for r in roots])])
+            shares = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
+            column = strength[:, k]
+            weak = ~shares & (column < 1.0)
+            column[weak] = np.minimum(column[weak], FOUND - 0.01)
 
     def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float]) -> Match:
         """A "cause, so effect" target: as strong as the weaker of its cause and its effect, each matched on
