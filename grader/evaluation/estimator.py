@@ -4,8 +4,11 @@
 and grid search work on it). It is a multinomial logistic regression over
 standardised signals, with a temperature fitted on held-out folds so that its
 probabilities are calibrated. Each label carries the mean grade fraction of
-its training answers; the expected fraction under the predicted probabilities
-gives partial credit. It is saved as JSON, never pickle. Prediction and the
+its training answers. The grade itself is learned as a number: a ridge
+regression of each answer's grade fraction (its score, or its label's mean
+where it has none), blended with the expected fraction under the predicted
+probabilities by a weight fitted on the same held-out folds. It is saved as
+JSON, never pickle. Prediction and the
 file format live in :mod:`grader.scoring.combiner`, which grading loads without
 importing scikit-learn.
 """
