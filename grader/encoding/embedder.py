@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
@@ -38,6 +38,10 @@ class Encoding:
     vector: np.ndarray  # (dim,) unit-length sentence vector
     tokens: np.ndarray  # (n_tokens, dim) token vectors, special tokens removed
     offsets: np.ndarray  # (n_tokens, 2) character span of each token in the text
+    # Parts of the text (clauses) encoded on their own in the same call, when the embedder has a
+    # ``splitter`` (see :attr:`SentenceTransformerEmbedder.splitter`): their unit vectors and character spans.
+    parts: np.ndarray | None = None  # (n_parts, dim)
+    part_spans: tuple[tuple[int, int], ...] = ()
 
 
 class Embedder(Protocol):
@@ -142,6 +146,9 @@ class SentenceTransformerEmbedder:
         self.backend = None
         self.runtime = None
         self.batch_size = None
+        # Optional text -> character spans of its parts (clauses) to encode on their own, each text's
+        # with it in the same batched call (Encoding.parts); None encodes the texts alone.
+        self.splitter = None
 
     # -- loading -----------------------------------------------------------------
     def load(self) -> "SentenceTransformerEmbedder":
@@ -238,7 +245,9 @@ class SentenceTransformerEmbedder:
     # -- encoding -----------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length sentence vectors, shape (len(texts), dim)."""
-        encodings = self.encode_tokens(texts)
+        encodings: list = [None] * len(texts)
+        for _, i, encoding in self._iter_lists([texts], None):  # sentence vectors only: no parts to encode
+            encodings[i] = encoding
         if not encodings:
             self.load()
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -300,8 +309,12 @@ class SentenceTransformerEmbedder:
         One stream over all the lists: a list is tokenised when the encoder is about to need
         its first batch, so the cores run its first batches while the caller still works on
         the previous list's last ones (a stream per list left a core idle at every seam).
-        Within a list, texts come shortest first; each comes exactly once.
+        Within a list, texts come shortest first; each comes exactly once. With a ``splitter``, each
+        text's parts are encoded in the same batches and come with it (``Encoding.parts``).
         """
+        return self._iter_lists(lists, self.splitter)
+
+    def _iter_lists(self, lists: Iterable[Sequence[str]], splitter) -> Iterator[tuple[int, int, Encoding]]:
         self.load()
         window = self._max_len - len(self._prefix) - len(self._suffix)
         tokens_per_text = TOKENS_PER_TEXT["cuda" if str(self.device).startswith("cuda") else "cpu"]
@@ -311,7 +324,7 @@ class SentenceTransformerEmbedder:
             for n, texts in enumerate(lists):
                 if not texts:
                     continue
-                plan = _Plan(self._tokenizer, list(texts), window)
+                plan = _Plan(self._tokenizer, list(texts), window, splitter, self._dimension)
                 for members in plan.batches(self._list_batch_size(len(plan.chunks)), tokens_per_text):
                     handed.append((n, plan, members))
                     yield [plan.chunks[c][1] for c in members]
@@ -402,24 +415,35 @@ def _batches(order: list[int], lengths: list[int], batch_size: int, tokens_per_t
 class _Plan:
     """One list of texts cut into encoder windows and batched by length; joins each text's windows back."""
 
-    def __init__(self, tokenizer, texts: list[str], window: int):
+    def __init__(self, tokenizer, texts: list[str], window: int, splitter=None, dimension: int = 0):
         tok = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False,
                         return_token_type_ids=False, truncation=False, verbose=False)
         self.chunks: list[tuple[int, list[int], list]] = []  # (text index, ids, offsets) of each window
+        self.parts: dict[int, list[tuple[int, tuple[int, int]]]] = {}  # text index -> (chunk, char span) of parts
         for i, (ids, offsets) in enumerate(zip(tok["input_ids"], tok["offset_mapping"])):
             if not ids:
                 self.chunks.append((i, [], []))
                 continue
             for start in range(0, len(ids), window):
                 self.chunks.append((i, ids[start : start + window], offsets[start : start + window]))
-        self.waiting = [0] * len(texts)  # windows of each text not yet encoded
+            if splitter is not None:
+                # A part is the text's own tokens under its character span, cut to one window.
+                starts = np.array([o[0] for o in offsets], dtype=np.int64)
+                ends = np.array([o[1] for o in offsets], dtype=np.int64)
+                for a, b in splitter(texts[i]):
+                    first, last = int(starts.searchsorted(a)), int(ends.searchsorted(b, side="right"))
+                    if last > first:
+                        self.parts.setdefault(i, []).append((len(self.chunks), (a, b)))
+                        self.chunks.append((i, ids[first : min(last, first + window)], None))
+        self.waiting = [0] * len(texts)  # windows (and parts) of each text not yet encoded
         for i, _, _ in self.chunks:
             self.waiting[i] += 1
-        self.windows: dict[int, list[int]] = {}  # text index -> its chunks, for texts of several windows
-        for c, (i, _, _) in enumerate(self.chunks):
-            if self.waiting[i] > 1:
+        self.windows: dict[int, list[int]] = {}  # text index -> its windows, for texts of several chunks
+        for c, (i, _, offs) in enumerate(self.chunks):
+            if self.waiting[i] > 1 and offs is not None:
                 self.windows.setdefault(i, []).append(c)
         self.done: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # chunk -> (sentence, tokens) of unfinished texts
+        self.no_parts = None if splitter is None else np.zeros((0, dimension), np.float32)  # a text split into none
 
     def batches(self, batch_size: int, tokens_per_text: int) -> Iterator[list[int]]:
         """Groups of chunk numbers, shortest windows first."""
@@ -433,11 +457,18 @@ class _Plan:
             i = chunks[c][0]
             self.waiting[i] -= 1
             if i not in windows:  # one window: its vectors as they are, the sentence vector made unit length
-                yield i, Encoding(_unit(sentence[k]), tokens[k], np.array(chunks[c][2], dtype=np.int64).reshape(-1, 2))
+                yield i, Encoding(_unit(sentence[k]), tokens[k], np.array(chunks[c][2], dtype=np.int64).reshape(-1, 2),
+                                  self.no_parts)
                 continue
             self.done[c] = (sentence[k], tokens[k])
             if self.waiting[i] == 0:
-                yield i, _joined([chunks[w] for w in windows[i]], [self.done.pop(w) for w in windows[i]])
+                encoding = _joined([chunks[w] for w in windows[i]], [self.done.pop(w) for w in windows[i]])
+                if i in self.parts:
+                    encoding = replace(encoding, parts=np.stack([_unit(self.done.pop(c)[0]) for c, _ in self.parts[i]]),
+                                       part_spans=tuple(span for _, span in self.parts[i]))
+                elif self.no_parts is not None:
+                    encoding = replace(encoding, parts=self.no_parts)
+                yield i, encoding
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -451,6 +482,9 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 
 def _joined(chunks: list[tuple], outputs: list[tuple[np.ndarray, np.ndarray]]) -> Encoding:
     """One encoding of a text cut into windows: sentence vectors averaged by window length, tokens joined."""
+    if len(chunks) == 1:
+        sentence, tokens = outputs[0]
+        return Encoding(_unit(sentence), tokens, np.array(chunks[0][2], dtype=np.int64).reshape(-1, 2))
     weights = np.array([max(1, len(ids)) for _, ids, _ in chunks], dtype=np.float32)
     vec = np.average(np.stack([sentence for sentence, _ in outputs]), axis=0, weights=weights)
     norm = np.linalg.norm(vec)

@@ -76,6 +76,15 @@ class Match(NamedTuple):
 NO_MATCH = Match(0.0, None, None, None, None, False)
 
 
+class AloneScale(NamedTuple):
+    """How clauses encoded on their own state targets: cosines ``floor`` and ``ceil`` map onto strength 0 and 1,
+    and a clause closer to one of the ``rivals`` (unit vectors: the misconceptions' phrasings) states none."""
+
+    floor: float
+    ceil: float
+    rivals: np.ndarray | None = None
+
+
 @dataclass(frozen=True)
 class TargetSet:
     """Targets matched together, with what matching them needs assembled once per rubric.
@@ -94,10 +103,11 @@ class TargetSet:
     roles: np.ndarray | None = None  # each target's role, None when no target has one
     scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)  # cosines mapped onto strength 0 and 1
     distinct: tuple[frozenset, ...] | None = None  # each target's word families that the question's others lack
+    alone: AloneScale | None = None  # how clauses encoded on their own state the targets; None: they do not
 
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
-           common: frozenset | None = None) -> "TargetSet":
+           common: frozenset | None = None, alone: AloneScale | None = None) -> "TargetSet":
         """``common``: word families of the question's topic (:func:`common_roots`); given, a span that shares
         none of a target's other words needs a cosine at the top of the scale to state it."""
         targets = tuple(targets)
@@ -110,7 +120,7 @@ class TargetSet:
             distinct = tuple(frozenset().union(*t.stems) - common for t in targets)
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
-                   roles if (roles != NO_ROLE).any() else None, scale, distinct)
+                   roles if (roles != NO_ROLE).any() else None, scale, distinct, alone)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -186,18 +196,33 @@ class AnswerSpans:
     """The spans of one answer with their pooled vectors and negation marks."""
 
     def __init__(self, analysis: Analysis, encoding: Encoding, topic: np.ndarray | None = None,
-                 names: tuple[str, ...] = ()):
+                 names: tuple[str, ...] = (), alone: tuple[list, np.ndarray] | None = None):
         """``topic``: a unit direction (the question's) removed from every span vector; ``names``: the
-        entities the question contrasts (:func:`grader.scoring.roles.entities`)."""
+        entities the question contrasts (:func:`grader.scoring.roles.entities`); ``alone``: (word ranges,
+        unit vectors) of clauses encoded on their own, more spans after the pooled ones."""
         self.analysis = analysis
         words = analysis.words
         content = analysis.content
         # Per-span counts from prefix sums: O(1) per span however many spans a long answer has.
         content_prefix = [0, *accumulate(content)]
         self.ranges = _span_ranges(analysis, content_prefix)
+        self.n_pooled = len(self.ranges)
         bounds = np.fromiter(chain.from_iterable(self.ranges), np.int64, 2 * len(self.ranges)).reshape(-1, 2)
         self._topic = topic
         self._sums, self._along, self._inverse_norms = _pool(words, encoding, bounds, topic)
+        if alone is not None and len(alone[0]):
+            extra, vectors = list(alone[0]), np.asarray(alone[1], dtype=np.float32)
+            self.ranges = self.ranges + extra
+            bounds = np.concatenate([bounds, np.array(extra, dtype=np.int64).reshape(-1, 2)])
+            self._sums = np.concatenate([self._sums, vectors.astype(self._sums.dtype)])
+            squared = np.einsum("ij,ij->i", vectors, vectors)
+            if topic is not None:
+                along = vectors @ topic
+                self._along = np.concatenate([self._along, along.astype(self._along.dtype)])
+                squared = np.maximum(squared - along * along, 0.0)
+            norms = np.sqrt(squared)
+            norms[norms == 0] = 1.0
+            self._inverse_norms = np.concatenate([self._inverse_norms, (1.0 / norms).astype(np.float32)])
         content_sum = np.array(content_prefix)
         self.span_content = (content_sum[bounds[:, 1]] - content_sum[bounds[:, 0]]).astype(np.float32)
         if any(analysis.negated):
@@ -258,7 +283,7 @@ class AnswerSpans:
                 col += w
             return out
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
-                                                         targets.scale, exclusive=True)
+                                                         targets.scale, exclusive=True, alone=targets.alone)
         if targets.distinct is not None:
             self._topic_only(strength, targets.distinct)
         best_span = strength.argmax(axis=0)
@@ -267,7 +292,7 @@ class AnswerSpans:
                for k, t in enumerate(targets)]
         for k, t in enumerate(targets):
             if t.parts is not None:
-                out[k] = self._cause_and_effect(t, out[k], targets.scale)
+                out[k] = self._cause_and_effect(t, out[k], targets.scale, targets.alone)
         return out
 
     def _topic_only(self, strength: np.ndarray, distinct) -> None:
@@ -284,14 +309,15 @@ class AnswerSpans:
             weak = ~shares & (column < 1.0)
             column[weak] = np.minimum(column[weak], FOUND - 0.01)
 
-    def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float]) -> Match:
+    def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float],
+                          alone: AloneScale | None = None) -> Match:
         """A "cause, so effect" target: as strong as the weaker of its cause and its effect, each matched on
         its own in one sentence or two neighbouring ones (the evidence runs from one to the other). A lexical
         match of the whole phrasing stands."""
         cause, effect = target.parts
         sims = self.similarities(np.concatenate([cause.vectors, effect.vectors]))
         strength = self._semantic(sims, _needed([*cause.stems, *effect.stems]), np.array([0, len(cause.vectors)]),
-                                  target.parts, scale)[0]
+                                  target.parts, scale, alone=alone)[0]
         sentence = self._span_sentence
         n = len(self.analysis.sentences)
         best = np.zeros((2, n))
@@ -361,7 +387,8 @@ class AnswerSpans:
                             None if reversal is None else (float(reversal[0][0]), int(reversal[1][0])))
 
     def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray, targets=(),
-                  scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL), exclusive: bool = False):
+                  scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL), exclusive: bool = False,
+                  alone: AloneScale | None = None):
         """(span x target strengths, whether a negated span states each target, reversal).
 
         Columns of ``sims`` are phrasings, ``needed`` their content words for full strength
@@ -375,6 +402,21 @@ class AnswerSpans:
         per_span = np.maximum.reduceat(sims, starts, axis=1)
         floor, ceil = scale
         strength = (per_span - floor) / (ceil - floor)
+        if len(per_span) > self.n_pooled:
+            # Clauses encoded on their own read on a scale of their own (TargetSet.alone); none: no match.
+            if alone is None:
+                strength[self.n_pooled :] = 0.0
+            else:
+                alone_sims = per_span[self.n_pooled :]
+                own = np.maximum((alone_sims - alone.floor) / (alone.ceil - alone.floor), 0.0)
+                # On its own a clause reads close to every concept of its topic: it states only the one it
+                # reads closest to, and none when a misconception reads closer still.
+                closest = alone_sims.max(axis=1, keepdims=True)
+                if alone.rivals is not None and len(alone.rivals):
+                    rows = slice(self.n_pooled, len(per_span))
+                    closest = np.maximum(closest, self._row_similarities(rows, alone.rivals).max(axis=1)[:, None])
+                own[alone_sims < closest] = 0.0
+                strength[self.n_pooled :] = own
         np.maximum(strength, 0.0, out=strength)  # not capped at 1: the closest of two saturated spans wins
         reversal = None
         masks = self._role_masks(targets) if targets else None
@@ -497,7 +539,7 @@ class AnswerSpans:
     @property
     def _range_index(self) -> dict:
         if not hasattr(self, "_ranges_at"):
-            self._ranges_at = {tuple(r): i for i, r in enumerate(self.ranges)}
+            self._ranges_at = {tuple(r): i for i, r in enumerate(self.ranges[: self.n_pooled])}
         return self._ranges_at
 
     def _row_similarities(self, rows: slice, matrix: np.ndarray) -> np.ndarray:
