@@ -193,7 +193,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)
     key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs, owned)
     half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs)
-    alone = alone_scale(prepared.residual(key_vecs), [len(p) for p in key_phrasings], prepared.residual(mis_vecs))
+    alone = alone_scale(prepared.residual(key_vecs), [len(p) for p in key_phrasings])
     if alone is not None:
         _encode_clauses(embedder, language)
     prepared.key_targets = TargetSet.of(make_targets(
@@ -211,11 +211,11 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     return prepared
 
 
-def alone_scale(vectors: np.ndarray, widths: list[int], rivals: np.ndarray | None = None) -> AloneScale | None:
+def alone_scale(vectors: np.ndarray, widths: list[int]) -> AloneScale | None:
     """Cosines of a clause encoded on its own mapped onto strength 0 and 1, from the concepts' own texts
     (each encoded on its own too): 0 at the mean cosine between phrasings of two concepts, 1 at the mean
-    cosine between two phrasings of one concept, moved by ``ALONE_SHIFT``; ``rivals``: the misconceptions'
-    phrasings. None with fewer than two concepts or no concept of two phrasings."""
+    cosine between two phrasings of one concept, moved by ``ALONE_SHIFT``. None with fewer than two concepts
+    or no concept of two phrasings."""
     if len(widths) < 2 or max(widths) < 2:
         return None
     owner = np.repeat(np.arange(len(widths)), widths)
@@ -227,7 +227,7 @@ def alone_scale(vectors: np.ndarray, widths: list[int], rivals: np.ndarray | Non
     if within - between < 0.05:
         return None
     shift = ALONE_SHIFT * (within - between)
-    return AloneScale(between + shift, within + shift, rivals)
+    return AloneScale(between + shift, within + shift)
 
 
 def _with_causes(phrasings: tuple[str, ...]) -> tuple[str, ...]:
@@ -415,6 +415,8 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     ref_sims = spans.similarities(prepared.reference_targets.matrix) if prepared.reference_targets else None
     ref_strengths = spans.strengths(prepared.reference_targets, ref_sims)
     ref_cover = sum(ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
+    mis_matches = spans.match_all(prepared.misconception_targets)
+    spans.silence(mis_matches)  # a clause that states a misconception states no key phrase on its own
     key_matches = spans.match_all(prepared.key_targets)
     if key_matches and lists_terms(answer, analysis, q):
         # A bare list of terms names the concepts without stating anything about them.
@@ -424,7 +426,6 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
         concept_cover = sum(k.points * key_credit(m) for k, m in zip(q.key_phrases, key_matches)) / total
     else:
         concept_cover = sum(s >= FOUND for s in ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
-    mis_matches = spans.match_all(prepared.misconception_targets)
     misconception = max((m.strength for m in mis_matches), default=0.0)
 
     precision = 0.0

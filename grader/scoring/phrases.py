@@ -77,12 +77,10 @@ NO_MATCH = Match(0.0, None, None, None, None, False)
 
 
 class AloneScale(NamedTuple):
-    """How clauses encoded on their own state targets: cosines ``floor`` and ``ceil`` map onto strength 0 and 1,
-    and a clause closer to one of the ``rivals`` (unit vectors: the misconceptions' phrasings) states none."""
+    """How clauses encoded on their own state targets: cosines ``floor`` and ``ceil`` map onto strength 0 and 1."""
 
     floor: float
     ceil: float
-    rivals: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +208,7 @@ class AnswerSpans:
         bounds = np.fromiter(chain.from_iterable(self.ranges), np.int64, 2 * len(self.ranges)).reshape(-1, 2)
         self._topic = topic
         self._sums, self._along, self._inverse_norms = _pool(words, encoding, bounds, topic)
+        self.alone_off = None  # clauses encoded alone that state nothing (set by :meth:`silence`)
         if alone is not None and len(alone[0]):
             extra, vectors = list(alone[0]), np.asarray(alone[1], dtype=np.float32)
             self.ranges = self.ranges + extra
@@ -245,6 +244,16 @@ class AnswerSpans:
         self.word_roles = word_roles(analysis, names) if names else None
         self.role_counts = span_role_counts(self.word_roles, len(names), bounds) if names else None
         self._units: dict = {}
+
+    def silence(self, matches) -> None:
+        """Clauses encoded on their own that overlap the evidence of a found match (a misconception) state
+        nothing more: "LSTMs use attention to look back" is a wrong claim, not a rough key phrase."""
+        spans = [(m.start, m.end) for m in matches if m.found and m.start is not None]
+        if not spans or len(self.ranges) == self.n_pooled:
+            return
+        words = self.analysis.words
+        self.alone_off = np.array([any(words[s].start < end and start < words[e - 1].end for start, end in spans)
+                                   for s, e in self.ranges[self.n_pooled :]])
 
     @property
     def vectors(self) -> np.ndarray:
@@ -410,12 +419,10 @@ class AnswerSpans:
                 alone_sims = per_span[self.n_pooled :]
                 own = np.maximum((alone_sims - alone.floor) / (alone.ceil - alone.floor), 0.0)
                 # On its own a clause reads close to every concept of its topic: it states only the one it
-                # reads closest to, and none when a misconception reads closer still.
-                closest = alone_sims.max(axis=1, keepdims=True)
-                if alone.rivals is not None and len(alone.rivals):
-                    rows = slice(self.n_pooled, len(per_span))
-                    closest = np.maximum(closest, self._row_similarities(rows, alone.rivals).max(axis=1)[:, None])
-                own[alone_sims < closest] = 0.0
+                # reads closest to.
+                own[alone_sims < alone_sims.max(axis=1, keepdims=True)] = 0.0
+                if self.alone_off is not None:
+                    own[self.alone_off] = 0.0
                 strength[self.n_pooled :] = own
         np.maximum(strength, 0.0, out=strength)  # not capped at 1: the closest of two saturated spans wins
         reversal = None
