@@ -142,7 +142,7 @@ def test_questions_without_key_phrases_leave_the_encoder_alone(fresh):
 
 def test_a_question_with_key_phrases_has_the_encoder_take_clauses(fresh, rubric):
     fresh.splitter = None
-    q5 = rubric.question("q5") if hasattr(rubric, "question") else next(q for q in rubric.questions if q.id == "q5")
+    q5 = next(q for q in rubric.questions if q.id == "q5")
     prepared = prepare_question(q5, fresh, "en", {})
     try:
         assert prepared.key_targets.alone is not None and "en" in fresh.splitter.languages
@@ -177,5 +177,19 @@ def test_key_phrase_question_built_in_code_gets_a_scale(fresh):
         assert isinstance(prepared.key_targets.alone, AloneScale)
         assert prepared.key_targets.alone.floor < prepared.key_targets.alone.ceil
         assert prepared.misconception_targets.alone is None
+    finally:
+        fresh.splitter = None
+
+
+def test_a_one_clause_answer_is_read_alone_from_its_own_vector(fresh, rubric):
+    text = "The LSTM adds new information to a separate memory cell"
+    assert clause_splitter(("en",))(text) == []  # nothing more to encode
+    q5 = next(q for q in rubric.questions if q.id == "q5")
+    try:
+        prepared = prepare_question(q5, fresh, "en", {})
+        encoding = fresh.encode_tokens([text])[0]
+        ranges, vectors = _alone_clauses(prepared, analyze(text), encoding)
+        assert ranges == [(0, len(analyze(text).words))]
+        np.testing.assert_allclose(vectors[0], encoding.vector)
     finally:
         fresh.splitter = None

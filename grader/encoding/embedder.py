@@ -3,7 +3,8 @@
 One forward pass per text yields both the sentence vector and the token vectors;
 span vectors (sentences, n-gram windows) are pooled from the token vectors, so
 they cost no extra encoder work. Texts longer than the encoder's window are cut
-into windows and every word still gets a vector.
+into windows and every word still gets a vector. With a ``splitter``, parts of each
+text (its clauses) are encoded on their own in the same batched call.
 """
 
 from __future__ import annotations

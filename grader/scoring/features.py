@@ -353,7 +353,8 @@ def clause_splitter(languages) -> Callable[[str], list[tuple[int, int]]]:
             analysis = analyze(text, language)
             words = analysis.words
             clauses = [c for c in analysis.clauses if sum(analysis.content[c[0] : c[1]]) >= 2][:MAX_ALONE]
-            spans.update(((words[s].start, words[e - 1].end), None) for s, e in clauses)
+            # A clause that is the whole text is encoded already: the text's own vector.
+            spans.update(((words[s].start, words[e - 1].end), None) for s, e in clauses if e - s < len(words))
         return list(spans)
 
     split.languages = frozenset(languages)
@@ -386,20 +387,25 @@ def _alone_clauses(prepared: PreparedQuestion, analysis: Analysis, encoding: Enc
     with a ``splitter``; an answer encoded before its question was prepared has them encoded here."""
     if prepared.key_targets.alone is None:
         return None
+    words = analysis.words
+    if not words:
+        return None
     parts, part_spans = encoding.parts, encoding.part_spans
     if parts is None:
         if prepared.encoder is None:
             return None
         part_spans = clause_splitter((prepared.language,))(analysis.text)
-        if not part_spans:
-            return None
-        parts = prepared.encoder.encode([analysis.text[a:b] for a, b in part_spans])
-    words = analysis.words
+        parts = prepared.encoder.encode([analysis.text[a:b] for a, b in part_spans]) if part_spans else None
     at = {(words[s].start, words[e - 1].end): (s, e) for s, e in analysis.clauses}
     found = [(at[tuple(span)], k) for k, span in enumerate(part_spans) if tuple(span) in at]
-    if not found:
+    ranges = [r for r, _ in found]
+    vectors = [parts[[k for _, k in found]]] if found else []
+    if (0, len(words)) in analysis.clauses and sum(analysis.content) >= 2:  # one clause: the answer's own vector
+        ranges.append((0, len(words)))
+        vectors.append(encoding.vector[None, :])
+    if not ranges:
         return None
-    return [r for r, _ in found], parts[[k for _, k in found]]
+    return ranges, np.concatenate(vectors)
 
 
 def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,

@@ -6,7 +6,10 @@ A concept is matched two ways and the stronger wins:
   states outside a negation scope;
 * semantically: cosine similarity between the concept's vector and the vectors of
   the answer's spans (clauses, sentences and 3-, 5- and 8-word windows), pooled
-  from the token vectors of the answer's single forward pass.
+  from the token vectors of the answer's single forward pass; for key phrases also
+  the answer's clauses encoded on their own (in the same encoder call), whose
+  cosines read on a scale of their own (:class:`AloneScale`): a paraphrase, a
+  notation or a formula loses less of its meaning alone than inside the answer.
 
 A span whose content words sit mostly inside a negation scope ("does not update
 its state additively") cannot state the concept.
