@@ -248,11 +248,17 @@ def finetune(pairs: Pairs, config: FinetuneConfig | None = None, progress: bool 
     model.eval()
     validation = {"questions_held_out": sorted(set(pairs.groups[val_idx].tolist())),
                   "answers_held_out": int(len(val_idx)), "checkpoints": history, "chosen": best,
-                  "torch_threads": threads} if len(val_idx) else {"note": "fewer than 4 questions: no held-out "
-                                                                         "questions, the last checkpoint is kept",
+                  "torch_threads": threads} if len(val_idx) else {"note": _no_validation(config, pairs),
                                                                  "torch_threads": threads}
     return Trained(model, config, folder, name, sha, pairs.label_set, dict(pairs.label_fractions), tokenizer, device,
                    validation, time.perf_counter() - started)
+
+
+def _no_validation(config: FinetuneConfig, pairs: Pairs) -> str:
+    """Why no question was held out for early stopping."""
+    if config.validation <= 0:
+        return "no question held out (validation 0): the last checkpoint is kept"
+    return f"{len(set(pairs.groups.tolist()))} question(s), fewer than 4: none held out, the last checkpoint is kept"
 
 
 def _epoch_batches(index: np.ndarray, lengths: list[int], batch_size: int, rng) -> list[np.ndarray]:
