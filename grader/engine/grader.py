@@ -295,6 +295,11 @@ class Grader:
         texts = [list(k) for k in keys_of]
         extra = self._extra_signals(list(pending), clipped, pending)
         prepared: dict[int, PreparedQuestion] = {}  # by id: the questions stay alive in ``pairs``
+        # Prepared before encoding: a question with key phrases asks the encoder for its answers'
+        # clauses too, and they must come in the answers' own encoder call.
+        for key in pending:
+            if id(key[0]) not in prepared:
+                prepared[id(key[0])] = self.prepare(key[0])
         pooled = PooledCall(self._pool_for(len(pending)), prepared, self._grade_chunk, self._pool_failed)
         for n, j, encoding in iter_encoding_lists(self.embedder, texts):
             text = texts[n][j]
