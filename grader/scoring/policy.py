@@ -24,6 +24,10 @@ from grader.scoring.feedback import compose
 from grader.scoring.phrases import FOUND, PARTIAL, SURE
 
 REVIEW_THRESHOLD = 0.6
+# Misconception strengths sit on a stricter cosine scale than key phrases' (phrases.py), so a
+# misconception is asserted from a lower strength than SURE: on the annotated development answers
+# every misconception from 0.55 up was right, and asserting them from FOUND cost a quarter of the precision.
+MISCONCEPTION_SURE = 0.55
 MAX_ANSWER_CHARS = 20_000
 
 
@@ -174,7 +178,7 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
 
     found_mc = [(mc, m) for mc, m in zip(question.misconceptions, sig.misconception_matches) if m.strength >= FOUND]
     misconceptions = tuple(
-        MisconceptionResult(mc.text, mc.penalty, m.strength, m.evidence, mc.feedback, uncertain=m.strength < SURE)
+        MisconceptionResult(mc.text, mc.penalty, m.strength, m.evidence, mc.feedback, uncertain=m.strength < MISCONCEPTION_SURE)
         for mc, m in found_mc)
     cap = 1.0
     penalty = sum(m.penalty for m in misconceptions if not m.uncertain) / question.max_points
