@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     backend: Literal["auto", "fp32", "fp16", "int8", "torch"] = Field(
         default="auto", description="Encoder precision and runtime (auto: fp16 on CUDA; on a CPU int8 for minilm, "
                                     "fp32 for other models; 'torch': fp32 in plain torch).")
-    combiner: str | None = Field(default=None, description="Combiner JSON (default: the combiner shipped with grader).")
+    combiner: str | None = Field(default=None, description="Combiner JSON, or a scorer folder from `grader train "
+                                                            "--finetune` (default: the combiner shipped with grader).")
     review_threshold: float = Field(default=0.6, ge=0, le=1,
                                     description="Confidence below which an answer is flagged for review.")
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Largest request body; larger gets 413.")

@@ -173,3 +173,28 @@ def test_cross_fitting_halves_split_by_answers_or_by_whole_questions(seed):
     assert all(len(set(by_questions[groups == q])) == 1 for q in set(groups))  # each question in one half
     assert abs(int((by_questions == 0).sum()) - int((by_questions == 1).sum())) <= 15
     np.testing.assert_array_equal(by_answers, crossfit_halves(groups, seed, by="answers"))
+
+
+def test_http_service_grades_with_a_scorer_folder(folder, embedder):
+    """`GRADER_COMBINER` may name a scorer folder: the service loads it once and its signals reach the combiner."""
+    import time
+
+    import httpx
+
+    from grader.api import create_app
+    from grader.api.server import ServerThread
+    from grader.finetune import CE_SIGNALS
+    from grader.settings import Settings
+    from tests.conftest import RUBRIC
+
+    settings = Settings(api_keys="k" * 32, rubrics_dir=RUBRIC.parent, combiner=str(folder))
+    with ServerThread(create_app(settings, loader=lambda: embedder)) as srv, \
+            httpx.Client(base_url=srv.url, timeout=60, headers={"X-API-Key": "k" * 32}) as c:
+        deadline = time.monotonic() + 120
+        while c.get("/readyz").json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert c.get("/readyz").status_code == 200
+        r = c.post("/v1/grade", json={"rubric_id": "rnn_lstm", "question_id": "q5", "feedback_level": "instructor",
+                                      "answer": "The LSTM adds to its cell state through gates."})
+        assert r.status_code == 200, r.text
+        assert set(CE_SIGNALS) <= set(r.json()["signals"])
