@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, Dataset, build_dataset,
-                                        fit_combiner, label_fractions_of, questions_for, resolve_target,
-                                        score_levels, targets, training_metadata, validate_combiner)
-from grader.engine import Grader
+from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, Dataset, fit_combiner,
+                                        label_fractions_of, targets, training_data, training_metadata,
+                                        validate_combiner)
 from grader.errors import ConfigError, InputDataError
 from grader.finetune import CE_SIGNALS, build_pairs, ce_signals, label_values
 from grader.scoring.features import FEATURES
@@ -143,16 +142,8 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
     from grader.finetune.folder import COMBINER, save, write_manifest
 
     started = time.perf_counter()
-    target = resolve_target(rows, target)
-    levels = score_levels(rows) if target == "score" else None
-    fractions = label_fractions_of(rows) if target == "label" else {}
-    grader = Grader.for_signals(embedder, label_fractions=fractions)
-    questions = questions_for(rows, rubric)
-    data = build_dataset(grader, rows, target, questions=questions, example_counts=tuple(example_counts),
-                         seed=seed, levels=levels)
-    if len(np.unique(data.y)) < 2:
-        raise InputDataError(f"training needs at least 2 distinct {target} values; got {sorted(set(data.y))}",
-                             field=label_col if target == "label" else "score")
+    target, levels, grader, data = training_data(rows, target=target, embedder=embedder, rubric=rubric,
+                                                 example_counts=example_counts, seed=seed, label_col=label_col)
     stack = crossfit(rows, config, final=True, progress=progress, by=crossfit_by)
     data = stacked(data, stack)
     combiner = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)

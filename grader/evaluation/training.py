@@ -356,11 +356,9 @@ def validate_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, fo
     return out
 
 
-def train_from_rows(rows: list[LabeledAnswer], *, target: str | None = None, embedder=None, rubric=None,
-                    example_counts=DEFAULT_EXAMPLE_COUNTS, seed: int = 0, C: float = DEFAULT_C, class_weight=None,
-                    validate: bool = True, fingerprint: str | None = None, label_col: str = "label",
-                    ignore=DEFAULT_IGNORED) -> tuple[GradeCombiner, dict]:
-    """Fit a combiner on labelled rows; returns it and the metadata to save with it."""
+def training_data(rows: list[LabeledAnswer], *, target: str | None, embedder, rubric, example_counts, seed: int,
+                  label_col: str) -> tuple[str, np.ndarray | None, Grader, Dataset]:
+    """The target, score levels, signal-computing grader and signals a combiner is trained on."""
     target = resolve_target(rows, target)
     levels = score_levels(rows) if target == "score" else None
     fractions = label_fractions_of(rows) if target == "label" else {}
@@ -371,6 +369,16 @@ def train_from_rows(rows: list[LabeledAnswer], *, target: str | None = None, emb
     if len(np.unique(data.y)) < 2:
         raise InputDataError(f"training needs at least 2 distinct {target} values; got {sorted(set(data.y))}",
                              field=label_col if target == "label" else "score")
+    return target, levels, grader, data
+
+
+def train_from_rows(rows: list[LabeledAnswer], *, target: str | None = None, embedder=None, rubric=None,
+                    example_counts=DEFAULT_EXAMPLE_COUNTS, seed: int = 0, C: float = DEFAULT_C, class_weight=None,
+                    validate: bool = True, fingerprint: str | None = None, label_col: str = "label",
+                    ignore=DEFAULT_IGNORED) -> tuple[GradeCombiner, dict]:
+    """Fit a combiner on labelled rows; returns it and the metadata to save with it."""
+    target, levels, grader, data = training_data(rows, target=target, embedder=embedder, rubric=rubric,
+                                                 example_counts=example_counts, seed=seed, label_col=label_col)
     combiner = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore)
     meta = training_metadata(
         data, grader, target=target, label_col=label_col if target == "label" else None,
