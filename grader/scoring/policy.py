@@ -21,7 +21,7 @@ from grader.scoring.combiner import LinearCombiner, extra_signal_names
 from grader.scoring.detectors import AnswerView, cap_of, detect
 from grader.scoring.features import FEATURES, PreparedQuestion, answer_signals, key_credit
 from grader.scoring.feedback import compose
-from grader.scoring.phrases import FOUND, PARTIAL, SURE
+from grader.scoring.phrases import FOUND, SURE
 
 REVIEW_THRESHOLD = 0.6
 # Misconception strengths sit on a stricter cosine scale than key phrases' (phrases.py), so a
@@ -164,8 +164,8 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
 
     concepts = []
     for kp, m in zip(question.key_phrases, sig.key_matches):
-        # Evidence between "half-stated" and "sure" is reported as uncertain, never asserted.
-        uncertain = PARTIAL <= m.strength < SURE and not m.negated
+        # A concept found on evidence below "sure" is reported as uncertain, never asserted.
+        uncertain = m.found and m.strength < SURE and not m.negated
         concepts.append(ConceptResult(kp.text, kp.points, round(kp.points * key_credit(m), 4), m.found,
                                       m.strength, m.evidence, m.method, m.negated, kp.required, uncertain))
     mixed, fraction = proba, model_fraction
