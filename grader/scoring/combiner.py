@@ -86,11 +86,11 @@ class LinearCombiner:
     def _score(self, Z: np.ndarray) -> np.ndarray:
         return np.clip(Z @ self.score_coef_ + self.score_intercept_, 0.0, 1.0)
 
-    def predict_fraction(self, X) -> np.ndarray:
+    def predict_fraction(self, X, proba: np.ndarray | None = None) -> np.ndarray:
         """Grade fraction in [0, 1]: the grade regression blended with the expected grade under the
         predicted probabilities (by ``score_weight_``); the expected grade alone in combiners saved
-        without a regression."""
-        expected = self.predict_proba(X) @ self.label_fractions_
+        without a regression. ``proba``: :meth:`predict_proba` of ``X`` when the caller has it already."""
+        expected = (self.predict_proba(X) if proba is None else proba) @ self.label_fractions_
         if getattr(self, "score_coef_", None) is None:
             return expected
         X = np.asarray(X, dtype=np.float64)

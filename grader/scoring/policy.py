@@ -156,8 +156,9 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
         row = np.concatenate([sig.features, [float(extra_signals[n]) for n in extra]])
     else:
         row = sig.features
-    proba = combiner.predict_proba(row[None, :])[0]
-    model_fraction = float(combiner.predict_fraction(row[None, :])[0])
+    proba = combiner.predict_proba(row[None, :])
+    model_fraction = float(combiner.predict_fraction(row[None, :], proba)[0])
+    proba = proba[0]
     flags: list[Flag] = []
     if truncated:
         flags.append(Flag("truncated", f"the answer was cut to its first {max_answer_chars} characters"))
