@@ -60,6 +60,17 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+
+def recorded_sha256(path: Path) -> str:
+    """``path``'s sha256, from this installation's record when the file is unchanged since it was
+    last hashed (see :mod:`grader.encoding.trust`), else hashed now and recorded."""
+    digest = known_digest(path)
+    if digest is None:
+        digest = sha256_of(path)
+        remember_digest(path, digest)
+    return digest
+
+
 def cache_dir() -> Path:
     """Folder for assembled models: the ``cache_dir`` setting (``GRADER_CACHE_DIR``) or ``~/.cache/grader``."""
     folder = make_settings().cache_dir or Path.home() / ".cache" / "grader"
@@ -78,10 +89,7 @@ def verify_weights(folder: Path, expected: str | None) -> str:
     weights = folder / WEIGHT_FILE
     if not weights.is_file():
         raise ModelError(f"no {WEIGHT_FILE} in the model folder", source=str(folder))
-    digest = known_digest(weights)
-    if digest is None:
-        digest = sha256_of(weights)
-        remember_digest(weights, digest)
+    digest = recorded_sha256(weights)
     if expected is not None and digest != expected:
         raise ModelIntegrityError(
             f"sha256 of {WEIGHT_FILE} is {digest}, expected {expected}. "

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from grader.encoding.onnx_encoder import OPSET
 from grader.encoding.quantize import SCHEME, quantize_rows
-from grader.encoding.trust import known_digest, remember_digest
-from grader.encoding.weights import sha256_of
+from grader.encoding.weights import recorded_sha256, sha256_of
 from grader.errors import ModelError, ModelIntegrityError
 
 FORMAT = "grader-finetune/1"
@@ -134,11 +133,7 @@ def verify_folder(folder: str | Path, manifest: dict | None = None, skip: tuple[
         path = folder / name
         if not path.is_file():
             raise ModelIntegrityError(f"{name} is missing; the folder is incomplete", source=str(path))
-        digest = known_digest(path)
-        if digest is None:
-            digest = sha256_of(path)
-            remember_digest(path, digest)
-        _check(path, digest, expected)
+        _check(path, recorded_sha256(path), expected)
     return manifest
 
 
