@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, Dataset, fit_combiner,
-                                        label_fractions_of, targets, training_data, training_metadata,
+                                        fitted_metadata, label_fractions_of, training_data,
                                         validate_combiner)
 from grader.errors import ConfigError, InputDataError
 from grader.finetune import CE_SIGNALS, build_pairs, ce_signals, label_values
 from grader.scoring.features import FEATURES
-from grader.text import normalize
 
 CROSSFIT_FOLDS = 2
 CROSSFIT_BY = ("answers", "questions")
@@ -147,18 +146,11 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
     stack = crossfit(rows, config, final=True, progress=progress, by=crossfit_by)
     data = stacked(data, stack)
     combiner = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)
-    meta = training_metadata(
-        data, grader, target=target, label_col=label_col if target == "label" else None,
-        labels=[str(c) for c in combiner.classes_],
-        label_fractions={str(c): float(f) for c, f in zip(combiner.classes_, combiner.label_fractions_)},
-        score_levels=None if levels is None else [float(v) for v in levels],
-        example_counts=[int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
-        ignored_features=list(ignore), corpus_fingerprint=fingerprint, rows_in_file=len(rows),
-        rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
-                      "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},
-        stacking={"protocol": f"{CROSSFIT_FOLDS}-fold cross-fitting by {crossfit_by}",
-                  "signals": list(CE_SIGNALS)},
-    )
+    meta = fitted_metadata(data, grader, combiner, rows, target=target, levels=levels, label_col=label_col,
+                           example_counts=example_counts, seed=seed, C=C, class_weight=class_weight, ignore=ignore,
+                           fingerprint=fingerprint,
+                           stacking={"protocol": f"{CROSSFIT_FOLDS}-fold cross-fitting by {crossfit_by}",
+                                     "signals": list(CE_SIGNALS)})
     meta["features"] = list(STACKED_FEATURES)
     if validate:
         meta["validation"] = validate_combiner(data, C=C, class_weight=class_weight, ignore=ignore,

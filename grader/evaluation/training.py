@@ -372,6 +372,23 @@ def training_data(rows: list[LabeledAnswer], *, target: str | None, embedder, ru
     return target, levels, grader, data
 
 
+def fitted_metadata(data: Dataset, grader: Grader, combiner, rows: list[LabeledAnswer], *, target: str, levels,
+                    label_col: str, example_counts, seed: int, C: float, class_weight, ignore, fingerprint,
+                    **extra) -> dict:
+    """What a combiner fitted on ``data`` (from ``rows``) records about how it was made."""
+    return training_metadata(
+        data, grader, target=target, label_col=label_col if target == "label" else None,
+        labels=[str(c) for c in combiner.classes_],
+        label_fractions={str(c): float(f) for c, f in zip(combiner.classes_, combiner.label_fractions_)},
+        score_levels=None if levels is None else [float(v) for v in levels],
+        example_counts=[int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
+        ignored_features=list(ignore), corpus_fingerprint=fingerprint, rows_in_file=len(rows),
+        rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
+                      "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},
+        **extra,
+    )
+
+
 def train_from_rows(rows: list[LabeledAnswer], *, target: str | None = None, embedder=None, rubric=None,
                     example_counts=DEFAULT_EXAMPLE_COUNTS, seed: int = 0, C: float = DEFAULT_C, class_weight=None,
                     validate: bool = True, fingerprint: str | None = None, label_col: str = "label",
@@ -380,17 +397,9 @@ def train_from_rows(rows: list[LabeledAnswer], *, target: str | None = None, emb
     target, levels, grader, data = training_data(rows, target=target, embedder=embedder, rubric=rubric,
                                                  example_counts=example_counts, seed=seed, label_col=label_col)
     combiner = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore)
-    meta = training_metadata(
-        data, grader, target=target, label_col=label_col if target == "label" else None,
-        labels=[str(c) for c in combiner.classes_],
-        label_fractions={str(c): float(f) for c, f in zip(combiner.classes_, combiner.label_fractions_)},
-        score_levels=None if levels is None else [float(v) for v in levels],
-        example_counts=[int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
-        ignored_features=list(ignore),
-        corpus_fingerprint=fingerprint, rows_in_file=len(rows),
-        rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
-                      "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},
-    )
+    meta = fitted_metadata(data, grader, combiner, rows, target=target, levels=levels, label_col=label_col,
+                           example_counts=example_counts, seed=seed, C=C, class_weight=class_weight, ignore=ignore,
+                           fingerprint=fingerprint)
     if validate:
         meta["validation"] = validate_combiner(data, C=C, class_weight=class_weight, ignore=ignore)
     return combiner, meta
