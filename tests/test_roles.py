@@ -73,6 +73,14 @@ def test_a_span_with_the_opposite_word_or_another_number_reverses_the_concept():
         a = analyze(text)
         bounds = np.array([[0, len(a.words)]])
         assert bool(reversed_spans(a, contrast, bounds)[0][0]) is reverses, text
+    # the short verb a longer word family derives from: "adds" is of "additively", "multiply" of "multiplicatively"
+    mult = contrast_of([analyze("the balance is multiplied by the rate every year")], pairs)
+    for text, reverses in [("the bank adds the same amount every year", True),
+                           ("the bank added interest every year", True),
+                           ("the bank multiplies the balance every year", False),
+                           ("the bank addresses the balance every year", False)]:
+        a = analyze(text)
+        assert bool(reversed_spans(a, mult, np.array([[0, len(a.words)]]))[0][0]) is reverses, text
     hedge = analyze("the state is updated by addition or maybe multiplicatively, additively perhaps")
     assert reversed_spans(hedge, contrast, np.array([[0, len(hedge.words)]]))[1][0]  # both sides: neither stated
 

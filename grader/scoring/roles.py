@@ -47,6 +47,14 @@ def root(stem: str) -> str:
     return stem[:ROOT]
 
 
+def in_family(word_root: str, roots: frozenset[str]) -> bool:
+    """Whether ``word_root`` belongs to one of the word families ``roots``: the same root, or a short
+    verb a longer root derives from ("add" of "addit", additive; "sum" of "summat", summation)."""
+    if word_root in roots:
+        return True
+    return len(word_root) >= 3 and len(word_root) < ROOT and any(r.startswith(word_root) for r in roots)
+
+
 # Words that make a prompt a comparison, and the words that join the two things compared.
 _COMPARE = frozenset("""compare compared comparing contrast contrasting difference differences differ differs
     different distinguish distinguishes versus vs between unterschied unterscheiden unterscheidet vergleiche
@@ -259,9 +267,9 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
         if analysis.negated[i]:
             continue
         r = root(w.stem)
-        if r in contrast.opposite:
+        if in_family(r, contrast.opposite):
             opposite[i] = 1
-        elif r in contrast.own:
+        elif in_family(r, contrast.own):
             own[i] = 1
         value = number_of(w.norm)
         if value is not None and contrast.numbers:
