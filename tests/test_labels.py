@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from grader.evaluation.estimator import GradeCombiner
 from grader.result import ConceptResult, GradeResult, MisconceptionResult
+from grader.rubric import KeyPhrase, ShortAnswerQuestion
 from grader.scoring.combiner import LinearCombiner, load_combiner
 from grader.scoring.feedback import compose, compose_student
 from grader.scoring.policy import label_and_points
@@ -162,3 +163,42 @@ def test_engine_labels_follow_the_rubric_bands(grader):
                    "gradients vanish or explode.", "Because of attention."]:
         result = grader.grade("q5", answer)
         assert result.label == q5.label_of(result.points)
+
+
+# A subject of its own, graded by a points scheme: two key phrases of one point each make up the question's points.
+ICE = dict(id="ice", prompt="Why does ice float on liquid water?", max_points=2, points_step=0.5,
+           reference_answers=["Water expands when it freezes because hydrogen bonds hold the molecules in an open "
+                              "lattice, so ice is less dense than liquid water and floats."])
+ICE_KEYS = [KeyPhrase(text="ice is less dense than liquid water", points=1),
+            KeyPhrase(text="hydrogen bonds hold the molecules in an open lattice", points=1)]
+ICE_ANSWERS = ["Ice is less dense than the water around it, because hydrogen bonds lock the molecules into an "
+               "open crystal lattice.",
+               "Because frozen water is lighter per litre than liquid water.",
+               "Ice is cold and it is found on lakes in winter.",
+               "Water is a very important molecule for life on earth.",
+               "Its hydrogen bonds make an open structure."]
+
+
+def test_the_key_phrases_weight_follows_the_rubric_points_scheme():
+    assert ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS).key_weight == 1.0  # 1 + 1 = max_points
+    assert ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS[:1]).key_weight == 0.5  # one point of two
+    assert ShortAnswerQuestion(**ICE).key_weight == 0.5
+    assert ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS, criteria_weight=0.3).key_weight == 0.3  # as written
+
+
+def test_a_points_scheme_grades_an_answer_by_the_concepts_it_states(embedder):
+    from grader.engine import Grader
+    from grader.scoring.policy import snap
+
+    grader = Grader(None, embedder=embedder)
+    scheme = ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS)
+    holistic = ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS, criteria_weight=0.0)
+    by_scheme = grader.grade_pairs([(scheme, a) for a in ICE_ANSWERS])
+    by_combiner = grader.grade_pairs([(holistic, a) for a in ICE_ANSWERS])
+    for r in by_scheme:  # the points are the concepts' points, nothing from the combiner
+        assert r.points == snap(sum(c.awarded for c in r.concepts), 0.5, 2.0), r
+    assert by_scheme[0].points == 2.0 and by_scheme[3].points <= 0.5 and by_scheme[3].label == "incorrect"
+    # the combiner alone grades otherwise: the scheme, not the combiner, set those points
+    assert any(a.points != b.points for a, b in zip(by_scheme, by_combiner))
+    # the confidence still holds the combiner's view: it is not certain of every grade
+    assert min(r.confidence for r in by_scheme) < 0.9

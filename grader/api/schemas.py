@@ -79,7 +79,9 @@ class InlineQuestion(_Request):
     misconceptions: list[MisconceptionIn] = Field(default=[], max_length=50)
     max_points: float = Field(default=1.0, gt=0)
     points_step: float | None = Field(default=None, gt=0)
-    criteria_weight: float = Field(default=0.5, ge=0, le=1)
+    criteria_weight: float | None = Field(default=None, ge=0, le=1,
+                                         description="Share of the grade set by the key phrases. Default: 1 when "
+                                                     "their points add up to max_points, else 0.5.")
     language: str = Field(default="en", min_length=2, max_length=8)
     labels: dict[str, float] | None = Field(default=None, max_length=20,
                                             description="Each label's minimum points (one must be 0).")

@@ -173,8 +173,11 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
     if concepts:
         total = sum(c.points for c in concepts)
         concept_fraction = sum(c.awarded for c in concepts) / total
-        w = question.criteria_weight
-        mixed = (1 - w) * proba + w * interpolate(concept_fraction, values)
+        w = question.key_weight
+        # The label probabilities (the confidence) keep at least half of the combiner's view, so that an
+        # answer the combiner and the concepts disagree about is not graded as certain.
+        w_label = min(w, 0.5)
+        mixed = (1 - w_label) * proba + w_label * interpolate(concept_fraction, values)
         fraction = (1 - w) * model_fraction + w * concept_fraction
 
     found_mc = [(mc, m) for mc, m in zip(question.misconceptions, sig.misconception_matches) if m.strength >= FOUND]
