@@ -95,6 +95,17 @@ def test_the_same_seed_gives_the_same_predictions(tiny):
     assert np.ptp(first[1]) > 0  # trained: the answers get different scores
 
 
+def test_eval_fine_tunes_inside_each_fold_and_reports_it(tiny):
+    done = _cli("eval", tiny, "--cv", "unseen-answers", "--folds", 2, "--finetune", "--epochs", 1, "--max-length", 32,
+                "--examples-per-question", 0, "--json", env=_env(tiny.parent))
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["protocol"]["name"] == "unseen-answers" and out["rows"] == QUESTIONS * PER_QUESTION
+    assert out["finetune"]["crossfit_by"] == ["answers", "answers"]  # each fold's test questions were seen
+    assert len(out["finetune"]["seconds_per_fold"]) == 2 and "every training row" in out["finetune"]["stacking"]
+    assert 0.0 <= out["systems"]["grader"]["accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize("name", ["model-int8.onnx", "model.onnx", "tokenizer.json", "combiner.json",
                                   "model.safetensors", "config.json"])
 def test_a_changed_byte_in_any_file_is_refused_naming_the_file(folder, name):

@@ -8,9 +8,9 @@ which trust it learns: ``by="answers"`` (each question's answers dealt to both h
 matches grading new answers to the questions the scorer trained on, ``by="questions"``
 (whole questions to each half) matches grading questions it never saw, where a
 cross-encoder is much weaker. The scorer that is shipped is then
-fine-tuned on every row. Evaluation folds skip that last step and grade their test
-rows with the mean of the two halves' predictions (:class:`HalvesScorer`), which
-halves the cost of each fold; ``docs/finetune.md`` says what that means for the figures.
+fine-tuned on every row, and evaluation folds do the same on their training rows and
+grade their test rows with it (:class:`FinalScorer`): the figures are those of the
+scorer ``grader train --finetune`` would save.
 """
 
 from __future__ import annotations
@@ -102,19 +102,19 @@ def crossfit(rows, config, *, final: bool = True, progress: bool = True, folds: 
     return stack
 
 
-class HalvesScorer:
-    """The mean signals of the cross-fitted models (torch), for evaluation folds."""
+class FinalScorer:
+    """:data:`CE_SIGNALS` of the model fine-tuned on every training row (torch), for evaluation folds."""
 
     def __init__(self, stack: Stack):
+        if stack.final is None:
+            raise ValueError("the stack has no model fine-tuned on every row (crossfit(final=True))")
         self.stack = stack
-        self.label_fractions = stack.halves[0].label_fractions
+        self.label_fractions = stack.final.label_fractions
 
     def signals(self, firsts: list[str], answers: list[str]) -> np.ndarray:
-        """Mean :data:`CE_SIGNALS` of the halves."""
         from grader.finetune.train import predict
 
-        return np.mean([ce_signals(*predict(t, firsts, answers), self.stack.label_values)
-                        for t in self.stack.halves], axis=0)
+        return ce_signals(*predict(self.stack.final, firsts, answers), self.stack.label_values)
 
 
 def stacked(data: Dataset, stack: Stack) -> Dataset:
