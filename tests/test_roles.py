@@ -83,6 +83,13 @@ def test_a_span_with_the_opposite_word_or_another_number_reverses_the_concept():
         assert bool(reversed_spans(a, mult, np.array([[0, len(a.words)]]))[0][0]) is reverses, text
     hedge = analyze("the state is updated by addition or maybe multiplicatively, additively perhaps")
     assert reversed_spans(hedge, contrast, np.array([[0, len(hedge.words)]]))[1][0]  # both sides: neither stated
+    # either/or: a span holding one side of the hedge asserts it no more than the whole
+    one_side = analyze("the memory is updated by addition, or possibly multiplication, I am not sure which")
+    upto = [w.norm for w in one_side.words].index("addition") + 1
+    assert reversed_spans(one_side, contrast, np.array([[0, upto]]))[1][0]
+    contrasted = analyze("the old model is updated multiplicatively while the new one is updated by addition")
+    start = [w.norm for w in contrasted.words].index("new")
+    assert not reversed_spans(contrasted, contrast, np.array([[start, len(contrasted.words)]]))[1][0]
 
 
 def test_a_concept_said_of_the_other_entity_is_negated(network):

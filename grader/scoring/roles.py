@@ -286,10 +286,27 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     op = np.concatenate([[0], np.cumsum(opposite)])
     ow = np.concatenate([[0], np.cumsum(own)])
     zo = np.concatenate([[0], np.cumsum(zone)])
+    hedged = _either_or(words, own, opposite)
+    he = np.concatenate([[0], np.cumsum(hedged)])
     s, e = bounds[:, 0], bounds[:, 1]
     owns = (ow[e] - ow[s]) > 0
     opposes = (op[e] - op[s]) > 0
-    return ((zo[e] - zo[s]) > 0) & ~owns, opposes & owns
+    return ((zo[e] - zo[s]) > 0) & ~owns, (opposes & owns) | ((he[e] - he[s]) > 0)
+
+
+_OR = frozenset({"or", "oder", "ou", "o"})
+_HEDGE_GAP = 4  # words from one side of an either/or hedge to the other at most ("addition, or possibly multiplication")
+
+
+def _either_or(words, own: np.ndarray, opposite: np.ndarray) -> np.ndarray:
+    """Per word: whether it is one side of an either/or hedge between the concept's word and its opposite
+    ("updated by addition, or possibly multiplication"): a span holding either side asserts neither."""
+    out = np.zeros(len(words), dtype=np.int64)
+    sides = np.flatnonzero(own | opposite)
+    for a, b in zip(sides, sides[1:]):
+        if own[a] != own[b] and b - a <= _HEDGE_GAP and any(words[i].norm in _OR for i in range(a + 1, b)):
+            out[a] = out[b] = 1
+    return out
 
 
 def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
