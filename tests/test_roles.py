@@ -61,6 +61,16 @@ def test_contrast_pairs_come_from_the_reference():
     assert contrast_pairs([analyze("The server does not respond.")]) == frozenset()  # no comma: no opposition
 
 
+def test_a_key_phrase_may_draw_its_own_opposites_and_asserts_only_its_side():
+    phrasing = analyze("the memory is added to rather than overwritten")
+    pairs = contrast_pairs([phrasing])
+    assert ("add", "overwr") in pairs  # short roots count: "add" is the family of added, adds, additive
+    contrast = contrast_of([phrasing, analyze("a store updated additively")], pairs)
+    assert contrast.own == {"add"} and contrast.opposite == {"overwr"}  # "overwritten" is denied, not asserted
+    a = analyze("the memory is completely overwritten at every step")
+    assert reversed_spans(a, contrast, np.array([[0, len(a.words)]]))[0][0]
+
+
 def test_a_span_with_the_opposite_word_or_another_number_reverses_the_concept():
     pairs = contrast_pairs([analyze("It is updated additively rather than multiplicatively.")])
     contrast = contrast_of([analyze("the state is updated additively"), analyze("a gate near 1 keeps it")], pairs)

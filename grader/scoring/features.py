@@ -188,7 +188,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     n_kp = len(question.key_phrases)
     key_analyses = [[analyze(t, language) for t in p] for p in key_phrasings]
     mis_analyses = [[analyze(t, language) for t in p] for p in mis_phrasings]
-    pairs = contrast_pairs(ref_analyses)
+    # Opposites the rubric's own texts draw: the reference's and the key phrases' ("added to rather than overwritten").
+    pairs = contrast_pairs(ref_analyses + [a for texts in key_analyses for a in texts])
     owned = _clause_owners(key_phrasings, key_vecs, clause_vecs)
     roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)
     key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs, owned)

@@ -198,7 +198,7 @@ def contrast_pairs(analyses) -> frozenset[tuple[str, str]]:
                 if before is None or after is None:
                     continue
                 x, y = root(a.words[before].stem), root(a.words[after].stem)
-                if x != y and len(x) >= 4 and len(y) >= 4:
+                if x != y and len(x) >= 3 and len(y) >= 3:
                     pairs.update({(x, y), (y, x)})
     return frozenset(pairs)
 
@@ -231,8 +231,9 @@ class Contrast:
 
 def contrast_of(phrasings, pairs: frozenset[tuple[str, str]]) -> Contrast:
     """The :class:`Contrast` of a concept from its analysed phrasings and the question's contrast pairs."""
-    roots = {root(w.stem) for a in phrasings for w, c in zip(a.words, a.content) if c}
-    own = {x for x, y in pairs if x in roots and y not in roots}
+    # the words a phrasing asserts: "added to rather than overwritten" asserts "added"
+    roots = frozenset(root(w.stem) for a in phrasings for w, c, n in zip(a.words, a.content, a.negated) if c and not n)
+    own = {x for x, y in pairs if in_family(x, roots) and not in_family(y, roots)}
     opposite = {y for x, y in pairs if x in own}
     numbers, context = set(), set()
     for a in phrasings:
