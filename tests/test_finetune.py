@@ -188,6 +188,38 @@ def test_cross_fitting_halves_split_by_answers_or_by_whole_questions(seed):
     np.testing.assert_array_equal(by_answers, crossfit_halves(groups, seed, by="answers"))
 
 
+def test_a_batch_resumed_with_another_scorer_precision_is_refused(folder, embedder, tmp_path):
+    from grader.engine import Grader
+    from grader.errors import InputDataError
+    from grader.files.batch import grade_csv
+    from grader.rubric import Rubric, ShortAnswerQuestion
+
+    class Interrupted:  # failure injection: the run dies on its second chunk
+        def __init__(self, real):
+            self.real, self.calls = real, 0
+            for name in ("max_answer_chars", "review_threshold", "embedder", "combiner", "scorer"):
+                setattr(self, name, getattr(real, name))
+
+        def grade_many(self, items):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return self.real.grade_many(items)
+
+    rubric = Rubric(id="net", questions=[ShortAnswerQuestion(
+        id="q", prompt="What does TCP add to IP?", reference_answers=["Reliable, ordered delivery."])])
+    src = tmp_path / "in.csv"
+    src.write_text("id,question_id,answer\n" + "".join(f"{i},q,it resends lost segments {i}\n" for i in range(4)))
+    int8 = Grader(rubric, embedder=embedder, combiner=str(folder))
+    out = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt):
+        grade_csv(src, rubric, out, grader=Interrupted(int8), chunk_size=2, log=lambda m: None)
+    fp32 = Grader(rubric, embedder=embedder, combiner=str(folder), scorer_precision="fp32")
+    with pytest.raises(InputDataError, match="another fine-tuned scorer"):
+        grade_csv(src, rubric, out, grader=fp32, chunk_size=2, resume=True, log=lambda m: None)
+    assert grade_csv(src, rubric, out, grader=int8, chunk_size=2, resume=True, log=lambda m: None).resumed_rows == 2
+
+
 def test_http_service_grades_with_a_scorer_folder(folder, embedder):
     """`GRADER_COMBINER` may name a scorer folder: the service loads it once and its signals reach the combiner."""
     import time

@@ -210,7 +210,8 @@ def _json_sha256(obj) -> str:
 
 
 _PARTS = {"input": "input file", "rubric": "rubric", "encoder": "encoder (model, weights or precision)",
-          "combiner": "combiner", "options": "options (columns, format, chunk size, limits)"}
+          "combiner": "combiner", "scorer": "fine-tuned scorer (folder or precision)",
+          "options": "options (columns, format, chunk size, limits)"}
 
 
 def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader, chunk_size: int,
@@ -224,6 +225,9 @@ def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader
     parts = {"input": sha256_of(path), "rubric": _json_sha256(rubric.model_dump(mode="json")),
              "encoder": _json_sha256(_encoder_identity(grader.embedder)),
              "combiner": _combiner_identity(grader.combiner), "options": _json_sha256(options)}
+    scorer = getattr(grader, "scorer", None)
+    if scorer is not None:  # the sha256 of the ONNX file it grades with: its weights and its precision
+        parts["scorer"] = scorer.sha256
     return _json_sha256(parts), parts
 
 
@@ -377,7 +381,7 @@ def _grade(src: Path, rubric: Rubric, out: Path, grader, columns: dict, encoding
     if resume and journal.exists() and part.exists():
         old, old_parts, done, size = _read_journal(journal)
         if old != fingerprint:
-            differ = [name for key, name in _PARTS.items() if old_parts.get(key) != parts[key]] if old_parts else []
+            differ = [name for key, name in _PARTS.items() if old_parts.get(key) != parts.get(key)] if old_parts else []
             what = ", ".join(differ) if differ else "input file, rubric or options"
             raise InputDataError(f"{journal} belongs to a run with another {what}; run without --resume to start "
                                  "over", field="resume", source=str(src))
