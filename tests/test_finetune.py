@@ -220,6 +220,30 @@ def test_a_batch_resumed_with_another_scorer_precision_is_refused(folder, embedd
     assert grade_csv(src, rubric, out, grader=int8, chunk_size=2, resume=True, log=lambda m: None).resumed_rows == 2
 
 
+def test_ray_grades_with_a_scorer_folder_as_the_local_engine_does(folder, tmp_path):
+    pytest.importorskip("ray.data")
+    from grader.cli import main
+    from tests.test_ray import RUBRIC, Namespace, grade_command, make_submissions, read_csv, read_shards
+
+    src = make_submissions(tmp_path / "answers.csv", 120, 3, extra=False)
+    assert main(["grade", str(src), "--rubric", str(RUBRIC), "-o", str(tmp_path / "local.csv"), "--combiner",
+                 str(folder), "--quiet"]) in (0, 1)
+    want = read_csv(tmp_path / "local.csv")
+    main(["grade", str(src), "--rubric", str(RUBRIC), "-o", str(tmp_path / "plain.csv"), "--quiet"])
+    assert read_csv(tmp_path / "plain.csv") != want  # the scorer changes grades: the comparison below can fail
+    ns = Namespace()
+    try:
+        run = ns.run(grade_command(src, tmp_path / "graded.csv", "--chunk-size", "60", "--combiner", str(folder)),
+                     timeout=300)
+    finally:
+        ns.close()
+    assert run.returncode in (0, 1), run.stderr[-3000:]
+    _, rows = read_shards(tmp_path / "graded.csv")
+    assert [r[:-2] for r in rows] == want[1:]  # the same grades, the scorer's signals included
+    manifest = json.loads((tmp_path / "graded.csv" / "_grader.json").read_text())
+    assert len(manifest["parts"]["scorer"]) == 64  # a rerun with another scorer is refused
+
+
 def test_http_service_grades_with_a_scorer_folder(folder, embedder):
     """`GRADER_COMBINER` may name a scorer folder: the service loads it once and its signals reach the combiner."""
     import time

@@ -70,6 +70,8 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
     Ray cluster's address (``HOST:PORT``); without one, a local Ray instance is started and stopped.
     ``actors`` is the size of the grading pool (default: one per GPU of the cluster, else one per
     ``cpus_per_actor`` CPUs). A rerun into the same folder skips the rows already in complete shards.
+    ``combiner`` is a combiner, the path of its JSON file, or a fine-tuned scorer folder
+    (``grader train --finetune``), which each actor loads from that path.
     The other options are those of :func:`grader.files.batch.grade_csv` and the model's.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -87,7 +89,17 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
     # the driver as text only. The model itself is loaded and verified by each actor.
     get_embedder(model, device, backend)
     resolve_model(model)
-    combiner = combiner if hasattr(combiner, "to_dict") else load_combiner(combiner)
+    scorer_sha = None
+    if isinstance(combiner, (str, Path)) and Path(combiner).is_dir():
+        # A fine-tuned scorer folder: checked here, loaded by each actor from this path (on a cluster of
+        # several machines it must be at the same path on each, like the rubric's files).
+        from grader.engine.scorer import load_scorer_folder
+
+        scorer, loaded = load_scorer_folder(combiner)
+        scorer_sha, for_actors, combiner = scorer.sha256, str(Path(combiner).resolve()), loaded
+    else:
+        combiner = combiner if hasattr(combiner, "to_dict") else load_combiner(combiner)
+        for_actors = combiner
     given = Path(output).resolve() if output else None
     # A glob may match the shards of an earlier run written under the input folder: they are no input.
     paths = [p for p in find_inputs(submissions) if given is None or given not in p.resolve().parents]
@@ -113,11 +125,12 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
     delim = first.format.delimiter if first.format else ","
     manifest = {"version": MANIFEST_VERSION, "format": fmt, "delimiter": delim,
                 "inputs": [{"path": str(f.path), "sha256": f.sha256, "rows": f.rows} for f in files],
-                "parts": _fingerprint(files, rubric, combiner, columns, fmt, model, backend, max_answer_chars)}
+                "parts": _fingerprint(files, rubric, combiner, columns, fmt, model, backend, max_answer_chars,
+                                      scorer_sha)}
     from grader.distributed._actor import Job
 
     taken = {h.strip().lower() for h in first.header}
-    job = Job(rubric=rubric, combiner=combiner, header=first.header, width=max(f.width for f in files),
+    job = Job(rubric=rubric, combiner=for_actors, header=first.header, width=max(f.width for f in files),
               columns=columns, files=tuple(f.name for f in files), output=str(out.absolute()), fmt=fmt,
               delimiter=delim, bom=bool(first.format and first.format.output_encoding == "utf-8-sig"),
               model=model, device=device, backend=backend, max_answer_chars=max_answer_chars,
@@ -198,20 +211,23 @@ def _default_output(given: Path, files: list[InputFile]) -> Path:
 
 
 def _fingerprint(files: list[InputFile], rubric: Rubric, combiner, columns: dict, fmt: str, model, backend,
-                 max_answer_chars) -> dict:
+                 max_answer_chars, scorer_sha256: str | None = None) -> dict:
     """Digests of what a rerun must share with the run that wrote the shards, by part."""
     def digest(obj) -> str:
         return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
-    return {"input": digest([[f.path.name, f.sha256] for f in files]),
-            "rubric": digest(rubric.model_dump(mode="json")), "combiner": digest(combiner.to_dict()),
-            "encoder": digest([model, backend]),
-            "options": digest([columns, fmt, max_answer_chars, [f.format.encoding if f.format else None
-                                                                for f in files]])}
+    parts = {"input": digest([[f.path.name, f.sha256] for f in files]),
+             "rubric": digest(rubric.model_dump(mode="json")), "combiner": digest(combiner.to_dict()),
+             "encoder": digest([model, backend]),
+             "options": digest([columns, fmt, max_answer_chars, [f.format.encoding if f.format else None
+                                                                 for f in files]])}
+    if scorer_sha256 is not None:  # the ONNX file of a fine-tuned scorer grades too
+        parts["scorer"] = scorer_sha256
+    return parts
 
 
 _PARTS = {"input": "input files", "rubric": "rubric", "combiner": "combiner", "encoder": "model or backend",
-          "options": "options (columns, format, limits)"}
+          "scorer": "fine-tuned scorer", "options": "options (columns, format, limits)"}
 
 
 @contextmanager
@@ -246,7 +262,7 @@ def _claim(out: Path, manifest: dict) -> None:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = {}
-        differ = [name for key, name in _PARTS.items() if old.get("parts", {}).get(key) != manifest["parts"][key]]
+        differ = [name for key, name in _PARTS.items() if old.get("parts", {}).get(key) != manifest["parts"].get(key)]
         if old.get("format") != manifest["format"]:
             differ.append("shard format")
         if differ:
