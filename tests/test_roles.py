@@ -120,6 +120,26 @@ def test_role_swap_in_one_sentence_credits_neither_side(network):
     assert "datagram" in right[1].evidence and "TCP" not in right[1].evidence  # from the clause that states it
 
 
+def test_a_sentence_built_on_a_reversed_claim_states_nothing_else():
+    from grader.scoring.roles import reversed_sentences
+
+    pairs = contrast_pairs([analyze("TCP numbers every byte and retransmits rather than drops lost segments.")])
+    retransmits = contrast_of([analyze("TCP retransmits lost segments")], pairs)
+    text = ("TCP drops lost segments, so the receiver reorders them by sequence number. "
+            "UDP drops datagrams. TCP retransmits lost segments.")
+    a = analyze(text)
+    roles = word_roles(a, ("tcp", "udp"))
+    marked = reversed_sentences(a, retransmits, roles, 0)
+    first = a.sentences[0]
+    assert marked[first[0]:first[1]].all()  # "TCP drops": the whole sentence rests on the reversal
+    assert not marked[first[1]:].any()  # UDP dropping is true, and TCP retransmitting is the concept itself
+    # only a content word is of a word family: "over" is no "overwritten"
+    over = contrast_of([analyze("segments are kept rather than overwritten")],
+                       contrast_pairs([analyze("segments are kept rather than overwritten")]))
+    b = analyze("TCP keeps segments over a long time")
+    assert not reversed_sentences(b, over, word_roles(b, ("tcp", "udp")), 0).any()
+
+
 def test_a_negated_concept_is_not_found(network):
     c = _concepts(network, "TCP does not retransmit lost segments, it just moves on.")[0]
     assert not c.found

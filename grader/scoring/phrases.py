@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
-from grader.scoring.roles import (NO_ROLE, Contrast, misnumbered_sentences, reversed_spans, root, span_role_counts,
+from grader.scoring.roles import (NO_ROLE, Contrast, misnumbered_sentences, reversed_sentences, reversed_spans, root, span_role_counts,
                                   word_roles)
 from grader.text import Analysis, analyze
 
@@ -491,6 +491,16 @@ class AnswerSpans:
                 inside = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
                 others = np.arange(len(targets)) != j
                 allowed[:, others] &= ~inside[:, None]
+        if self.word_roles is not None:
+            for j, t in enumerate(targets):
+                if t.contrast is None or not t.contrast.opposite or t.role == NO_ROLE:
+                    continue
+                wrong = reversed_sentences(self.analysis, t.contrast, self.word_roles, t.role)
+                if wrong.any():
+                    prefix = np.concatenate([[0], np.cumsum(wrong)])
+                    inside = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
+                    others = np.arange(len(targets)) != j
+                    allowed[:, others] &= ~inside[:, None]
         return allowed, reversing
 
     def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool,

@@ -267,10 +267,10 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     for i, w in enumerate(words):
         if analysis.negated[i]:
             continue
-        r = root(w.stem)
-        if in_family(r, contrast.opposite):
+        r = root(w.stem) if analysis.content[i] else None  # "over" is no opposite of "overwritten"
+        if r is not None and in_family(r, contrast.opposite):
             opposite[i] = 1
-        elif in_family(r, contrast.own):
+        elif r is not None and in_family(r, contrast.own):
             own[i] = 1
         value = number_of(w.norm)
         if value is not None and contrast.numbers:
@@ -336,4 +336,33 @@ def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
     for s, e in analysis.sentences:
         if any(wrong[cs:ce].any() and not right[cs:ce].any() for cs, ce in analysis.clauses if s <= cs < e):
             out[s:e] = True
+    return out
+
+
+def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray, role: int) -> np.ndarray:
+    """Per word: whether its sentence holds a clause about ``role``'s entity that asserts an opposite of the
+    concept of ``contrast`` and none of its words ("the LSTM's cell state is updated multiplicatively").
+
+    Such a sentence is a false claim: the other concepts it seems to state rest on it.
+    """
+    n = len(analysis.words)
+    out = np.zeros(n, dtype=bool)
+    if not contrast.opposite or not n:
+        return out
+    opposite = np.zeros(n, dtype=bool)
+    own = np.zeros(n, dtype=bool)
+    for i, w in enumerate(analysis.words):
+        if analysis.negated[i] or not analysis.content[i]:
+            continue
+        r = root(w.stem)
+        opposite[i] = in_family(r, contrast.opposite)
+        own[i] = not opposite[i] and in_family(r, contrast.own)
+    if not opposite.any():
+        return out
+    for s, e in analysis.sentences:
+        for cs, ce in analysis.clauses:
+            if s <= cs < e and opposite[cs:ce].any() and not own[cs:ce].any():
+                about = set(roles[cs:ce].tolist()) - {NO_ROLE, ALL_ROLES}
+                if about == {role}:
+                    out[s:e] = True
     return out
