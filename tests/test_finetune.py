@@ -148,6 +148,50 @@ def test_onnx_fp32_agrees_with_torch_and_int8_with_fp32_on_labels(folder, tiny):
     assert np.abs(f8 - fraction).max() < 0.05
 
 
+def _mpnet_installed() -> bool:
+    from grader.encoding.weights import resolve_model
+    from grader.errors import ModelError
+
+    try:
+        resolve_model("mpnet")
+    except ModelError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _mpnet_installed(), reason="the quality model (mpnet) is not installed")
+def test_mpnet_fine_tunes_exports_and_grades_as_minilm_does(tiny):
+    import torch
+
+    from grader.encoding.weights import BUILTIN_MODELS
+    from grader.evaluation.corpus import read_corpus
+    from grader.finetune import CrossEncoderScorer, build_pairs
+    from grader.finetune.folder import load_torch
+    from grader.finetune.model import input_names
+
+    out = tiny.parent / "mpnet"
+    done = _cli("train", tiny, "--finetune", "--model", "mpnet", "-o", out, "--epochs", 1, "--max-length", 24,
+                "--examples-schedule", 0, "--no-validate", env=_env(tiny.parent))
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((out / "manifest.json").read_text())["metadata"]
+    assert meta["base_model"] == "all-mpnet-base-v2" and meta["base_sha256"] == BUILTIN_MODELS["mpnet"].sha256
+    pairs = build_pairs(read_corpus(tiny))
+    fp32 = CrossEncoderScorer(out, "fp32")
+    probs, fraction = fp32.predict(pairs.first[:8], pairs.answers[:8])
+    model = load_torch(out)
+    names = input_names(model)
+    assert "token_type_ids" not in names  # mpnet reads no segment ids
+    with torch.no_grad():
+        batch = fp32.tokenizer.pad(fp32.tokenizer.encode(pairs.first[:8], pairs.answers[:8]))
+        logits, f = model(**{k: torch.from_numpy(v) for k, v in batch.items() if k in names})
+    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(), probs, atol=1e-4)
+    np.testing.assert_allclose(f.numpy(), fraction, atol=1e-4)
+    graded = _cli("eval", tiny, "--combiner", out, "--model", "mpnet", "--json", env=_env(tiny.parent))
+    assert graded.returncode == 0, graded.stderr[-3000:]
+    result = json.loads(graded.stdout)
+    assert result["embedding_model"] == "all-mpnet-base-v2" and result["systems"]["grader"]["accuracy"] > 0.5
+
+
 def test_a_combiner_that_reads_scorer_signals_needs_its_scorer(folder, embedder):
     from grader.engine import Grader
     from grader.errors import ModelError
