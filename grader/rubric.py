@@ -152,8 +152,8 @@ class ShortAnswerQuestion(_QuestionBase):
     points_step: Points | None = Field(default=None, gt=0, description="Points are rounded to multiples of this.")
     criteria_weight: float | None = Field(
         default=None, ge=0, le=1, description="Share of the grade set by the key phrases. Default: 1 when the key "
-                                              "phrases' points add up to max_points (the rubric is a points scheme), "
-                                              "else 0.5.")
+                                              "phrases' points add up to max_points (the rubric is a points scheme) "
+                                              "and the question has no graded examples, else 0.5.")
     examples: tuple[GradedExample, ...] = Field(default=(), description="Answers already graded by the instructor.")
     language: str | None = Field(default=None, description="Language code; defaults to the quiz's.")
     labels: tuple[tuple[str, Points], ...] | None = Field(
@@ -170,12 +170,13 @@ class ShortAnswerQuestion(_QuestionBase):
     @property
     def key_weight(self) -> float:
         """The share of the grade the key phrases set: ``criteria_weight`` when given; else all of it when
-        their points add up to ``max_points`` (the instructor wrote a points scheme: one point per concept),
-        half otherwise (the rest comes from the learned combiner)."""
+        their points add up to ``max_points`` (the instructor wrote a points scheme: one point per concept)
+        and the question has no graded examples; half otherwise. The rest comes from the learned combiner,
+        which reads the graded examples: the instructor's own grades of this question."""
         if self.criteria_weight is not None:
             return self.criteria_weight
         scheme = self.key_phrases and sum(k.points for k in self.key_phrases) >= self.max_points - 1e-9
-        return 1.0 if scheme else 0.5
+        return 1.0 if scheme and not self.examples else 0.5
 
     @field_validator("labels", mode="before")
     @classmethod

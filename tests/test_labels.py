@@ -184,6 +184,9 @@ def test_the_key_phrases_weight_follows_the_rubric_points_scheme():
     assert ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS[:1]).key_weight == 0.5  # one point of two
     assert ShortAnswerQuestion(**ICE).key_weight == 0.5
     assert ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS, criteria_weight=0.3).key_weight == 0.3  # as written
+    # graded examples are the instructor's own grades of the question, read by the combiner: it keeps its half
+    graded = ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS, examples=[{"answer": "Ice is lighter.", "points": 1}])
+    assert graded.key_weight == 0.5
 
 
 def test_a_points_scheme_grades_an_answer_by_the_concepts_it_states(embedder):

@@ -81,7 +81,8 @@ class InlineQuestion(_Request):
     points_step: float | None = Field(default=None, gt=0)
     criteria_weight: float | None = Field(default=None, ge=0, le=1,
                                          description="Share of the grade set by the key phrases. Default: 1 when "
-                                                     "their points add up to max_points, else 0.5.")
+                                                     "their points add up to max_points and there are no graded "
+                                                     "examples, else 0.5.")
     language: str = Field(default="en", min_length=2, max_length=8)
     labels: dict[str, float] | None = Field(default=None, max_length=20,
                                             description="Each label's minimum points (one must be 0).")
