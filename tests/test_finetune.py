@@ -288,6 +288,27 @@ def test_ray_grades_with_a_scorer_folder_as_the_local_engine_does(folder, tmp_pa
     assert len(manifest["parts"]["scorer"]) == 64  # a rerun with another scorer is refused
 
 
+def test_grading_a_question_the_scorer_never_saw_warns(folder, tiny, embedder):
+    import warnings
+
+    from grader.engine import Grader
+    from grader.engine.scorer import UnseenQuestionWarning
+    from grader.evaluation.corpus import build_questions, read_corpus
+    from grader.rubric import ShortAnswerQuestion
+
+    rows = read_corpus(tiny)
+    seen = build_questions(rows)[rows[0].question_id]  # a question of the corpus it was fine-tuned on
+    new = ShortAnswerQuestion(id="new", prompt="Why does ice float?", reference_answers=["Ice is less dense."])
+    grader = Grader(None, embedder=embedder, combiner=str(folder))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grader.grade_pairs([(seen, rows[0].answer)])
+    assert not [w for w in caught if issubclass(w.category, UnseenQuestionWarning)]
+    with pytest.warns(UnseenQuestionWarning, match="not trained on question 'new'"):
+        result = grader.grade_pairs([(new, "Because ice is lighter than water.")])[0]
+    assert result.points is not None  # graded all the same
+
+
 def test_http_service_grades_with_a_scorer_folder(folder, embedder):
     """`GRADER_COMBINER` may name a scorer folder: the service loads it once and its signals reach the combiner."""
     import time

@@ -78,7 +78,7 @@ def add_parser(sub) -> None:
     p.add_argument("--crossfit", choices=["answers", "questions"], default="answers",
                    help="with --finetune: how the combiner's training signals are cross-fitted: by answers within "
                         "each question (for grading new answers to these questions; default) or by whole questions "
-                        "(for grading new questions)")
+                        "(measured: a scorer still lowers agreement on questions it has not seen; see docs/finetune.md)")
     p.set_defaults(run=run)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from grader.errors import ModelError
@@ -20,14 +21,27 @@ def load_scorer_folder(folder: str | Path, precision: str = "int8") -> tuple[Cro
     return scorer, load_combiner(scorer.combiner_path)
 
 
+class UnseenQuestionWarning(UserWarning):
+    """A fine-tuned scorer grades a question it was not fine-tuned on."""
+
+
 def scorer_signals(scorer, questions: list, texts: list[str], names, keys: list, label_fractions: dict) -> dict:
-    """{key: {signal name: value}} of each (question, answer text); ``scorer.signals`` runs one batched pass."""
+    """{key: {signal name: value}} of each (question, answer text); ``scorer.signals`` runs one batched pass.
+
+    A question the scorer was not fine-tuned on is graded all the same, with an
+    :class:`UnseenQuestionWarning`: measured on questions held out, the scorer lowered agreement there.
+    """
     if not keys:
         return {}
     firsts = {}
     for q in questions:
         if id(q) not in firsts:
             firsts[id(q)] = question_text(q, label_fractions)
+            if getattr(scorer, "trained_on", None) is not None and scorer.trained_on(q) is False:
+                warnings.warn(f"the fine-tuned scorer {scorer.folder} was not trained on question "
+                              f"'{getattr(q, 'id', '?')}': on questions it has not seen it grades worse than no "
+                              "scorer (docs/finetune.md); grade this question without it", UnseenQuestionWarning,
+                              stacklevel=2)
     values = scorer.signals([firsts[id(q)] for q in questions], texts)
     columns = [CE_SIGNALS.index(n) for n in names]
     return {key: {n: float(values[i, c]) for n, c in zip(names, columns)} for i, key in enumerate(keys)}

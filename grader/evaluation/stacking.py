@@ -27,6 +27,7 @@ from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAU
                                         validate_combiner)
 from grader.errors import ConfigError, InputDataError
 from grader.finetune import CE_SIGNALS, build_pairs, ce_signals, label_values
+from grader.finetune.pairs import question_keys
 from grader.scoring.features import FEATURES
 
 CROSSFIT_FOLDS = 2
@@ -157,6 +158,8 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
                                                names=STACKED_FEATURES)
     out = Path(output)
     saved = save(stack.final, out, {"training_data_sha256": fingerprint, "training_rows": len(rows),
+                                    # grading another question warns (engine/scorer.py)
+                                    "training_questions_sha256": question_keys(rows),
                                     "crossfit_validation": [t.validation for t in stack.halves],
                                     **(extra_metadata or {})}, progress=progress)
     combiner.save(saved / COMBINER, meta)

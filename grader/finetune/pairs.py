@@ -9,6 +9,7 @@ with the same function, :func:`first_text`.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -27,6 +28,25 @@ def first_text(prompt: str, references: Sequence[str], examples: Iterable[tuple[
             top = max(f for f, _ in graded)
             reference = next(a for f, a in graded if f >= top - 1e-9)
     return SEPARATOR.join(t for t in (prompt, reference) if t)
+
+
+def question_key(prompt: str, references: Sequence[str]) -> str:
+    """The sha256 that names a question to a scorer: of its prompt and model answer as :func:`first_text` joins
+    them (examples left out: a rubric's examples are not a corpus's rows)."""
+    return hashlib.sha256(first_text(prompt, references).encode("utf-8")).hexdigest()
+
+
+def question_keys(rows) -> list[str]:
+    """The sorted :func:`question_key` of each question of corpus ``rows``."""
+    by_q: dict[str, list] = {}
+    for r in rows:
+        by_q.setdefault(r.question_id, []).append(r)
+    keys = set()
+    for group in by_q.values():
+        prompt = next((r.question for r in group if (r.question or "").strip()), "")
+        refs = list(dict.fromkeys(r.reference_answer.strip() for r in group if (r.reference_answer or "").strip()))
+        keys.add(question_key(prompt, refs))
+    return sorted(keys)
 
 
 def question_text(question, label_fractions: dict[str, float] | None = None) -> str:

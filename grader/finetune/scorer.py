@@ -16,6 +16,7 @@ import numpy as np
 
 from grader.errors import ConfigError, ModelError
 from grader.finetune.folder import COMBINER, ONNX_FILES, read_manifest, verified_bytes, verify_folder
+from grader.finetune.pairs import question_key
 from grader.finetune.tokens import PairTokenizer, length_batches
 
 CE_SIGNALS = (
@@ -64,6 +65,14 @@ class CrossEncoderScorer:
         fractions = [self.label_fractions.get(k) for k in self.labels]
         self._values = (np.array(fractions, dtype=np.float64) if self.labels and None not in fractions
                         else None)
+
+    def trained_on(self, question) -> bool | None:
+        """Whether the scorer was fine-tuned on answers to ``question`` (same prompt and model answer); None
+        for a folder that does not record its questions."""
+        known = self.metadata.get("training_questions_sha256")
+        if known is None:
+            return None
+        return question_key(question.prompt, question.reference_answers) in set(known)
 
     @property
     def combiner_path(self) -> Path | None:
