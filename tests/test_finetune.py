@@ -232,6 +232,7 @@ def test_cross_fitting_halves_split_by_answers_or_by_whole_questions(seed):
     np.testing.assert_array_equal(by_answers, crossfit_halves(groups, seed, by="answers"))
 
 
+@pytest.mark.filterwarnings("ignore::grader.engine.scorer.UnseenQuestionWarning")  # a question it never saw, on purpose
 def test_a_batch_resumed_with_another_scorer_precision_is_refused(folder, embedder, tmp_path):
     from grader.engine import Grader
     from grader.errors import InputDataError
@@ -264,6 +265,7 @@ def test_a_batch_resumed_with_another_scorer_precision_is_refused(folder, embedd
     assert grade_csv(src, rubric, out, grader=int8, chunk_size=2, resume=True, log=lambda m: None).resumed_rows == 2
 
 
+@pytest.mark.filterwarnings("ignore::grader.engine.scorer.UnseenQuestionWarning")  # a question it never saw, on purpose
 def test_ray_grades_with_a_scorer_folder_as_the_local_engine_does(folder, tmp_path):
     pytest.importorskip("ray.data")
     from grader.cli import main
@@ -309,6 +311,7 @@ def test_grading_a_question_the_scorer_never_saw_warns(folder, tiny, embedder):
     assert result.points is not None  # graded all the same
 
 
+@pytest.mark.filterwarnings("ignore::grader.engine.scorer.UnseenQuestionWarning")  # a question it never saw, on purpose
 def test_http_service_grades_with_a_scorer_folder(folder, embedder):
     """`GRADER_COMBINER` may name a scorer folder: the service loads it once and its signals reach the combiner."""
     import time
