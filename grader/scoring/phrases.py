@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
-from grader.scoring.roles import (NO_ROLE, Contrast, misnumbered_sentences, reversed_sentences, reversed_spans, root, span_role_counts,
-                                  word_roles)
+from grader.scoring.roles import (NO_ROLE, Contrast, misnumbered_sentences, reversed_sentences, reversed_spans, root,
+                                  span_role_counts, word_roles)
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)

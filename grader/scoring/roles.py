@@ -296,7 +296,7 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
 
 
 _OR = frozenset({"or", "oder", "ou", "o"})
-_HEDGE_GAP = 4  # words from one side of an either/or hedge to the other at most ("addition, or possibly multiplication")
+_HEDGE_GAP = 4  # words from one side of an either/or hedge to the other ("addition, or possibly multiplication")
 
 
 def _either_or(words, own: np.ndarray, opposite: np.ndarray) -> np.ndarray:
