@@ -481,26 +481,20 @@ class AnswerSpans:
             elif role_reversed is not None:
                 reversing[:, k] = role_reversed
         # A sentence that gives one concept a wrong number ("when the forget gate is close to 0 the old cell
-        # state is preserved") states none of the others.
+        # state is preserved"), or reverses one about its own entity ("the LSTM's gates multiply the
+        # gradient"), states none of the others.
         for j, t in enumerate(targets):
-            if t.contrast is None or not t.contrast.numbers:
+            if t.contrast is None:
                 continue
-            wrong = misnumbered_sentences(self.analysis, t.contrast)
-            if wrong.any():
+            wrong = misnumbered_sentences(self.analysis, t.contrast) if t.contrast.numbers else None
+            if self.word_roles is not None and t.contrast.opposite and t.role != NO_ROLE:
+                reversed_here = reversed_sentences(self.analysis, t.contrast, self.word_roles, t.role)
+                wrong = reversed_here if wrong is None else wrong | reversed_here
+            if wrong is not None and wrong.any():
                 prefix = np.concatenate([[0], np.cumsum(wrong)])
                 inside = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
                 others = np.arange(len(targets)) != j
                 allowed[:, others] &= ~inside[:, None]
-        if self.word_roles is not None:
-            for j, t in enumerate(targets):
-                if t.contrast is None or not t.contrast.opposite or t.role == NO_ROLE:
-                    continue
-                wrong = reversed_sentences(self.analysis, t.contrast, self.word_roles, t.role)
-                if wrong.any():
-                    prefix = np.concatenate([[0], np.cumsum(wrong)])
-                    inside = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
-                    others = np.arange(len(targets)) != j
-                    allowed[:, others] &= ~inside[:, None]
         return allowed, reversing
 
     def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool,

@@ -246,6 +246,22 @@ def contrast_of(phrasings, pairs: frozenset[tuple[str, str]]) -> Contrast:
     return Contrast(frozenset(own), frozenset(opposite), frozenset(numbers), frozenset(context))
 
 
+def _asserted_sides(analysis: Analysis, contrast: Contrast) -> tuple[np.ndarray, np.ndarray]:
+    """(own, opposite): per word, whether it asserts (outside a negation scope) one of the concept's words
+    that have an opposite, or one of those opposites. Only content words belong to a word family: "over"
+    is no "overwritten"."""
+    n = len(analysis.words)
+    own = np.zeros(n, dtype=bool)
+    opposite = np.zeros(n, dtype=bool)
+    for i, w in enumerate(analysis.words):
+        if analysis.negated[i] or not analysis.content[i]:
+            continue
+        r = root(w.stem)
+        opposite[i] = in_family(r, contrast.opposite)
+        own[i] = not opposite[i] and in_family(r, contrast.own)
+    return own, opposite
+
+
 def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(reversing, mixed): which spans (rows of ``bounds``) reverse the concept of ``contrast``,
     and which assert both sides of it.
@@ -261,23 +277,16 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     none = np.zeros(len(bounds), dtype=bool)
     if contrast.empty or not n or not len(bounds):
         return none, none
-    opposite = np.zeros(n, dtype=np.int64)
-    own = np.zeros(n, dtype=np.int64)
+    own, opposite = (side.astype(np.int64) for side in _asserted_sides(analysis, contrast))
     words = analysis.words
-    for i, w in enumerate(words):
-        if analysis.negated[i]:
+    for i, w in enumerate(words if contrast.numbers else ()):
+        value = None if analysis.negated[i] else number_of(w.norm)
+        if value is None:
             continue
-        r = root(w.stem) if analysis.content[i] else None  # "over" is no opposite of "overwritten"
-        if r is not None and in_family(r, contrast.opposite):
-            opposite[i] = 1
-        elif r is not None and in_family(r, contrast.own):
+        if value in contrast.numbers:
             own[i] = 1
-        value = number_of(w.norm)
-        if value is not None and contrast.numbers:
-            if value in contrast.numbers:
-                own[i] = 1
-            elif i > 0 and words[i - 1].norm in contrast.number_context:
-                opposite[i] = 1
+        elif i > 0 and words[i - 1].norm in contrast.number_context:
+            opposite[i] = 1
     if not opposite.any():
         return none, none
     zone = np.zeros(n, dtype=np.int64)  # words of clauses that reverse the concept
@@ -349,14 +358,7 @@ def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray
     out = np.zeros(n, dtype=bool)
     if not contrast.opposite or not n:
         return out
-    opposite = np.zeros(n, dtype=bool)
-    own = np.zeros(n, dtype=bool)
-    for i, w in enumerate(analysis.words):
-        if analysis.negated[i] or not analysis.content[i]:
-            continue
-        r = root(w.stem)
-        opposite[i] = in_family(r, contrast.opposite)
-        own[i] = not opposite[i] and in_family(r, contrast.own)
+    own, opposite = _asserted_sides(analysis, contrast)
     if not opposite.any():
         return out
     for s, e in analysis.sentences:
