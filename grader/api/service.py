@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 from grader.api.batching import BatchOutcome, MicroBatcher
@@ -91,18 +90,14 @@ class GradingService:
 
     def load(self) -> None:
         """Load the model and combiner, build one Grader per rubric and warm them up (blocking)."""
-        from grader.engine import Grader, load_combiner
-        from grader.engine.scorer import load_scorer_folder
+        from grader.engine import Grader
+        from grader.engine.scorer import load_combiner_spec
 
         started = time.perf_counter()
         s = self.settings
         try:
             embedder = self.loader()
-            scorer = None
-            if s.combiner is not None and Path(s.combiner).is_dir():  # a fine-tuned scorer folder, checked once
-                scorer, combiner = load_scorer_folder(s.combiner)
-            else:
-                combiner = load_combiner(s.combiner)
+            scorer, combiner = load_combiner_spec(s.combiner)  # a scorer folder is checked once, for every rubric
             options = dict(embedder=embedder, combiner=combiner, scorer=scorer, review_threshold=s.review_threshold,
                            max_answer_chars=s.max_answer_chars)
             graders = {rid: Grader(r, **options) for rid, r in self.rubrics.items()}

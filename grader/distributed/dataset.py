@@ -83,23 +83,20 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
             raise ConfigError(f"`{name}` must be a whole number >= 1. Got {value!r}.", field=name)
     ray = import_ray(local=address is None)
     from grader.encoding.weights import resolve_model
-    from grader.engine import get_embedder, load_combiner
+    from grader.engine import get_embedder
 
     # What an actor would fail on, found here first: an error raised as an actor starts reaches
     # the driver as text only. The model itself is loaded and verified by each actor.
     get_embedder(model, device, backend)
     resolve_model(model)
-    scorer_sha = None
-    if isinstance(combiner, (str, Path)) and Path(combiner).is_dir():
-        # A fine-tuned scorer folder: checked here, loaded by each actor from this path (on a cluster of
-        # several machines it must be at the same path on each, like the rubric's files).
-        from grader.engine.scorer import load_scorer_folder
+    from grader.engine.scorer import load_combiner_spec
 
-        scorer, loaded = load_scorer_folder(combiner)
-        scorer_sha, for_actors, combiner = scorer.sha256, str(Path(combiner).resolve()), loaded
-    else:
-        combiner = combiner if hasattr(combiner, "to_dict") else load_combiner(combiner)
-        for_actors = combiner
+    # A fine-tuned scorer folder is checked here and loaded by each actor from its path (on a cluster of
+    # several machines it must be at the same path on each, like the rubric's files).
+    scorer, loaded = load_combiner_spec(combiner)
+    scorer_sha = None if scorer is None else scorer.sha256
+    for_actors = loaded if scorer is None else str(Path(combiner).resolve())
+    combiner = loaded
     given = Path(output).resolve() if output else None
     # A glob may match the shards of an earlier run written under the input folder: they are no input.
     paths = [p for p in find_inputs(submissions) if given is None or given not in p.resolve().parents]

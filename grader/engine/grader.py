@@ -23,12 +23,12 @@ from grader.errors import ConfigError, ModelError
 from grader.result import GradeResult
 from grader.rubric import Rubric, ShortAnswerQuestion
 from grader.scoring.choice import grade_choice
-from grader.scoring.combiner import LinearCombiner, extra_signal_names, load_combiner
+from grader.scoring.combiner import LinearCombiner, extra_signal_names
 from grader.scoring.features import AnswerSignals, PreparedQuestion, answer_signals, prepare_question
 from grader.scoring.policy import MAX_ANSWER_CHARS, REVIEW_THRESHOLD, empty_result, score_answer
 from grader.text import normalize, valid_text
 from grader.engine.workers import MIN_ANSWERS, GradingPool, PooledCall, auto_workers
-from grader.engine.scorer import load_scorer_folder, scorer_signals
+from grader.engine.scorer import load_combiner_spec, scorer_signals
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,9 @@ class Grader:
             raise ConfigError(f"workers must be 'auto' or a whole number >= 0. Got {workers!r}.", field="workers")
         self.rubric = rubric
         self.embedder = embedder if embedder is not None else get_embedder(model, device, backend)
-        if isinstance(combiner, (str, Path)) and Path(combiner).is_dir():
-            scorer, combiner = load_scorer_folder(combiner, scorer_precision)
-        if combiner is None or isinstance(combiner, (str, Path)):
-            combiner = load_combiner(combiner)
+        loaded, combiner = load_combiner_spec(combiner, scorer_precision)
         self.combiner = combiner
-        self.scorer = scorer
+        self.scorer = loaded if loaded is not None else scorer
         self._check_scorer()
         self.review_threshold = review_threshold
         self.max_answer_chars = max_answer_chars

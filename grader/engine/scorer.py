@@ -21,6 +21,18 @@ def load_scorer_folder(folder: str | Path, precision: str = "int8") -> tuple[Cro
     return scorer, load_combiner(scorer.combiner_path)
 
 
+def load_combiner_spec(spec, precision: str = "int8") -> tuple[CrossEncoderScorer | None, LinearCombiner]:
+    """(scorer or None, combiner) of what a ``combiner`` option names: a scorer folder (both checked and
+    loaded), a combiner JSON path or None (the shipped combiner), or a combiner already loaded."""
+    from grader.scoring.combiner import load_combiner
+
+    if isinstance(spec, (str, Path)) and Path(spec).is_dir():
+        return load_scorer_folder(spec, precision)
+    if spec is None or isinstance(spec, (str, Path)):
+        return None, load_combiner(spec)
+    return None, spec
+
+
 class UnseenQuestionWarning(UserWarning):
     """A fine-tuned scorer grades a question it was not fine-tuned on."""
 

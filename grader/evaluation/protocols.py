@@ -28,7 +28,6 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from pydantic import ValidationError
@@ -39,8 +38,7 @@ from grader.evaluation.concepts import concept_metrics
 from grader.evaluation.corpus import LabeledAnswer
 from grader.encoding.registry import get_embedder
 from grader.engine import Grader
-from grader.engine.scorer import load_scorer_folder
-from grader.scoring.combiner import load_combiner
+from grader.engine.scorer import load_combiner_spec
 from grader.errors import ConfigError, GraderError, InputDataError
 from grader.scoring.features import FEATURES
 from grader.scoring.combiner import LinearCombiner
@@ -203,12 +201,8 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     fitted = []
     for k, (train_idx, test_idx) in enumerate(folds_):
         if protocol == "zero-shot":
-            train, model, zero_shot_scorer = [], combiner, None
-            if not isinstance(combiner, LinearCombiner):
-                if combiner is not None and Path(combiner).is_dir():  # a fine-tuned scorer folder
-                    zero_shot_scorer, model = load_scorer_folder(combiner)
-                else:
-                    model = load_combiner(combiner)
+            train = []
+            zero_shot_scorer, model = load_combiner_spec(combiner)  # a scorer folder, a JSON path or a combiner
             trained_on = (getattr(model, "metadata_", None) or {}).get("corpus_fingerprint")
             if corpus_sha256 and trained_on == corpus_sha256:
                 warnings.append(_warn("the combiner was trained on this very file (same sha256): these figures are "

@@ -36,17 +36,22 @@ def question_key(prompt: str, references: Sequence[str]) -> str:
     return hashlib.sha256(first_text(prompt, references).encode("utf-8")).hexdigest()
 
 
-def question_keys(rows) -> list[str]:
-    """The sorted :func:`question_key` of each question of corpus ``rows``."""
-    by_q: dict[str, list] = {}
+def _by_question(rows) -> dict[str, tuple[str, list[str], list]]:
+    """{question id: (prompt, distinct model answers, rows)} of corpus ``rows``."""
+    groups: dict[str, list] = {}
     for r in rows:
-        by_q.setdefault(r.question_id, []).append(r)
-    keys = set()
-    for group in by_q.values():
+        groups.setdefault(r.question_id, []).append(r)
+    out = {}
+    for qid, group in groups.items():
         prompt = next((r.question for r in group if (r.question or "").strip()), "")
         refs = list(dict.fromkeys(r.reference_answer.strip() for r in group if (r.reference_answer or "").strip()))
-        keys.add(question_key(prompt, refs))
-    return sorted(keys)
+        out[qid] = (prompt, refs, group)
+    return out
+
+
+def question_keys(rows) -> list[str]:
+    """The sorted :func:`question_key` of each question of corpus ``rows``."""
+    return sorted({question_key(prompt, refs) for prompt, refs, _ in _by_question(rows).values()})
 
 
 def question_text(question, label_fractions: dict[str, float] | None = None) -> str:
@@ -104,13 +109,8 @@ def build_pairs(rows, label_fractions: dict[str, float] | None = None) -> Pairs:
             sums.setdefault(r.label, []).append(_fraction(r))
     fractions.update({k: float(np.mean(v)) for k, v in sums.items()})
     labels = sorted({r.label for r in rows if r.label}, key=lambda k: (fractions.get(k, np.inf), k))
-    by_q: dict[str, list] = {}
-    for r in rows:
-        by_q.setdefault(r.question_id, []).append(r)
     firsts: dict[str, str] = {}
-    for qid, group in by_q.items():
-        prompt = next((r.question for r in group if (r.question or "").strip()), "")
-        refs = list(dict.fromkeys(r.reference_answer.strip() for r in group if (r.reference_answer or "").strip()))
+    for qid, (prompt, refs, group) in _by_question(rows).items():
         examples = [(r.answer, _fraction(r) if _fraction(r) is not None else fractions.get(r.label)) for r in group]
         firsts[qid] = first_text(prompt, refs, examples)
     index = {k: i for i, k in enumerate(labels)}

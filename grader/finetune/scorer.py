@@ -50,6 +50,8 @@ class CrossEncoderScorer:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"manifest metadata is incomplete: {exc}", source=str(self.folder / "manifest.json")) from None
         self.metadata = meta
+        known = meta.get("training_questions_sha256")  # older folders do not record them
+        self._questions = None if known is None else frozenset(known)
         self.sha256 = self.manifest["files"][onnx_name]
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
@@ -69,10 +71,9 @@ class CrossEncoderScorer:
     def trained_on(self, question) -> bool | None:
         """Whether the scorer was fine-tuned on answers to ``question`` (same prompt and model answer); None
         for a folder that does not record its questions."""
-        known = self.metadata.get("training_questions_sha256")
-        if known is None:
+        if self._questions is None:
             return None
-        return question_key(question.prompt, question.reference_answers) in set(known)
+        return question_key(question.prompt, question.reference_answers) in self._questions
 
     @property
     def combiner_path(self) -> Path | None:
