@@ -64,9 +64,9 @@ def test_contrast_pairs_come_from_the_reference():
 def test_a_key_phrase_may_draw_its_own_opposites_and_asserts_only_its_side():
     phrasing = analyze("the memory is added to rather than overwritten")
     pairs = contrast_pairs([phrasing])
-    assert ("add", "overwr") in pairs  # short roots count: "add" is the family of added, adds, additive
+    assert ("addit", "overwr") in pairs  # "add" is of the family of added, adds, additive, summed
     contrast = contrast_of([phrasing, analyze("a store updated additively")], pairs)
-    assert contrast.own == {"add"} and contrast.opposite == {"overwr"}  # "overwritten" is denied, not asserted
+    assert contrast.own == {"addit"} and contrast.opposite == {"overwr"}  # "overwritten" is denied, not asserted
     a = analyze("the memory is completely overwritten at every step")
     assert reversed_spans(a, contrast, np.array([[0, len(a.words)]]))[0][0]
 
@@ -184,3 +184,36 @@ def test_evidence_is_the_clause_about_the_right_subject(grader):
     assert gating.found and "RNN" not in gating.evidence and "additively" in gating.evidence
     same = concepts["the same weight matrix is multiplied at every step, so gradients vanish or explode"]
     assert same.found and "LSTM" not in same.evidence
+
+
+# -- operations named in other words ---------------------------------------------------
+def test_words_for_one_operation_are_one_family():
+    from grader.scoring.phrases import content_stem_set
+
+    assert "addit" in content_stem_set(analyze("new content is summed in"))
+    assert "addit" in content_stem_set(analyze("the old value plus the new one"))
+    assert "multip" in content_stem_set(analyze("a product of matrices"))
+    assert "multip" not in content_stem_set(analyze("the layer produces an output"))  # "produce" is not "product"
+    assert content_stem_set(analyze("it is applied again and again")) >= {"recurr"}
+    # "at every time step" says the operation recurs: its words are that one family, not "time" and "step"
+    assert content_stem_set(analyze("multiplied at every time step")) == {"multip", "recurr"}
+    assert content_stem_set(analyze("valves and gates")) == {"gate"}
+
+
+def test_a_paraphrase_by_other_operation_words_states_the_concept(grader):
+    concepts, _ = _q5(grader, "In a plain RNN the gradient is a product of the same recurrent matrix taken again and "
+                              "again, so it vanishes. In the LSTM new content is summed into the memory cell, and "
+                              "learned valves decide how much of it is kept.")
+    assert concepts["multiplicative recurrence"].found
+    assert "product" in concepts["multiplicative recurrence"].evidence
+    assert concepts["additive updates with gating"].found
+    assert "summed" in concepts["additive updates with gating"].evidence
+
+
+def test_roles_swapped_in_other_operation_words_are_reversals(grader):
+    concepts, result = _q5(grader, "The vanilla RNN sums its input into the hidden state at every step. The LSTM "
+                                   "takes a product of its gates and the old cell at every step.")
+    for name in ("additive updates with gating", "multiplicative recurrence",
+                 "a separate cell state that is updated additively"):
+        assert not concepts[name].found and concepts[name].negated, name
+    assert result.label == "incorrect"

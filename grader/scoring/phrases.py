@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
-from grader.scoring.roles import (NO_ROLE, Contrast, misnumbered_sentences, reversed_sentences, reversed_spans, root,
-                                  span_role_counts, word_roles)
+from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, Contrast, families, misnumbered_sentences, reversed_sentences,
+                                  reversed_spans, root, span_role_counts, word_roles)
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)
@@ -148,7 +148,7 @@ def _needed(stems: list[frozenset]) -> np.ndarray:
 def content_stem_set(analysis: Analysis) -> frozenset[str]:
     """Word families (:func:`~grader.scoring.roles.root` of the stems) of an analysed text's content words:
     "multiplied" states "multiplicative", "recurrent" states "recurrence"."""
-    return frozenset(map(root, analysis.content_stems()))
+    return frozenset(f for f, c in zip(families(analysis), analysis.content) if c or f == REPEATED_ROOT)
 
 
 # "X, so Y", "X, therefore Y": X causes Y; "Y because X", "Y since X": the same, the other way round.
@@ -604,10 +604,12 @@ class AnswerSpans:
             opposite, mixed = reversed_spans(self.analysis, target.contrast,
                                              np.array([r for r, _ in runs], dtype=np.int64))
         allowed, reversing = [], []
+        family, negated = families(self.analysis), self.analysis.negated
         for ((s, e), own), opp, both in zip(runs, opposite, mixed):
             if both:  # "by addition, or possibly multiplication": neither side is stated
                 continue
-            unit = ((s, e), frozenset(root(words[i].stem) for i in range(s, e) if asserted[i]))
+            unit = ((s, e), frozenset(family[i] for i in range(s, e)
+                                      if asserted[i] or (family[i] == REPEATED_ROOT and not negated[i])))
             if own and not opp:
                 allowed.append(unit)
             elif own != opp:  # one reversal, not two

@@ -42,9 +42,40 @@ _CONTRAST_CUES = (("rather", "than"), ("instead", "of"), ("as", "opposed", "to")
 _AFTER_COMMA = frozenset({("not",), ("nicht",)})
 
 
+# Stems that name one of a few operations in other words, and the family they belong to: "summed"
+# states "additive", "a product of matrices" states "multiplied", a "valve" is a gate. Only words
+# whose everyday sense is the operation itself are here ("times" also means "occasions", so not it).
+SAME_OPERATION = {
+    "add": "addit", "sum": "addit", "summat": "addit", "plus": "addit", "increment": "addit",
+    "summ": "addit", "summiert": "addit", "addiert": "addit", "addit": "addit",
+    "product": "multip", "produkt": "multip", "scale": "multip",
+    "repeat": "recurr", "recur": "recurr", "iter": "recurr", "iterat": "recurr", "wiederholt": "recurr",
+    "valv": "gate", "ventil": "gate",
+}
+# Words that say an operation recurs without naming it ("at every step", "again and again"): they
+# state the family of "recurrence" and "repeated".
+REPEATED = re.compile(r"\b(?:again\s+and\s+again|over\s+and\s+over|(?:at\s+)?(?:each|every)\s+(?:single\s+)?"
+                      r"(?:time[\s-]?step|step|iteration)s?|step\s+after\s+step|immer\s+wieder|"
+                      r"(?:in\s+)?jede[mn]?\s+(?:zeit)?schritt)\b", re.IGNORECASE)
+REPEATED_ROOT = "recurr"
+
+
+def families(analysis: Analysis) -> list[str]:
+    """The word family of each word of ``analysis`` (:func:`root`); the words of a phrase that says an
+    operation recurs ("at every time step") all belong to the family of "recurrence"."""
+    out = [root(w.stem) for w in analysis.words]
+    words = analysis.words
+    for m in REPEATED.finditer(analysis.text):
+        for i, w in enumerate(words):
+            if m.start() <= w.start < m.end():
+                out[i] = REPEATED_ROOT
+    return out
+
+
 def root(stem: str) -> str:
-    """The word family of a stem: its first ``ROOT`` characters."""
-    return stem[:ROOT]
+    """The word family of a stem: its first ``ROOT`` characters, or the operation it names
+    (:data:`SAME_OPERATION`)."""
+    return SAME_OPERATION.get(stem) or stem[:ROOT]
 
 
 def in_family(word_root: str, roots: frozenset[str]) -> bool:
