@@ -217,3 +217,31 @@ def test_roles_swapped_in_other_operation_words_are_reversals(grader):
                  "a separate cell state that is updated additively"):
         assert not concepts[name].found and concepts[name].negated, name
     assert result.label == "incorrect"
+
+
+def test_a_true_sentence_about_the_other_entity_is_no_reversal(grader):
+    # The LSTM's gradient passing back unchanged reads like the RNN's vanishing gradient, but says something else.
+    concepts, result = _q5(grader, "The LSTM has a separate cell state updated additively with forget and input gates, "
+                                   "and when the forget gate is near 1 the gradient passes back unchanged.")
+    same = concepts["the same weight matrix is multiplied at every step, so gradients vanish or explode"]
+    assert not same.found and not same.negated
+    assert "opposite" not in result.feedback
+
+
+def test_what_a_phrasing_contrasts_with_is_not_needed_to_state_it():
+    from grader.scoring.phrases import content_stem_set
+
+    assert content_stem_set(analyze("the cell state is added to rather than overwritten")) == {"cell", "state", "addit"}
+    assert content_stem_set(analyze("updated additively instead of multiplicatively")) == {"updat", "addit"}
+    assert "overwr" in content_stem_set(analyze("the cell state is not overwritten"))  # a denial is the claim
+
+
+def test_a_span_asserting_both_sides_reverses_nothing_and_an_either_or_states_neither():
+    pairs = contrast_pairs([analyze("It is updated additively rather than multiplicatively.")])
+    contrast = contrast_of([analyze("the state is updated additively")], pairs)
+    both = analyze("the new value is the old value scaled by a keep factor plus the new candidate")
+    reversing, mixed = reversed_spans(both, contrast, np.array([[0, len(both.words)]]))
+    assert not reversing[0] and not mixed[0]
+    hedge = analyze("the state is updated by addition, or possibly multiplication")
+    reversing, mixed = reversed_spans(hedge, contrast, np.array([[0, len(hedge.words)]]))
+    assert not reversing[0] and mixed[0]

@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
-from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, Contrast, families, misnumbered_sentences, reversed_sentences,
-                                  reversed_spans, root, span_role_counts, word_roles)
+from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, Contrast, families, misnumbered_sentences, own_side_spans,
+                                  reversed_sentences, reversed_spans, root, span_role_counts, word_roles)
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)
@@ -148,7 +148,20 @@ def _needed(stems: list[frozenset]) -> np.ndarray:
 def content_stem_set(analysis: Analysis) -> frozenset[str]:
     """Word families (:func:`~grader.scoring.roles.root` of the stems) of an analysed text's content words:
     "multiplied" states "multiplicative", "recurrent" states "recurrence"."""
-    return frozenset(f for f, c in zip(families(analysis), analysis.content) if c or f == REPEATED_ROOT)
+    keep = list(analysis.content)
+    words, negated = analysis.words, analysis.negated
+    for i, w in enumerate(words):  # "X rather than Y" states X: Y is what it is contrasted with
+        pair = i + 1 < len(words) and (w.norm, words[i + 1].norm) in _CONTRAST_CUES
+        if pair or w.norm in _CONTRAST_ALONE:
+            j = i + 2 if pair else i + 1
+            while j < len(words) and negated[j]:
+                j += 1
+            keep[i:j] = [False] * (j - i)
+    return frozenset(f for f, c in zip(families(analysis), keep) if c or f == REPEATED_ROOT)
+
+
+_CONTRAST_CUES = frozenset({("rather", "than"), ("instead", "of"), ("as", "opposed")})
+_CONTRAST_ALONE = frozenset({"instead", "statt", "anstatt"})
 
 
 # "X, so Y", "X, therefore Y": X causes Y; "Y because X", "Y since X": the same, the other way round.
@@ -476,10 +489,10 @@ class AnswerSpans:
                 opposite, mixed = reversed_spans(self.analysis, t.contrast, self._bounds)
                 reversing[:, k] = allowed[:, k] & opposite
                 if role_reversed is not None:
-                    reversing[:, k] |= role_reversed & ~opposite & ~mixed
+                    reversing[:, k] |= self._says_it_of_other(t, role_reversed & ~opposite & ~mixed)
                 allowed[:, k] &= ~(opposite | mixed)
             elif role_reversed is not None:
-                reversing[:, k] = role_reversed
+                reversing[:, k] = self._says_it_of_other(t, role_reversed)
         # A sentence that gives one concept a wrong number ("when the forget gate is close to 0 the old cell
         # state is preserved"), or reverses one about its own entity ("the LSTM's gates multiply the
         # gradient"), states none of the others.
@@ -496,6 +509,31 @@ class AnswerSpans:
                 others = np.arange(len(targets)) != j
                 allowed[:, others] &= ~inside[:, None]
         return allowed, reversing
+
+    def _says_it_of_other(self, target: Target, about_other: np.ndarray) -> np.ndarray:
+        """Which spans about another entity (``about_other``) say the target of it: they assert its own
+        side of a contrast ("the RNN adds" of the LSTM's additive update) or half of one phrasing's word
+        families ("UDP retransmits lost segments"). A span that only reads like it ("the LSTM's gradient
+        passes back unchanged" of the RNN's vanishing gradient) says something else, and reverses nothing."""
+        out = about_other.copy()
+        rows = np.flatnonzero(about_other)
+        if not len(rows):
+            return out
+        own = own_side_spans(self.analysis, target.contrast, self._bounds) if target.contrast is not None else None
+        family, asserted = self._families, self._asserted
+        for i in rows:
+            if own is not None and own[i]:
+                continue
+            a, b = self.ranges[i]
+            said = {family[j] for j in range(a, b) if asserted[j]}
+            out[i] = any(stems and len(stems & said) >= 0.5 * len(stems) for stems in target.stems)
+        return out
+
+    @property
+    def _families(self) -> list[str]:
+        if not hasattr(self, "_family_of"):
+            self._family_of = families(self.analysis)
+        return self._family_of
 
     def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool,
                 reversal: tuple[float, int] | None = None) -> Match:
@@ -604,7 +642,7 @@ class AnswerSpans:
             opposite, mixed = reversed_spans(self.analysis, target.contrast,
                                              np.array([r for r, _ in runs], dtype=np.int64))
         allowed, reversing = [], []
-        family, negated = families(self.analysis), self.analysis.negated
+        family, negated = self._families, self.analysis.negated
         for ((s, e), own), opp, both in zip(runs, opposite, mixed):
             if both:  # "by addition, or possibly multiplication": neither side is stated
                 continue

@@ -293,6 +293,13 @@ def _asserted_sides(analysis: Analysis, contrast: Contrast) -> tuple[np.ndarray,
     return own, opposite
 
 
+def own_side_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -> np.ndarray:
+    """Which spans (rows of ``bounds``) assert one of the concept's words that have an opposite
+    ("adds" of "additive updates"), outside a negation scope."""
+    own = np.concatenate([[0], np.cumsum(_asserted_sides(analysis, contrast)[0])])
+    return (own[bounds[:, 1]] - own[bounds[:, 0]]) > 0
+
+
 def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(reversing, mixed): which spans (rows of ``bounds``) reverse the concept of ``contrast``,
     and which assert both sides of it.
@@ -302,7 +309,8 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     concept gives its own ("near 0" for "near 1") and not the concept's number. A span
     reverses it when it reaches into such a clause and asserts none of the concept's words
     ("its cell state is updated" of "its cell state is updated multiplicatively"). A span that
-    asserts both sides ("by addition, or possibly multiplication") states neither.
+    offers both sides as alternatives ("by addition, or possibly multiplication") states neither;
+    one that asserts both ("the old value, scaled, plus the new one") reverses nothing.
     """
     n = len(analysis.words)
     none = np.zeros(len(bounds), dtype=bool)
@@ -331,8 +339,7 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     he = np.concatenate([[0], np.cumsum(hedged)])
     s, e = bounds[:, 0], bounds[:, 1]
     owns = (ow[e] - ow[s]) > 0
-    opposes = (op[e] - op[s]) > 0
-    return ((zo[e] - zo[s]) > 0) & ~owns, (opposes & owns) | ((he[e] - he[s]) > 0)
+    return ((zo[e] - zo[s]) > 0) & ~owns, (he[e] - he[s]) > 0
 
 
 _OR = frozenset({"or", "oder", "ou", "o"})
