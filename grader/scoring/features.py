@@ -9,6 +9,7 @@ computed once (:class:`PreparedQuestion`) and reused for every answer.
 from __future__ import annotations
 
 import math
+from itertools import chain
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,6 +19,7 @@ from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneScale, AnswerSpans, Match, TargetSet, cause_effect,
                                     common_roots, make_targets)
 from grader.scoring.detectors import lists_terms
+from grader.scoring.spelling import spelling_vocabulary
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
@@ -69,6 +71,7 @@ class PreparedQuestion:
     example_fractions: np.ndarray  # (n_ex,)
     has_reference: bool
     names: tuple[str, ...] = ()  # the entities the question contrasts (roles.py)
+    spelling: dict | None = None  # the question's own longer words -> word family, for misspelt answer words
     # The embedder, to encode an answer's clauses on their own when its encoding came without them (encoded
     # before the question was prepared); not sent to grading processes.
     encoder: object = None
@@ -188,6 +191,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     n_kp = len(question.key_phrases)
     key_analyses = [[analyze(t, language) for t in p] for p in key_phrasings]
     mis_analyses = [[analyze(t, language) for t in p] for p in mis_phrasings]
+    prepared.spelling = spelling_vocabulary([*ref_analyses, *chain.from_iterable(key_analyses),
+                                             *chain.from_iterable(mis_analyses)])
     # Opposites the rubric's own texts draw: the reference's and the key phrases' ("added to rather than overwritten").
     pairs = contrast_pairs(ref_analyses + [a for texts in key_analyses for a in texts])
     owned = _clause_owners(key_phrasings, key_vecs, clause_vecs)
@@ -413,7 +418,8 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
                    exclude_example: int | None = None) -> AnswerSignals:
     """Compute the feature vector of one answer (``FEATURES`` order)."""
     analysis = analyze(answer, prepared.language)
-    spans = AnswerSpans(analysis, encoding, prepared.topic, prepared.names, _alone_clauses(prepared, analysis, encoding))
+    spans = AnswerSpans(analysis, encoding, prepared.topic, prepared.names, _alone_clauses(prepared, analysis, encoding),
+                        prepared.spelling)
     vec = encoding.vector
     q = prepared.question
 

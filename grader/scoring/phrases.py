@@ -28,6 +28,7 @@ import numpy as np
 from grader.encoding.embedder import Encoding
 from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, Contrast, families, misnumbered_sentences, own_side_spans,
                                   reversed_sentences, reversed_spans, root, span_role_counts, word_roles)
+from grader.scoring.spelling import corrected_family
 from grader.text import Analysis, analyze
 
 WINDOW_SIZES = (3, 5, 8)
@@ -210,11 +211,14 @@ class AnswerSpans:
     """The spans of one answer with their pooled vectors and negation marks."""
 
     def __init__(self, analysis: Analysis, encoding: Encoding, topic: np.ndarray | None = None,
-                 names: tuple[str, ...] = (), alone: tuple[list, np.ndarray] | None = None):
+                 names: tuple[str, ...] = (), alone: tuple[list, np.ndarray] | None = None,
+                 spelling: dict[str, str] | None = None):
         """``topic``: a unit direction (the question's) removed from every span vector; ``names``: the
         entities the question contrasts (:func:`grader.scoring.roles.entities`); ``alone``: (word ranges,
-        unit vectors) of clauses encoded on their own, more spans after the pooled ones."""
+        unit vectors) of clauses encoded on their own, more spans after the pooled ones; ``spelling``: the
+        question's words and their families, that misspelt words are read as (spelling.py)."""
         self.analysis = analysis
+        self.spelling = spelling
         words = analysis.words
         content = analysis.content
         # Per-span counts from prefix sums: O(1) per span however many spans a long answer has.
@@ -324,7 +328,7 @@ class AnswerSpans:
         """Cap below FOUND, in place, the strength of spans made only of the question's topic words ("the
         previous hidden state" for "the hidden state is repeatedly multiplied"): one that shares none of a
         target's own word families states it only from the top of the scale."""
-        roots = [root(w.stem) for w in self.analysis.words]
+        roots = [root(w.stem) for w in self.analysis.words]  # not "every step": alone it states no recurrence
         for k, own in enumerate(distinct):
             if not own:
                 continue
@@ -364,6 +368,9 @@ class AnswerSpans:
                 pair_at = (where[0, at], where[1, at + shift])
         if (whole.method == "lexical" and whole.strength >= pair) or (whole.negated and pair < FOUND):
             return whole
+        lexical, unit = self._lexical(target)[:2]
+        if lexical >= max(pair, FOUND):  # the whole phrasing's words, though a closer paraphrase missed a half
+            return self._make(lexical, unit, "lexical")
         if pair_at is None:
             return Match(0.0, None, None, None, None, whole.negated)
         a, b = (self.ranges[i] for i in pair_at)
@@ -531,8 +538,16 @@ class AnswerSpans:
 
     @property
     def _families(self) -> list[str]:
+        """Each word's family (:func:`~grader.scoring.roles.families`), a misspelt word taking the family of
+        the question's word it misspells (spelling.py)."""
         if not hasattr(self, "_family_of"):
-            self._family_of = families(self.analysis)
+            out = families(self.analysis)
+            if self.spelling:
+                for i, (w, content) in enumerate(zip(self.analysis.words, self.analysis.content)):
+                    fixed = corrected_family(w.norm, self.spelling) if content else None
+                    if fixed is not None:
+                        out[i] = fixed
+            self._family_of = out
         return self._family_of
 
     def _finish(self, target: Target, semantic: float, span: int, negated_hit: bool,

@@ -1,0 +1,40 @@
+"""Misspelt words read as the question's own words, when concepts are matched word by word."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.scoring.spelling import corrected_family, one_edit, spelling_vocabulary
+from grader.text import analyze
+
+
+@pytest.mark.parametrize("a, b, close", [
+    ("gradiant", "gradient", True),   # a letter changed
+    ("weigth", "weight", True),       # two neighbours swapped
+    ("multipled", "multiplied", True),  # a letter dropped
+    ("matrixx", "matrix", True),      # a letter added
+    ("gradinet", "gradient", True),
+    ("present", "preserve", False),   # two edits
+    ("state", "states", True),
+    ("abcdef", "badcfe", False),
+])
+def test_one_edit(a, b, close):
+    assert one_edit(a, b) is close
+    assert one_edit(b, a) is close
+
+
+def test_a_misspelt_word_takes_the_family_of_the_question_word_it_misspells():
+    vocabulary = spelling_vocabulary([analyze("the same weight matrix is multiplied, so gradients vanish")])
+    assert corrected_family("gradiants", vocabulary) == "gradie"
+    assert corrected_family("weigth", vocabulary) == "weight"
+    assert corrected_family("gradients", vocabulary) is None  # spelt right: its own family already
+    assert corrected_family("eight", vocabulary) is None  # an English word of its own, and short
+    assert corrected_family("matrices", vocabulary) is None  # a word of its own, not a misspelt "matrix"
+    assert corrected_family("vanishingly", vocabulary) is None  # more than one edit from any
+
+
+def test_a_misspelt_answer_states_the_concept(grader):
+    result = grader.grade("q5", "vanishing gradiants in the rnn becuase the same weigth matrix is multiplyed each step")
+    concepts = {c.concept: c for c in result.concepts}
+    same = concepts["the same weight matrix is multiplied at every step, so gradients vanish or explode"]
+    assert same.found and "weigth" in same.evidence
