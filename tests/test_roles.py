@@ -245,3 +245,10 @@ def test_a_span_asserting_both_sides_reverses_nothing_and_an_either_or_states_ne
     hedge = analyze("the state is updated by addition, or possibly multiplication")
     reversing, mixed = reversed_spans(hedge, contrast, np.array([[0, len(hedge.words)]]))
     assert not reversing[0] and mixed[0]
+
+
+def test_naming_the_entity_and_the_concepts_subject_states_nothing(grader):
+    # "the LSTM" and "cell state" are the question's topic: the claim (updated additively) is not there
+    concepts, _ = _q5(grader, "Vanilla RNNs forget. The LSTM fixes that with its cell state.")
+    cell = concepts["a separate cell state that is updated additively"]
+    assert not cell.found

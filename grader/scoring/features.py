@@ -207,7 +207,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
         [contrast_of(a, pairs) for a in key_analyses],
         [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
-        (KEY_FLOOR, KEY_CEIL), common_roots(prompt_analysis, key_analyses + mis_analyses), alone)
+        (KEY_FLOOR, KEY_CEIL), common_roots(prompt_analysis, key_analyses + mis_analyses) | frozenset(names), alone)
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     prepared.misconception_targets = TargetSet.of(make_targets(

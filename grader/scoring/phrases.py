@@ -110,8 +110,8 @@ class TargetSet:
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
            common: frozenset | None = None, alone: AloneScale | None = None) -> "TargetSet":
-        """``common``: word families of the question's topic (:func:`common_roots`); given, a span that shares
-        none of a target's other words needs a cosine at the top of the scale to state it."""
+        """``common``: word families of the question's topic (:func:`common_roots`) and its entities' names;
+        given, a span that shares none of a target's other words does not state it."""
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
@@ -326,8 +326,9 @@ class AnswerSpans:
 
     def _topic_only(self, strength: np.ndarray, distinct) -> None:
         """Cap below FOUND, in place, the strength of spans made only of the question's topic words ("the
-        previous hidden state" for "the hidden state is repeatedly multiplied"): one that shares none of a
-        target's own word families states it only from the top of the scale."""
+        previous hidden state" for "the hidden state is repeatedly multiplied", "the LSTM fixes it with its
+        cell state" for "a cell state updated additively"): one that shares none of a target's own word
+        families does not state it, however close it reads."""
         roots = [root(w.stem) for w in self.analysis.words]  # not "every step": alone it states no recurrence
         for k, own in enumerate(distinct):
             if not own:
@@ -335,8 +336,7 @@ class AnswerSpans:
             prefix = np.concatenate([[0], np.cumsum([r in own for r in roots])])
             shares = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
             column = strength[:, k]
-            weak = ~shares & (column < 1.0)
-            column[weak] = np.minimum(column[weak], FOUND - 0.01)
+            column[~shares] = np.minimum(column[~shares], FOUND - 0.01)
 
     def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float],
                           alone: AloneScale | None = None) -> Match:
