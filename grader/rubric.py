@@ -92,11 +92,19 @@ class KeyPhrase(_Strict):
     required: bool = Field(default=False, description="An answer missing it cannot be labelled correct.")
     hint: str | None = Field(default=None, description="Feedback shown when the concept is missing.")
     examples: tuple[ConceptExample, ...] = Field(default=(), description="Sentences that state it or do not.")
+    reversal_penalty: Points | None = Field(
+        default=None, ge=0, description="Points subtracted when the answer states its opposite or says it of the "
+                                        "other side of a comparison (default: half its points).")
 
     @field_validator("alternatives", mode="before")
     @classmethod
     def _drop_blank(cls, value):
         return _drop_blank(value)
+
+    @property
+    def reversal_cost(self) -> float:
+        """Points a reversed statement of the concept costs: ``reversal_penalty``, or half its points."""
+        return self.points / 2 if self.reversal_penalty is None else self.reversal_penalty
 
 
 def _drop_blank(value):

@@ -252,3 +252,33 @@ def test_naming_the_entity_and_the_concepts_subject_states_nothing(grader):
     concepts, _ = _q5(grader, "Vanilla RNNs forget. The LSTM fixes that with its cell state.")
     cell = concepts["a separate cell state that is updated additively"]
     assert not cell.found
+
+
+REVERSED_GATE = ("The RNN multiplies its hidden state by the same weight matrix at every step, so the gradients "
+                 "vanish or explode. In the LSTM, when the forget gate is close to 0 the old cell state is preserved.")
+
+
+def test_a_reversed_concept_costs_its_reversal_penalty_and_its_sentence_states_nothing_else(grader, rubric):
+    from grader.engine import Grader
+
+    concepts, result = _q5(grader, REVERSED_GATE)
+    gate = concepts["a forget gate near 1 preserves information and the gradient"]
+    assert gate.negated and not gate.found
+    # the sentence with the wrong number states no other concept, not even by its words ("cell state")
+    assert concepts["a separate cell state that is updated additively"].strength == 0
+    assert result.points == 1.5  # two concepts, less half a point for the reversed one
+
+    data = rubric.model_dump()
+    q5 = next(q for q in data["questions"] if q["id"] == "q5")
+    next(k for k in q5["key_phrases"] if k["text"].startswith("a forget gate"))["reversal_penalty"] = 0
+    lenient = Grader(type(rubric).model_validate(data), embedder=grader.embedder)
+    assert lenient.grade("q5", REVERSED_GATE).points == 2.0
+
+
+def test_a_number_after_a_function_word_contradicts_only_in_the_concepts_own_words():
+    from grader.scoring.roles import misnumbered_sentences
+
+    contrast = contrast_of([analyze("when the forget gate is close to one the gradient passes")], frozenset())
+    assert misnumbered_sentences(analyze("The forget gate is close to 0 here."), contrast).any()
+    assert not misnumbered_sentences(analyze("The product of the weights makes the gradient go to zero."),
+                                     contrast).any()

@@ -104,3 +104,13 @@ def test_check_rubric_cli(tmp_path, capsys):
     assert main(["check-rubric", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "question 'a1'" in err and "max_points" in err
+
+
+def test_a_reversal_costs_half_the_concepts_points_unless_the_rubric_says_otherwise():
+    from grader.rubric import KeyPhrase
+
+    assert KeyPhrase(text="additive updates", points=2).reversal_cost == 1.0
+    assert KeyPhrase(text="additive updates", points=2, reversal_penalty=0).reversal_cost == 0.0
+    assert KeyPhrase(text="additive updates", reversal_penalty=1.5).reversal_cost == 1.5
+    with pytest.raises(ValueError):
+        KeyPhrase(text="additive updates", reversal_penalty=-1)

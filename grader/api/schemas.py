@@ -58,6 +58,7 @@ class KeyPhraseIn(_Request):
     required: bool = False
     hint: str | None = Field(default=None, max_length=2000)
     examples: list[ConceptExampleIn] = Field(default=[], max_length=50)
+    reversal_penalty: float | None = Field(default=None, ge=0)
 
 
 class MisconceptionIn(_Request):

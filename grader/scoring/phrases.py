@@ -264,6 +264,7 @@ class AnswerSpans:
         self.word_roles = word_roles(analysis, names) if names else None
         self.role_counts = span_role_counts(self.word_roles, len(names), bounds) if names else None
         self._units: dict = {}
+        self._wrong_words: dict = {}  # target key -> words of sentences that state another target falsely
 
     def silence(self, matches) -> None:
         """Clauses encoded on their own that overlap the evidence of a found match (a misconception) state
@@ -515,6 +516,9 @@ class AnswerSpans:
                 inside = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
                 others = np.arange(len(targets)) != j
                 allowed[:, others] &= ~inside[:, None]
+                for other in (o for o in targets if o is not t):  # nor do its words (:meth:`_lexical`)
+                    held = self._wrong_words.get(other.key)
+                    self._wrong_words[other.key] = wrong if held is None else held | wrong
         return allowed, reversing
 
     def _says_it_of_other(self, target: Target, about_other: np.ndarray) -> np.ndarray:
@@ -623,6 +627,9 @@ class AnswerSpans:
         A unit that asserts an opposite of the target's words reverses it too.
         """
         allowed, reversing = self._lexical_units(target)
+        wrong = self._wrong_words.get(target.key)
+        if wrong is not None:  # a sentence built on another concept's false claim states nothing else
+            allowed = [unit for unit in allowed if not wrong[unit[0][0] : unit[0][1]].any()]
         best, where = self._best_share(target, allowed)
         rev, rev_where = self._best_share(target, reversing) if reversing else (0.0, None)
         empty = (0, 0)

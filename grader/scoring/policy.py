@@ -1,7 +1,7 @@
 """The scoring policy: one encoded answer to a prepared question -> a :class:`~grader.result.GradeResult`.
 
 :func:`score_answer` is the whole policy: signals, the combiner's label
-probabilities mixed with the rubric's concept credit, misconception penalties,
+probabilities mixed with the rubric's concept credit, misconception and reversal penalties,
 required concepts, the detectors' caps, rounding to the question's step, the
 label, the confidence, the review flag and the feedback. The engine calls it in
 its own thread and the grading processes call it in theirs, so both grade alike.
@@ -186,6 +186,9 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
         for mc, m in found_mc)
     cap = 1.0
     penalty = sum(m.penalty for m in misconceptions if not m.uncertain) / question.max_points
+    # A concept the answer reverses ("the RNN adds, the LSTM multiplies") is a false claim, not just a gap.
+    reversed_cost = sum(kp.reversal_cost for kp, c in zip(question.key_phrases, concepts) if c.negated and not c.found)
+    penalty += reversed_cost / question.max_points
     if any(not m.uncertain for m in misconceptions):
         flags.append(Flag("misconception", "the answer states a misconception", review=False))
     missing_required = [c for c in concepts if c.required and not c.found]

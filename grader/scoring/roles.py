@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.text import Analysis
+from grader.text import STOPWORDS, Analysis
 
 NO_ROLE = -1  # a word (or a concept) about no entity in particular
 ALL_ROLES = -2  # a word of a clause that names several entities
@@ -246,8 +246,9 @@ class Contrast:
     """What reverses one concept: word families opposed to its own, and numbers it fixes.
 
     ``own``: roots of the concept's words that have an opposite; ``opposite``: those
-    opposites; ``numbers``: numbers the concept states; ``number_context``: the words just
-    before them ("near", "to"), where another number contradicts it.
+    opposites; ``numbers``: numbers the concept states; ``number_context``: the word just
+    before them ("near"), or the two when the first is a function word (("close", "to")), where
+    another number contradicts it.
     """
 
     own: frozenset[str] = frozenset()
@@ -273,8 +274,16 @@ def contrast_of(phrasings, pairs: frozenset[tuple[str, str]]) -> Contrast:
             if value is not None:
                 numbers.add(value)
                 if i > 0:
-                    context.add(a.words[i - 1].norm)
+                    # "near 1" -> "near"; "close to one" -> ("close", "to"): "goes to zero" says nothing of it
+                    before = a.words[i - 1].norm
+                    light = before in STOPWORDS.get(a.language, STOPWORDS["en"]) and i > 1
+                    context.add((a.words[i - 2].norm, before) if light else before)
     return Contrast(frozenset(own), frozenset(opposite), frozenset(numbers), frozenset(context))
+
+
+def _in_number_context(words, i: int, context: frozenset) -> bool:
+    """Whether the number at ``words[i]`` follows a word (or two) that precedes the concept's own number."""
+    return i > 0 and (words[i - 1].norm in context or (i > 1 and (words[i - 2].norm, words[i - 1].norm) in context))
 
 
 def _asserted_sides(analysis: Analysis, contrast: Contrast) -> tuple[np.ndarray, np.ndarray]:
@@ -324,7 +333,7 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
             continue
         if value in contrast.numbers:
             own[i] = 1
-        elif i > 0 and words[i - 1].norm in contrast.number_context:
+        elif _in_number_context(words, i, contrast.number_context):
             opposite[i] = 1
     if not opposite.any():
         return none, none
@@ -376,7 +385,7 @@ def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
             continue
         if value in contrast.numbers:
             right[i] = True
-        elif i > 0 and words[i - 1].norm in contrast.number_context:
+        elif _in_number_context(words, i, contrast.number_context):
             wrong[i] = True
     if not wrong.any():
         return out
