@@ -282,3 +282,10 @@ def test_a_number_after_a_function_word_contradicts_only_in_the_concepts_own_wor
     assert misnumbered_sentences(analyze("The forget gate is close to 0 here."), contrast).any()
     assert not misnumbered_sentences(analyze("The product of the weights makes the gradient go to zero."),
                                      contrast).any()
+
+
+def test_what_one_phrasing_adds_is_not_the_concept(grader):
+    # "the hidden state" is in one phrasing of "multiplicative recurrence"; the claim is the repeated product
+    concepts, _ = _q5(grader, "The vanilla RNN only keeps the last hidden state, which is overwritten each step, "
+                              "so it forgets.")
+    assert not concepts["multiplicative recurrence"].found

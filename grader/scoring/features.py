@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 
 from grader.encoding.embedder import Embedder, Encoding
-from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneScale, AnswerSpans, Match, TargetSet, cause_effect,
-                                    common_roots, make_targets)
+from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneScale, AnswerSpans, Match, TargetSet,
+                                    cause_effect, common_roots, content_stem_set, make_targets)
 from grader.scoring.detectors import lists_terms
 from grader.scoring.spelling import spelling_vocabulary
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
@@ -207,7 +207,9 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
         [contrast_of(a, pairs) for a in key_analyses],
         [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
-        (KEY_FLOOR, KEY_CEIL), common_roots(prompt_analysis, key_analyses + mis_analyses) | frozenset(names), alone)
+        (KEY_FLOOR, KEY_CEIL), common_roots(prompt_analysis, key_analyses + mis_analyses) | frozenset(names), alone,
+        [frozenset().union(*(content_stem_set(analyze(e.text, language)) for e in k.examples if e.states))
+         for k in question.key_phrases])
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     prepared.misconception_targets = TargetSet.of(make_targets(

@@ -26,8 +26,9 @@ from typing import NamedTuple
 import numpy as np
 
 from grader.encoding.embedder import Encoding
-from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, Contrast, families, misnumbered_sentences, own_side_spans,
-                                  reversed_sentences, reversed_spans, root, span_role_counts, word_roles)
+from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, ROOT, Contrast, families, misnumbered_sentences,
+                                  own_side_spans, reversed_sentences, reversed_spans, root, span_role_counts,
+                                  word_roles)
 from grader.scoring.spelling import corrected_family
 from grader.text import Analysis, analyze
 
@@ -109,9 +110,10 @@ class TargetSet:
 
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
-           common: frozenset | None = None, alone: AloneScale | None = None) -> "TargetSet":
+           common: frozenset | None = None, alone: AloneScale | None = None, taught=None) -> "TargetSet":
         """``common``: word families of the question's topic (:func:`common_roots`) and its entities' names;
-        given, a span that shares none of a target's other words does not state it."""
+        given, a span that shares none of a target's own words (:func:`_core`, and those of ``taught``: per
+        target, the word families of an instructor's examples of it) does not state it."""
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
@@ -119,7 +121,8 @@ class TargetSet:
         roles = np.array([t.role for t in targets], dtype=np.int64)
         distinct = None
         if common is not None:
-            distinct = tuple(frozenset().union(*t.stems) - common for t in targets)
+            taught = taught or [frozenset()] * len(targets)
+            distinct = tuple((_core(t.stems) | extra) - common for t, extra in zip(targets, taught))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
                    roles if (roles != NO_ROLE).any() else None, scale, distinct, alone)
@@ -139,6 +142,17 @@ def common_roots(prompt: Analysis, phrasings) -> frozenset[str]:
         for r in frozenset().union(*(content_stem_set(a) for a in texts)):
             seen[r] = seen.get(r, 0) + 1
     return content_stem_set(prompt) | {r for r, n in seen.items() if n >= TOPIC_CONCEPTS}
+
+
+def _core(stems) -> frozenset[str]:
+    """The word families of at least half of a concept's phrasings (``stems``): what it is about, not
+    what one phrasing adds ("the hidden state" of "the hidden state is repeatedly multiplied")."""
+    stems = [st for st in stems if st]
+    counts: dict[str, int] = {}
+    for st in stems:
+        for f in st:
+            counts[f] = counts.get(f, 0) + 1
+    return frozenset(f for f, n in counts.items() if 2 * n >= len(stems))
 
 
 def _needed(stems: list[frozenset]) -> np.ndarray:
@@ -265,6 +279,8 @@ class AnswerSpans:
         self.role_counts = span_role_counts(self.word_roles, len(names), bounds) if names else None
         self._units: dict = {}
         self._wrong_words: dict = {}  # target key -> words of sentences that state another target falsely
+        self._distinct: dict = {}  # target key -> its own word families (TargetSet.distinct)
+        self._family_masks: dict = {}  # word families -> per word: whether it is of one (_of_families)
 
     def silence(self, matches) -> None:
         """Clauses encoded on their own that overlap the evidence of a found match (a misconception) state
@@ -316,6 +332,7 @@ class AnswerSpans:
                                                          targets.scale, exclusive=True, alone=targets.alone)
         if targets.distinct is not None:
             self._topic_only(strength, targets.distinct)
+            self._distinct.update((t.key, own) for t, own in zip(targets, targets.distinct) if own)
         best_span = strength.argmax(axis=0)
         out = [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
                             None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
@@ -330,14 +347,23 @@ class AnswerSpans:
         previous hidden state" for "the hidden state is repeatedly multiplied", "the LSTM fixes it with its
         cell state" for "a cell state updated additively"): one that shares none of a target's own word
         families does not state it, however close it reads."""
-        roots = [root(w.stem) for w in self.analysis.words]  # not "every step": alone it states no recurrence
         for k, own in enumerate(distinct):
             if not own:
                 continue
-            prefix = np.concatenate([[0], np.cumsum([r in own for r in roots])])
+            prefix = np.concatenate([[0], np.cumsum(self._of_families(own))])
             shares = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
             column = strength[:, k]
             column[~shares] = np.minimum(column[~shares], FOUND - 0.01)
+
+    def _of_families(self, own: frozenset[str]) -> np.ndarray:
+        """Per word: whether its plain family (no "every step", no spelling fixed) is one of ``own``, or
+        begins with a short one of them ("back" of "backward")."""
+        cached = self._family_masks.get(own)
+        if cached is None:
+            short = tuple(f for f in own if 3 <= len(f) < ROOT)
+            cached = self._family_masks[own] = np.array(
+                [r in own or r.startswith(short) for r in (root(w.stem) for w in self.analysis.words)], dtype=bool)
+        return cached
 
     def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float],
                           alone: AloneScale | None = None) -> Match:
@@ -524,20 +550,20 @@ class AnswerSpans:
     def _says_it_of_other(self, target: Target, about_other: np.ndarray) -> np.ndarray:
         """Which spans about another entity (``about_other``) say the target of it: they assert its own
         side of a contrast ("the RNN adds" of the LSTM's additive update) or half of one phrasing's word
-        families ("UDP retransmits lost segments"). A span that only reads like it ("the LSTM's gradient
+        families that most phrasings share (:func:`_core`: "UDP retransmits lost segments"). A span that only reads like it ("the LSTM's gradient
         passes back unchanged" of the RNN's vanishing gradient) says something else, and reverses nothing."""
         out = about_other.copy()
         rows = np.flatnonzero(about_other)
         if not len(rows):
             return out
         own = own_side_spans(self.analysis, target.contrast, self._bounds) if target.contrast is not None else None
-        family, asserted = self._families, self._asserted
+        family, asserted, core = self._families, self._asserted, _core(target.stems)
         for i in rows:
             if own is not None and own[i]:
                 continue
             a, b = self.ranges[i]
             said = {family[j] for j in range(a, b) if asserted[j]}
-            out[i] = any(stems and len(stems & said) >= 0.5 * len(stems) for stems in target.stems)
+            out[i] = any(len(said & st) >= 0.5 * len(st) for st in (core & stems for stems in target.stems) if st)
         return out
 
     @property
@@ -630,6 +656,10 @@ class AnswerSpans:
         wrong = self._wrong_words.get(target.key)
         if wrong is not None:  # a sentence built on another concept's false claim states nothing else
             allowed = [unit for unit in allowed if not wrong[unit[0][0] : unit[0][1]].any()]
+        own = self._distinct.get(target.key)
+        if own is not None:  # nor does one without any of the concept's own words (:meth:`_topic_only`)
+            mine = self._of_families(own)
+            allowed = [unit for unit in allowed if mine[unit[0][0] : unit[0][1]].any()]
         best, where = self._best_share(target, allowed)
         rev, rev_where = self._best_share(target, reversing) if reversing else (0.0, None)
         empty = (0, 0)
