@@ -289,3 +289,17 @@ def test_what_one_phrasing_adds_is_not_the_concept(grader):
     concepts, _ = _q5(grader, "The vanilla RNN only keeps the last hidden state, which is overwritten each step, "
                               "so it forgets.")
     assert not concepts["multiplicative recurrence"].found
+
+
+def test_topic_words_weigh_half_in_a_word_match(grader, rubric):
+    from grader.scoring.phrases import FOUND, AnswerSpans
+
+    prepared = grader.prepare(next(q for q in rubric.questions if q.id == "q5"))
+    text = "The LSTM: own memory cell, and new info is summed to the old one."
+    encoding = grader.encode_answers([text])[text]
+    spans = AnswerSpans(analyze(text, prepared.language), encoding, prepared.topic, prepared.names, None,
+                        prepared.spelling)
+    spans.match_all(prepared.key_targets)
+    cell = next(t for t in prepared.key_targets if t.key == "a separate cell state that is updated additively")
+    # "the cell state is added to": "cell" and "state" are the question's topic, "added" the concept's claim
+    assert spans._lexical(cell)[0] >= FOUND

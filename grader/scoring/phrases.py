@@ -46,6 +46,7 @@ LEXICAL_POWER = 2.0  # lexical strength is the share of a phrasing's content wor
 FOUND = 0.5  # strength from which a concept counts as stated
 PARTIAL = 0.3  # strength from which it counts as half-stated
 SURE = 0.65  # strength from which a found concept or misconception is asserted rather than uncertain
+TOPIC_WEIGHT = 0.5  # weight in a word match of a word not the concept's own (a topic word), against 1
 TOPIC_CONCEPTS = 3  # a word family in this many of a question's concepts is a topic word, not one concept's
 
 
@@ -707,14 +708,18 @@ class AnswerSpans:
         self._units[key] = (allowed, reversing)
         return allowed, reversing
 
-    @staticmethod
-    def _best_share(target: Target, units) -> tuple[float, tuple[int, int] | None]:
+    def _best_share(self, target: Target, units) -> tuple[float, tuple[int, int] | None]:
         best, where = 0.0, None
+        own = self._distinct.get(target.key)
         for stems in target.stems:
             if not stems:
                 continue
+            # words of the question's topic ("cell state"), or of one phrasing only, weigh half of the
+            # concept's own words ("additive", :meth:`TargetSet.of`)
+            weight = {f: 1.0 if own is None or f in own else TOPIC_WEIGHT for f in stems}
+            total = sum(weight.values())
             for word_range, unit in units:
-                share = len(stems & unit) / len(stems)
+                share = sum(weight[f] for f in stems & unit) / total
                 # Matching one word of a long phrase is weak evidence; all of them is full evidence,
                 # and all but one of three or more reaches FOUND only from four words on.
                 score = share**LEXICAL_POWER if len(stems) > 1 else share
