@@ -38,3 +38,13 @@ def test_a_misspelt_answer_states_the_concept(grader):
     concepts = {c.concept: c for c in result.concepts}
     same = concepts["the same weight matrix is multiplied at every step, so gradients vanish or explode"]
     assert same.found and "weigth" in same.evidence
+
+
+def test_a_clipped_word_takes_the_one_family_of_the_question_it_begins(grader, rubric):
+    from grader.scoring.phrases import AnswerSpans
+
+    prepared = grader.prepare(next(q for q in rubric.questions if q.id == "q5"))
+    text = "exploding grads flow back"
+    spans = AnswerSpans(analyze(text, prepared.language), grader.encode_answers([text])[text], prepared.topic,
+                        prepared.names, None, prepared.spelling)
+    assert spans._families == ["explod", "gradie", "flow", "back"]  # "back" is a family of its own here

@@ -574,10 +574,16 @@ class AnswerSpans:
         if not hasattr(self, "_family_of"):
             out = families(self.analysis)
             if self.spelling:
+                known = set(self.spelling.values())
                 for i, (w, content) in enumerate(zip(self.analysis.words, self.analysis.content)):
                     fixed = corrected_family(w.norm, self.spelling) if content else None
                     if fixed is not None:
                         out[i] = fixed
+                    elif content and 4 <= len(out[i]) < ROOT and out[i] not in known:
+                        # a clipped word ("grads" of "gradients", "params") takes the one family it begins
+                        longer = {f for f in known if f.startswith(out[i])}
+                        if len(longer) == 1:
+                            out[i] = longer.pop()
             self._family_of = out
         return self._family_of
 

@@ -3,7 +3,8 @@
 A word of an answer that is no English word of the encoder's vocabulary, and one edit (a letter
 added, dropped, changed, or two neighbours swapped) from exactly one word family of the
 question's texts, counts as that family when concepts are matched word by word. Short words
-are left alone: one edit turns too many of them into others.
+are left alone: one edit turns too many of them into others. A clipped word ("grads",
+"params") takes the one family of the question's words it begins (phrases.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ MIN_LENGTH = 5  # letters of the shortest word read as a misspelling
 
 
 def spelling_vocabulary(analyses: list[Analysis]) -> dict[str, str]:
-    """The longer content words of a question's texts (``analyses``) -> their word family."""
+    """The content words of a question's texts (``analyses``) -> their word family."""
     out: dict[str, str] = {}
     for analysis in analyses:
         for w, content in zip(analysis.words, analysis.content):
-            if content and len(w.norm) >= MIN_LENGTH and w.norm.isalpha():
+            if content and w.norm.isalpha():
                 out.setdefault(w.norm, root(w.stem))
     return out
 
@@ -48,5 +49,5 @@ def corrected_family(norm: str, vocabulary: dict[str, str]) -> str | None:
     known = encoder_vocabulary()[0]
     if not known or norm in known:  # a word of its own ("present" is no misspelt "preserve")
         return None
-    found = {f for w, f in vocabulary.items() if w[0] == norm[0] and one_edit(norm, w)}
+    found = {f for w, f in vocabulary.items() if len(w) >= MIN_LENGTH and w[0] == norm[0] and one_edit(norm, w)}
     return found.pop() if len(found) == 1 else None
