@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import accumulate, chain
 from operator import attrgetter
 from typing import NamedTuple
@@ -145,7 +146,8 @@ def common_roots(prompt: Analysis, phrasings) -> frozenset[str]:
     return content_stem_set(prompt) | {r for r, n in seen.items() if n >= TOPIC_CONCEPTS}
 
 
-def _core(stems) -> frozenset[str]:
+@lru_cache(maxsize=4096)  # a concept's phrasings are fixed; every answer asks
+def _core(stems: tuple[frozenset, ...]) -> frozenset[str]:
     """The word families of at least half of a concept's phrasings (``stems``): what it is about, not
     what one phrasing adds ("the hidden state" of "the hidden state is repeatedly multiplied")."""
     stems = [st for st in stems if st]
@@ -282,6 +284,7 @@ class AnswerSpans:
         self._wrong_words: dict = {}  # target key -> words of sentences that state another target falsely
         self._distinct: dict = {}  # target key -> its own word families (TargetSet.distinct)
         self._family_masks: dict = {}  # word families -> per word: whether it is of one (_of_families)
+        self._said: dict = {}  # span index -> the word families it asserts (_says_it_of_other)
 
     def silence(self, matches) -> None:
         """Clauses encoded on their own that overlap the evidence of a found match (a misconception) state
@@ -551,20 +554,30 @@ class AnswerSpans:
     def _says_it_of_other(self, target: Target, about_other: np.ndarray) -> np.ndarray:
         """Which spans about another entity (``about_other``) say the target of it: they assert its own
         side of a contrast ("the RNN adds" of the LSTM's additive update) or half of one phrasing's word
-        families that most phrasings share (:func:`_core`: "UDP retransmits lost segments"). A span that only reads like it ("the LSTM's gradient
-        passes back unchanged" of the RNN's vanishing gradient) says something else, and reverses nothing."""
+        families that most phrasings share (:func:`_core`: "UDP retransmits lost segments"). A span that
+        only reads like it ("the LSTM's gradient passes back unchanged" of the RNN's vanishing gradient)
+        says something else, and reverses nothing."""
         out = about_other.copy()
         rows = np.flatnonzero(about_other)
         if not len(rows):
             return out
         own = own_side_spans(self.analysis, target.contrast, self._bounds) if target.contrast is not None else None
-        family, asserted, core = self._families, self._asserted, _core(target.stems)
+        core = _core(target.stems)
+        needed = [(st, 0.5 * len(st)) for st in {core & stems for stems in target.stems} if st]
+        family, asserted = self._families, self._asserted
+        # a span with none of the core's words says none of it: most spans are dismissed by two lookups
+        mine = np.concatenate([[0], np.cumsum([f in core for f in family])])
         for i in rows:
             if own is not None and own[i]:
                 continue
             a, b = self.ranges[i]
-            said = {family[j] for j in range(a, b) if asserted[j]}
-            out[i] = any(len(said & st) >= 0.5 * len(st) for st in (core & stems for stems in target.stems) if st)
+            if not needed or mine[b] == mine[a]:
+                out[i] = False
+                continue
+            said = self._said.get(i)
+            if said is None:
+                said = self._said[i] = {family[j] for j in range(a, b) if asserted[j]}
+            out[i] = any(len(said & st) >= half for st, half in needed)
         return out
 
     @property

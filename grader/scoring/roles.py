@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -286,6 +287,7 @@ def _in_number_context(words, i: int, context: frozenset) -> bool:
     return i > 0 and (words[i - 1].norm in context or (i > 1 and (words[i - 2].norm, words[i - 1].norm) in context))
 
 
+@lru_cache(maxsize=64)  # each answer asks once per concept and span set; a grading batch holds many answers
 def _asserted_sides(analysis: Analysis, contrast: Contrast) -> tuple[np.ndarray, np.ndarray]:
     """(own, opposite): per word, whether it asserts (outside a negation scope) one of the concept's words
     that have an opposite, or one of those opposites. Only content words belong to a word family: "over"
