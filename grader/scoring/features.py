@@ -420,8 +420,8 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
                    exclude_example: int | None = None) -> AnswerSignals:
     """Compute the feature vector of one answer (``FEATURES`` order)."""
     analysis = analyze(answer, prepared.language)
-    spans = AnswerSpans(analysis, encoding, prepared.topic, prepared.names, _alone_clauses(prepared, analysis, encoding),
-                        prepared.spelling)
+    spans = AnswerSpans(analysis, encoding, prepared.topic, prepared.names,
+                        _alone_clauses(prepared, analysis, encoding), prepared.spelling)
     vec = encoding.vector
     q = prepared.question
 

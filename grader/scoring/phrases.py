@@ -683,7 +683,21 @@ class AnswerSpans:
         best, where = self._best_share(target, allowed)
         rev, rev_where = self._best_share(target, reversing) if reversing else (0.0, None)
         empty = (0, 0)
-        return best, where or empty, rev, rev_where or empty
+        return best, self._clauses_of(target, where) if where else empty, rev, rev_where or empty
+
+    def _clauses_of(self, target: Target, unit: tuple[int, int]) -> tuple[int, int]:
+        """The part of ``unit`` (a word range) from the first to the last clause that holds one of
+        ``target``'s words: the evidence of a word match is the clauses that state it, not the sentence."""
+        start, end = unit
+        family = self._families
+        words = set().union(*target.stems)
+        asserted = self._asserted
+        hits = [i for i in range(start, end) if family[i] in words and (asserted[i] or family[i] == REPEATED_ROOT)]
+        if not hits:
+            return unit
+        first = next((c for c in self.analysis.clauses if c[0] <= hits[0] < c[1]), (hits[0], hits[0] + 1))
+        last = next((c for c in self.analysis.clauses if c[0] <= hits[-1] < c[1]), (hits[-1], hits[-1] + 1))
+        return max(start, first[0]), min(end, last[1])
 
     def _lexical_units(self, target: Target):
         """(allowed, reversing) lists of (word range, asserted stems) for ``target``."""
