@@ -114,3 +114,59 @@ def test_eval_option_errors(corpus, capsys):
     assert "--combiner" in capsys.readouterr().err
     assert main(["eval", str(corpus), "--folds", "3"]) == 2
     assert main(["eval", str(corpus), "--learning-curve", "0,x"]) == 2
+
+
+def test_read_corpora_pools_files_and_keeps_clashing_questions_apart(tmp_path):
+    from grader.evaluation.corpus import read_corpora
+
+    first = write(tmp_path / "first.csv")
+    same = write(tmp_path / "same.csv")  # a second export of the same quiz: its questions are the same ones
+    other = tmp_path / "b.csv"
+    with open(other, "w", encoding="utf-8", newline="") as fh:  # the id q1 names another question there
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        w.writerow(["q1", "Wie viele Beine hat eine Spinne?", "Acht.", "Acht Beine.", "1", "1", "correct"])
+        w.writerow(["q1", "Wie viele Beine hat eine Spinne?", "Acht.", "Sechs.", "0", "1", "incorrect"])
+    rows = read_corpora([first, same, other])
+    assert len(rows) == 21 + 21 + 2
+    assert {r.question_id for r in rows} == {"q1", "q2", "q3", "b:q1"}
+    assert {r.source for r in rows if r.question_id == "b:q1"} == {str(other)}
+    assert [r.row for r in rows if r.question_id == "b:q1"] == [1, 2]  # row numbers stay those of their file
+
+
+def test_read_corpora_refuses_corpora_graded_with_different_labels(tmp_path):
+    from grader.errors import InputDataError
+    from grader.evaluation.corpus import read_corpora
+
+    three = write(tmp_path / "three.csv")
+    other = tmp_path / "other.csv"
+    other.write_text(three.read_text().replace("partially_correct", "partly"), encoding="utf-8")
+    with pytest.raises(InputDataError, match=r"different labels \(three.csv: \['correct', 'incorrect', "
+                                             r"'partially_correct'\]; other.csv: \['correct', 'incorrect', "
+                                             r"'partly'\]\)"):
+        read_corpora([three, other])
+    scores = write(tmp_path / "scores.csv", labels=False)
+    with pytest.raises(InputDataError, match="scores only"):
+        read_corpora([three, scores])
+    assert len(read_corpora([scores, scores])) == 42  # alike: pooled (the same file twice is allowed)
+    fewer = tmp_path / "fewer.csv"  # a file that happens to use only some of the labels
+    fewer.write_text("\n".join(line for line in three.read_text().splitlines() if "partially" not in line) + "\n",
+                     encoding="utf-8")
+    assert len(read_corpora([three, fewer])) == 21 + 15
+
+
+def test_train_on_two_corpora_records_both(corpus, tmp_path, capsys):
+    (tmp_path / "de").mkdir()
+    second = write(tmp_path / "de" / "labeled.csv", scale=2.0)  # same name in another folder, same questions
+    out = tmp_path / "pooled.json"
+    assert main(["train", str(corpus), str(second), "-o", str(out), "--examples-schedule", "0", "--no-validate"]) == 0
+    assert json.loads(capsys.readouterr().out)["training_rows"] == 42
+    meta = json.loads(out.read_text())["metadata"]
+    from grader.evaluation.corpus import corpora_fingerprint, corpus_fingerprint
+
+    assert meta["training_file"] == f"{corpus.parent.name}/labeled.csv, de/labeled.csv"
+    assert meta["corpus_fingerprints"] == {f"{corpus.parent.name}/labeled.csv": corpus_fingerprint(corpus),
+                                           "de/labeled.csv": corpus_fingerprint(second)}
+    assert meta["corpus_fingerprint"] == corpora_fingerprint([corpus, second]) != corpus_fingerprint(corpus)
+    assert main(["eval", str(second), "--combiner", str(out), "--json"]) == 0  # either file warns
+    assert any("trained on this very file" in w for w in json.loads(capsys.readouterr().out)["warnings"])

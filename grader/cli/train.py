@@ -19,18 +19,37 @@ def parse_counts(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
-def read_labeled(path, args):
-    """Rows of a labelled corpus; a --label-col given (or --target label) must be a column of the file."""
-    from grader.evaluation.corpus import read_corpus
+def read_labeled(paths, args):
+    """Rows of a labelled corpus, or of several pooled; a --label-col given (or --target label) must be a
+    column of each file."""
+    from grader.evaluation.corpus import read_corpora
     from grader.errors import InputDataError
 
+    paths = [paths] if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__") else list(paths)
     explicit = args.label_col is not None or args.target == "label"
     args.label_col = args.label_col or "label"
-    rows = read_corpus(path, label_col=args.label_col)
-    if explicit and args.label_col not in rows[0].extra:
-        raise InputDataError(f"no column '{args.label_col}'; the header has {list(rows[0].extra) + ['answer']}",
-                             field=args.label_col, source=str(path))
+    rows = read_corpora(paths, label_col=args.label_col)
+    if explicit:
+        for path in paths:
+            first = next(r for r in rows if r.source == str(path))
+            if args.label_col not in first.extra:
+                raise InputDataError(f"no column '{args.label_col}'; the header has {list(first.extra) + ['answer']}",
+                                     field=args.label_col, source=str(path))
     return rows
+
+
+def training_files(paths) -> dict:
+    """What a model's metadata records of the corpora it was trained on."""
+    from pathlib import Path
+
+    from grader.evaluation.corpus import corpora_fingerprint, corpus_fingerprint
+
+    if len(paths) == 1:
+        return {"training_file": Path(paths[0]).name, "fingerprint": corpus_fingerprint(paths[0])}
+    clash = len({Path(p).name for p in paths}) < len(paths)
+    names = [f"{Path(p).parent.name}/{Path(p).name}" if clash else Path(p).name for p in paths]
+    return {"training_file": ", ".join(names), "fingerprint": corpora_fingerprint(paths),
+            "corpus_fingerprints": {n: corpus_fingerprint(p) for n, p in zip(names, paths)}}
 
 
 def training_options(args) -> dict:
@@ -55,7 +74,9 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("train", help="fit the combiner on labelled answers and save it as JSON",
                        description="Fit the combiner on a labelled corpus (the ../shared/data CSV format).")
-    p.add_argument("corpus", metavar="LABELED.csv", help="graded answers: question_id, answer, label and/or score")
+    p.add_argument("corpus", metavar="LABELED.csv", nargs="+",
+                   help="graded answers: question_id, answer, label and/or score; several files graded with the "
+                        "same labels are pooled (a question id in two files with different texts stays two questions)")
     p.add_argument("-o", "--output", required=True, help="where to write the combiner JSON (e.g. models/NAME.json), "
                    "or with --finetune the scorer folder (e.g. models/NAME/)")
     p.add_argument("--rubric", default=None, help="take questions from this rubric, matched by question_id "
@@ -85,7 +106,6 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from grader.evaluation.corpus import corpus_fingerprint
     from grader.encoding.registry import get_embedder
     from grader.errors import ConfigError
     from grader.rubric import load_rubric
@@ -103,12 +123,12 @@ def run(args) -> int:
         raise ConfigError(f"--output must be a .json file. Got '{out}'.", field="output")
     rubric = load_rubric(args.rubric) if args.rubric else None
     rows = read_labeled(args.corpus, args)
+    files = training_files(args.corpus)
     embedder = get_embedder(args.model, args.device, args.backend)
     combiner, meta = train_from_rows(
         rows, target=args.target, embedder=embedder, rubric=rubric, example_counts=schedule, seed=args.seed,
-        **options, validate=not args.no_validate,
-        fingerprint=corpus_fingerprint(args.corpus), label_col=args.label_col)
-    meta["training_file"] = Path(args.corpus).name
+        **options, validate=not args.no_validate, fingerprint=files.pop("fingerprint"), label_col=args.label_col)
+    meta.update(files)
     if rubric is not None:
         meta["rubric"] = rubric.id
     combiner.save(out, meta)
@@ -124,11 +144,8 @@ def run(args) -> int:
 
 def _run_finetune(args, config, schedule, options, out) -> int:
     """``grader train --finetune``: the scorer folder with its stacked combiner."""
-    from pathlib import Path
-
     from grader.encoding.registry import get_embedder
     from grader.errors import ConfigError
-    from grader.evaluation.corpus import corpus_fingerprint
     from grader.evaluation.stacking import train_scorer
     from grader.rubric import load_rubric
 
@@ -137,12 +154,12 @@ def _run_finetune(args, config, schedule, options, out) -> int:
                           field="output")
     rubric = load_rubric(args.rubric) if args.rubric else None
     rows = read_labeled(args.corpus, args)
+    files = training_files(args.corpus)
     embedder = get_embedder(args.model, args.device, args.backend)
     meta = train_scorer(rows, out, config, target=args.target, embedder=embedder, rubric=rubric,
                         example_counts=schedule, seed=args.seed, **options, validate=not args.no_validate,
-                        fingerprint=corpus_fingerprint(args.corpus), label_col=args.label_col,
-                        crossfit_by=args.crossfit, extra_metadata={"training_file": Path(args.corpus).name,
-                                        "rubric": rubric.id if rubric is not None else None})
+                        fingerprint=files.pop("fingerprint"), label_col=args.label_col, crossfit_by=args.crossfit,
+                        extra_metadata={**files, "rubric": rubric.id if rubric is not None else None})
     summary = {"output": str(out), "base_model": meta["base_model"], "labels": meta["labels"],
                "epochs": meta["epochs"], "max_length": meta["max_length"], "seed": meta["seed"],
                "finetune_seconds": meta["finetune_seconds"], "total_seconds": meta["total_seconds"]}

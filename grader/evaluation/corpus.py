@@ -8,10 +8,11 @@ missing or empty. Questions are rebuilt from the ``question`` and
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import sys
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from grader.errors import InputDataError
@@ -36,6 +37,7 @@ class LabeledAnswer:
     label: str | None
     answer_id: str
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    source: str = field(default="", compare=False)  # the file the row was read from
 
     @property
     def fraction(self) -> float | None:
@@ -91,7 +93,7 @@ def read_corpus(path: str | Path, label_col: str = "label") -> list[LabeledAnswe
                     score=_float(raw.get("score"), path, n, "score"),
                     max_score=_float(raw.get("max_score"), path, n, "max_score"),
                     label=label, answer_id=(raw.get("answer_id") or raw.get("student_id") or str(n)),
-                    extra={k: v for k, v in raw.items() if k not in {"answer"}},
+                    extra={k: v for k, v in raw.items() if k not in {"answer"}}, source=str(path),
                 ))
         except UnicodeDecodeError as exc:
             raise InputDataError(f"not UTF-8 text: {exc}", source=str(path)) from None
@@ -108,6 +110,52 @@ def read_corpus(path: str | Path, label_col: str = "label") -> list[LabeledAnswe
 def corpus_fingerprint(path: str | Path) -> str:
     """sha256 of a corpus file, recorded in model metadata."""
     return sha256_of(Path(path))
+
+
+def corpora_fingerprint(paths) -> str:
+    """The fingerprint of one file, or of several read together (sha256 of their sha256s, in order)."""
+    digests = [corpus_fingerprint(p) for p in paths]
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
+
+
+def read_corpora(paths, label_col: str = "label") -> list[LabeledAnswer]:
+    """Rows of several corpora graded alike, pooled (e.g. two languages of one dataset).
+
+    A ``question_id`` in two files is one question when its prompt and reference answers agree (two
+    exports of one quiz); otherwise the later file's question is kept apart as ``<file stem>:<id>``.
+    The files must grade with one set of labels (a file may use only some of them), or all with scores
+    only: a corpus labelled pass/fail pooled with one labelled correct/incorrect would teach the
+    combiner four labels for two grades.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputDataError("no corpus given")
+    if len(paths) == 1:
+        return read_corpus(paths[0], label_col=label_col)
+    seen: dict[str, tuple] = {}  # question id -> (prompts, references) of the file that introduced it
+    label_sets: dict[Path, set] = {}
+    pooled: list[LabeledAnswer] = []
+    for path in paths:
+        rows = read_corpus(path, label_col=label_col)
+        label_sets[path] = {r.label for r in rows if r.label}
+        own: dict[str, tuple] = {}
+        for r in rows:
+            prompts, refs = own.setdefault(r.question_id, (set(), set()))
+            prompts.add(r.question.strip())
+            refs.add(r.reference_answer.strip())
+        renamed = {qid: f"{path.stem}:{qid}" for qid, texts in own.items() if qid in seen and seen[qid] != texts}
+        for qid, texts in own.items():
+            seen.setdefault(renamed.get(qid, qid), texts)
+        pooled.extend(replace(r, question_id=renamed[r.question_id]) if r.question_id in renamed else r
+                      for r in rows)
+    sets = list(label_sets.values())
+    if any(bool(a) != bool(b) or not (a <= b or b <= a) for a in sets for b in sets):
+        listed = "; ".join(f"{p.name}: {sorted(s) or 'scores only'}" for p, s in label_sets.items())
+        raise InputDataError(f"the corpora grade with different labels ({listed}); pool corpora labelled alike, "
+                             f"or learn their scores (--target score)", field=label_col, source=str(paths[0]))
+    return pooled
 
 
 def build_questions(rows: list[LabeledAnswer], examples: dict[str, list[LabeledAnswer]] | None = None,

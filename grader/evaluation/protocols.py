@@ -203,8 +203,9 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         if protocol == "zero-shot":
             train = []
             zero_shot_scorer, model = load_combiner_spec(combiner)  # a scorer folder, a JSON path or a combiner
-            trained_on = (getattr(model, "metadata_", None) or {}).get("corpus_fingerprint")
-            if corpus_sha256 and trained_on == corpus_sha256:
+            meta = getattr(model, "metadata_", None) or {}
+            trained_on = {meta.get("corpus_fingerprint"), *(meta.get("corpus_fingerprints") or {}).values()}
+            if corpus_sha256 and corpus_sha256 in trained_on:
                 warnings.append(_warn("the combiner was trained on this very file (same sha256): these figures are "
                                       "training figures, not agreement on unseen answers"))
         else:
