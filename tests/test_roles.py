@@ -303,3 +303,36 @@ def test_topic_words_weigh_half_in_a_word_match(grader, rubric):
     cell = next(t for t in prepared.key_targets if t.key == "a separate cell state that is updated additively")
     # "the cell state is added to": "cell" and "state" are the question's topic, "added" the concept's claim
     assert spans._lexical(cell)[0] >= FOUND
+
+
+def test_an_x_with_y_concept_is_read_as_both_parts():
+    from grader.scoring.phrases import qualified_parts
+
+    assert qualified_parts("additive updates with gating", "en") == (frozenset({"addit", "updat"}), frozenset({"gate"}))
+    assert qualified_parts("a cell state under the control of gates", "en")[1] == frozenset({"gate"})
+    assert qualified_parts("Speicher mit Toren", "de") is not None
+    assert qualified_parts("multiplicative recurrence", "en") is None
+    assert qualified_parts("with gates", "en") is None  # no X
+    assert qualified_parts("gates with gates", "en") is None  # X and Y are one thing
+
+
+def test_an_x_with_y_concept_needs_both_in_the_sentence_that_states_it(embedder):
+    from grader.engine import Grader
+
+    key = "resending lost segments with acknowledgements"
+    question = ShortAnswerQuestion(
+        id="ack", prompt="How does a reliable transport protocol make sure that every segment arrives?",
+        reference_answers=["The sender resends every segment the receiver has not acknowledged in time."],
+        max_points=2, key_phrases=[KeyPhrase(text=key, points=1),
+                                   KeyPhrase(text="a checksum detects corrupted segments", points=1)])
+    grader = Grader(None, embedder=embedder)
+
+    def found(answer):
+        return next(c for c in grader.grade_pairs([(question, answer)])[0].concepts if c.concept == key).found
+
+    assert found("Lost segments are resent until the receiver acknowledges them.")
+    assert found("The sender resends a segment when its acknowledgement times out.")
+    assert not found("The sender simply resends lost segments.")  # X without Y
+    assert not found("The receiver sends acknowledgements to the sender.")  # Y without X
+    # X and Y, each in a sentence of its own and about something else, do not make the concept either
+    assert not found("Lost segments are resent. Acknowledgements are counted for statistics on another host.")

@@ -63,6 +63,7 @@ class Target:
     role: int = NO_ROLE  # the entity of the question the concept is true of (roles.py), or NO_ROLE
     contrast: Contrast | None = None  # what reverses it: opposite words, other numbers
     parts: "tuple[Target, Target] | None" = None  # (cause, effect) of a "cause, so effect" concept: both needed
+    qualified: tuple[frozenset, frozenset] | None = None  # word families of X and of Y in an "X with Y" concept
 
 
 class Match(NamedTuple):
@@ -199,6 +200,21 @@ def cause_effect(text: str) -> tuple[str, str] | None:
     return None
 
 
+# "additive updates with gating", "a cell state under the control of gates": X qualified by Y, both needed.
+_QUALIFIER = re.compile(r"\s+(?:with|under(?:\s+the\s+control\s+of)?|controlled\s+by|mit|unter)\s+", re.IGNORECASE)
+
+
+def qualified_parts(text: str, language: str) -> tuple[frozenset, frozenset] | None:
+    """(families of X, families of Y) of a concept written "X with Y" (or "X under Y", "X controlled by Y"),
+    each with content words; else None. The sentence that states it must say both: an additive update
+    without gates does not state "additive updates with gating", nor do gates that add parameters."""
+    m = _QUALIFIER.search(text)
+    if m is None or m.start() == 0:
+        return None
+    head, qualifier = (content_stem_set(analyze(t, language)) for t in (text[: m.start()], text[m.end() :]))
+    return (head, qualifier) if head and qualifier and not head & qualifier else None
+
+
 def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=None, roles=None,
                  contrasts=None, parts=None) -> list[Target]:
     """Targets from parallel lists of keys and phrasing tuples, with their vectors in one flat array.
@@ -219,7 +235,8 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
             halves = tuple(Target(f"{key} ({side})", tuple(t), v, tuple(content_stem_set(analyze(x, language)) for x in t),
                                   None, role, contrast)
                            for side, (t, v) in zip(("cause", "effect"), parts[k]))
-        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast, halves))
+        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast, halves,
+                              qualified_parts(key, language)))
         row += n
     return targets
 
@@ -337,6 +354,11 @@ class AnswerSpans:
         if targets.distinct is not None:
             self._topic_only(strength, targets.distinct)
             self._distinct.update((t.key, own) for t, own in zip(targets, targets.distinct) if own)
+        for k, t in enumerate(targets):
+            if t.qualified is not None:
+                column = strength[:, k]
+                lacking = ~self._qualified_spans(t.qualified)
+                column[lacking] = np.minimum(column[lacking], FOUND - 0.01)
         best_span = strength.argmax(axis=0)
         out = [self._finish(t, float(strength[best_span[k], k]), int(best_span[k]), bool(negated_hit[k]),
                             None if reversal is None else (float(reversal[0][k]), int(reversal[1][k])))
@@ -358,6 +380,21 @@ class AnswerSpans:
             shares = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
             column = strength[:, k]
             column[~shares] = np.minimum(column[~shares], FOUND - 0.01)
+
+    def _says_both(self, qualified: tuple[frozenset, frozenset]) -> np.ndarray:
+        """Per sentence: whether it asserts a word of X and one of Y of an "X with Y" concept."""
+        cached = self._family_masks.get(qualified)
+        if cached is None:
+            family, asserted = self._families, self._asserted
+            cached = self._family_masks[qualified] = np.array(
+                [all(any(family[i] in part and asserted[i] for i in range(s, e)) for part in qualified)
+                 for s, e in self.analysis.sentences], dtype=bool)
+        return cached
+
+    def _qualified_spans(self, qualified: tuple[frozenset, frozenset]) -> np.ndarray:
+        """Per span: whether the sentence it starts in says both X and Y of an "X with Y" concept."""
+        both = self._says_both(qualified)
+        return both[self._span_sentence] if len(both) else np.zeros(len(self.ranges), dtype=bool)
 
     def _of_families(self, own: frozenset[str]) -> np.ndarray:
         """Per word: whether its plain family (no "every step", no spelling fixed) is one of ``own``, or
@@ -680,6 +717,8 @@ class AnswerSpans:
         if own is not None:  # nor does one without any of the concept's own words (:meth:`_topic_only`)
             mine = self._of_families(own)
             allowed = [unit for unit in allowed if mine[unit[0][0] : unit[0][1]].any()]
+        if target.qualified is not None:  # nor one without both X and Y of "X with Y"
+            allowed = [unit for unit in allowed if all(unit[1] & part for part in target.qualified)]
         best, where = self._best_share(target, allowed)
         rev, rev_where = self._best_share(target, reversing) if reversing else (0.0, None)
         empty = (0, 0)
