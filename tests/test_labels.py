@@ -14,7 +14,7 @@ from grader.result import ConceptResult, GradeResult, MisconceptionResult
 from grader.rubric import KeyPhrase, ShortAnswerQuestion
 from grader.scoring.combiner import LinearCombiner, load_combiner
 from grader.scoring.feedback import compose, compose_student
-from grader.scoring.policy import label_and_points
+from grader.scoring.policy import label_and_points, snap
 
 DEFAULT = load_combiner()
 STEPS = [(5.0, 0.5), (5.0, 0.25), (1.0, 0.25), (2.0, 1.0), (10.0, 1.0), (1.0, 1.0)]
@@ -41,6 +41,17 @@ def test_missing_required_keeps_the_label_below_the_top():
     index, points = label_and_points(DEFAULT, proba, 1.0, False, True, 5.0, 0.5)
     assert index != top and points < 5.0
     assert index == DEFAULT.band_index(points / 5.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3), st.floats(0.0, 1.0), st.sampled_from(STEPS))
+def test_a_points_scheme_keeps_its_points_whatever_the_combiner_thinks(weights, fraction, scale):
+    max_points, step = scale
+    proba = np.asarray(weights) + 1e-3
+    index, points = label_and_points(DEFAULT, proba / proba.sum(), fraction, False, False, max_points, step,
+                                     points_decide=True)
+    assert points == snap(fraction * max_points, step, max_points)  # never moved into the likeliest label's band
+    assert index == DEFAULT.band_index(points / max_points)
 
 
 def test_class_of_one_question_never_gets_two_labels_for_the_same_points(grader):
@@ -191,7 +202,6 @@ def test_the_key_phrases_weight_follows_the_rubric_points_scheme():
 
 def test_a_points_scheme_grades_an_answer_by_the_concepts_it_states(embedder):
     from grader.engine import Grader
-    from grader.scoring.policy import snap
 
     grader = Grader(None, embedder=embedder)
     scheme = ShortAnswerQuestion(**ICE, key_phrases=ICE_KEYS)

@@ -69,19 +69,21 @@ def _within(combiner: LinearCombiner, index: int, fraction: float, max_points: f
 
 
 def label_and_points(combiner: LinearCombiner, proba: np.ndarray, fraction: float, lowered: bool,
-                     missing_required: bool, max_points: float, step: float) -> tuple[int, float]:
+                     missing_required: bool, max_points: float, step: float,
+                     points_decide: bool = False) -> tuple[int, float]:
     """The label (index in ``combiner.classes_``) and the points of a grade, consistent with each other.
 
     Labels partition the grade: each covers the band of fractions between the midpoints of its
     mean grade and its neighbours' (:meth:`LinearCombiner.label_bands`), so equal points always
-    get the same label. When the labels are score levels the label is the band of the points.
-    Otherwise the label is the most probable one (``proba``) and the points stay inside its band;
-    a grade ``lowered`` below that band by a penalty or cap takes the lower band's label, and a
-    ``missing_required`` concept keeps the label below the top one.
+    get the same label. When the labels are score levels, or the points are set by something
+    other than the combiner (``points_decide``: a rubric's points scheme), the label is the band
+    of the points. Otherwise the label is the most probable one (``proba``) and the points stay
+    inside its band; a grade ``lowered`` below that band by a penalty or cap takes the lower
+    band's label, and a ``missing_required`` concept keeps the label below the top one.
     """
     values = combiner.label_fractions_
     rank = np.argsort(np.argsort(values, kind="stable"), kind="stable")  # label index -> grade order
-    if combiner.labels_follow_points:
+    if combiner.labels_follow_points or points_decide:
         points = snap(fraction * max_points, step, max_points)
         index = combiner.band_index(points / max_points)
     else:
@@ -210,8 +212,10 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
     if question.labels:
         label, points, confidence = rubric_label(question, combiner, mixed, final, bool(missing_required))
     else:
+        # A points scheme (the key phrases set all of the grade) sets the points; its label is their band.
         label_index, points = label_and_points(combiner, mixed, final, final < fraction - 1e-9,
-                                               bool(missing_required), question.max_points, question.step)
+                                               bool(missing_required), question.max_points, question.step,
+                                               points_decide=bool(concepts) and question.key_weight >= 1.0)
         label = str(combiner.classes_[label_index])
         confidence = float(mixed[label_index])
     if cap_of(detections) <= 0.0:
