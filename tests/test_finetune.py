@@ -77,6 +77,8 @@ def test_training_writes_weights_onnx_files_combiner_and_a_manifest_of_their_sha
     assert meta["labels"] == ["incorrect", "partially_correct", "correct"]
     assert (meta["seed"], meta["epochs"], meta["max_length"]) == (0, 1, 32)
     assert meta["train_seconds"] > 0 and "validation" in meta
+    stacking = json.loads((folder / "combiner.json").read_text())["metadata"]["stacking"]
+    assert isinstance(stacking["trusted"], bool) and stacking["log_loss_with"] > 0
     combiner = json.loads((folder / "combiner.json").read_text())
     assert combiner["feature_names"][-2:] == ["ce_fraction", "ce_expected"]
 
@@ -103,6 +105,7 @@ def test_eval_fine_tunes_inside_each_fold_and_reports_it(tiny):
     assert out["protocol"]["name"] == "unseen-answers" and out["rows"] == QUESTIONS * PER_QUESTION
     assert out["finetune"]["crossfit_by"] == ["answers", "answers"]  # each fold's test questions were seen
     assert len(out["finetune"]["seconds_per_fold"]) == 2 and "every training row" in out["finetune"]["stacking"]
+    assert [sorted(t) for t in out["finetune"]["trust"]] == [["log_loss_with", "log_loss_without", "trusted"]] * 2
     assert 0.0 <= out["systems"]["grader"]["accuracy"] <= 1.0
 
 
@@ -230,6 +233,37 @@ def test_cross_fitting_halves_split_by_answers_or_by_whole_questions(seed):
     assert all(len(set(by_questions[groups == q])) == 1 for q in set(groups))  # each question in one half
     assert abs(int((by_questions == 0).sum()) - int((by_questions == 1).sum())) <= 15
     np.testing.assert_array_equal(by_answers, crossfit_halves(groups, seed, by="answers"))
+
+
+def _stacked_data(ce_informative: bool, seed: int = 0):
+    from grader.evaluation.training import Dataset
+    from grader.scoring.features import FEATURES
+
+    rng = np.random.default_rng(seed)
+    n, questions = 600, 8
+    grade = rng.integers(0, 3, n)  # 0 incorrect, 1 partly, 2 correct
+    signals = rng.normal(size=(n, len(FEATURES)))
+    signals[:, 0] = grade + rng.normal(scale=1.5, size=n)  # one weak signal of the grade
+    ce = np.column_stack([grade / 2 + rng.normal(scale=0.15, size=n)] * 2) if ce_informative \
+        else rng.normal(size=(n, 2))
+    y = np.array(["incorrect", "partially_correct", "correct"], dtype=object)[grade]
+    return Dataset(np.hstack([signals, ce]), y, grade / 2, np.array([f"q{i % questions}" for i in range(n)], dtype=object))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_combiner_reads_the_scorer_only_where_it_helps_on_held_out_questions(seed):
+    from grader.evaluation.stacking import fit_stacked, trust
+
+    useful = trust(_stacked_data(True, seed))
+    assert useful["trusted"] and useful["log_loss_with"] < useful["log_loss_without"]
+    noise = _stacked_data(False, seed)
+    verdict = trust(noise)
+    assert not verdict["trusted"] and verdict["log_loss_with"] >= verdict["log_loss_without"]
+    model, again = fit_stacked(noise)
+    assert again == verdict
+    np.testing.assert_array_equal(np.asarray(model.coef_)[:, -2:], 0.0)  # the scorer's signals weigh nothing
+    model, _ = fit_stacked(_stacked_data(True, seed))
+    assert np.abs(np.asarray(model.coef_)[:, -2:]).max() > 0.1
 
 
 @pytest.mark.filterwarnings("ignore::grader.engine.scorer.UnseenQuestionWarning")  # a question it never saw, on purpose

@@ -263,9 +263,12 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "finetune": None if finetune is None else {
             "config": {k: v for k, v in vars(finetune).items()},
             "stacking": "combiner fitted on 2-fold cross-fitted scorer signals of each fold's training rows (split "
-                        "by answers when the fold's test questions were all seen in training, else by questions); "
-                        "test rows scored with the model fine-tuned on every training row of the fold",
+                        "by answers when the fold's test questions were all seen in training, else by questions), "
+                        "with zero weight on them when they did not lower its log loss on held-out questions "
+                        "('trust'); test rows scored with the model fine-tuned on every training row of the fold",
             "crossfit_by": [s["scorer"].stack.by for s in fitted if "scorer" in s],
+            # per fold: whether the combiner reads the scorer (its signals helped on held-out questions)
+            "trust": [s["trust"] for s in fitted if "trust" in s],
             "seconds_per_fold": [round(s["scorer"].stack.seconds, 1) for s in fitted if "scorer" in s]},
         "timing_s": {"encode": round(encoded - started, 2), "grade": round(graded - encoded, 2),
                      "total": round(time.perf_counter() - started, 2), "distinct_texts_encoded": len(embedder)},
@@ -411,15 +414,16 @@ def _fit_systems(train, target, levels, questions, embedder, combiner, example_c
     plain = data
     out = {}
     if finetune is not None:
-        from grader.evaluation.stacking import STACKED_FEATURES, FinalScorer, crossfit, stacked
+        from grader.evaluation.stacking import FinalScorer, crossfit, fit_stacked, stacked
 
         # Cross-fit as the test rows are graded: answers of questions seen in training, or new questions.
         seen = {r.question_id for r in train}
         by = "answers" if test_questions is not None and test_questions <= seen else "questions"
         stack = crossfit(train, finetune, final=True, by=by)
         data = stacked(data, stack)
-        model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)
+        model, verdict = fit_stacked(data, C=C, class_weight=class_weight, ignore=ignore)
         out["scorer"] = FinalScorer(stack)
+        out["trust"] = verdict
     else:
         model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore)
     label_fractions = dict(zip(map(str, model.classes_), model.label_fractions_))

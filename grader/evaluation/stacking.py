@@ -7,7 +7,10 @@ the combiner is fitted on those out-of-fold predictions. How the rows are split 
 which trust it learns: ``by="answers"`` (each question's answers dealt to both halves)
 matches grading new answers to the questions the scorer trained on, ``by="questions"``
 (whole questions to each half) matches grading questions it never saw, where a
-cross-encoder is much weaker. The scorer that is shipped is then
+cross-encoder is much weaker. Whether the combiner reads the scorer at all is decided on
+those out-of-fold signals (:func:`trust`): when, with folds grouped by question, they do
+not lower the combiner's held-out log loss, it gives them zero weight, as a cross-encoder
+fine-tuned on a few questions often tells nothing about others. The scorer that is shipped is then
 fine-tuned on every row, and evaluation folds do the same on their training rows and
 grade their test rows with it (:class:`FinalScorer`): the figures are those of the
 scorer ``grader train --finetune`` would save.
@@ -129,6 +132,42 @@ def stacked(data: Dataset, stack: Stack) -> Dataset:
 STACKED_FEATURES = (*FEATURES, *CE_SIGNALS)
 
 
+def trust(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT_IGNORED, folds: int = 5) -> dict:
+    """Whether the scorer's out-of-fold signals in ``data`` (stacked) improve the combiner on held-out questions.
+
+    The combiner is fitted with and without them on folds grouped by question, and the mean log loss
+    of the held-out labels compared: ``{"trusted": bool, "log_loss_with": .., "log_loss_without": ..}``.
+    With fewer than two questions, or a fold holding one label, the scorer is trusted (nothing to test it on).
+    """
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(np.unique(data.groups))
+    if n_groups < 2:
+        return {"trusted": True, "note": "one question only: the scorer's signals cannot be validated"}
+    losses = {"with": [], "without": []}
+    for train, test in GroupKFold(n_splits=min(folds, n_groups)).split(data.X, data.y, data.groups):
+        if len(np.unique(data.y[train])) < 2:
+            return {"trusted": True, "note": "a fold holds a single label: the scorer's signals cannot be validated"}
+        sub = Dataset(data.X[train], data.y[train], data.fractions[train], data.groups[train])
+        for key, skip in (("with", tuple(ignore)), ("without", (*ignore, *CE_SIGNALS))):
+            model = fit_combiner(sub, C=C, class_weight=class_weight, ignore=skip, names=STACKED_FEATURES)
+            proba = model.predict_proba(data.X[test])
+            index = {str(c): i for i, c in enumerate(model.classes_)}
+            seen = [index.get(str(v)) for v in data.y[test]]
+            p = np.array([proba[k, i] if i is not None else 1e-6 for k, i in enumerate(seen)])
+            losses[key].append(-np.log(np.clip(p, 1e-6, 1.0)))
+    with_, without = (float(np.mean(np.concatenate(losses[k]))) for k in ("with", "without"))
+    return {"trusted": with_ < without, "log_loss_with": round(with_, 4), "log_loss_without": round(without, 4)}
+
+
+def fit_stacked(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT_IGNORED):
+    """The combiner over ``data``'s signals and the scorer's (stacked), and :func:`trust`'s verdict: the scorer's
+    signals get zero weight when they do not help on held-out questions."""
+    verdict = trust(data, C=C, class_weight=class_weight, ignore=ignore)
+    skip = tuple(ignore) if verdict["trusted"] else (*ignore, *CE_SIGNALS)
+    return fit_combiner(data, C=C, class_weight=class_weight, ignore=skip, names=STACKED_FEATURES), verdict
+
+
 def train_scorer(rows, output: str | Path, config, *, target: str | None = None, embedder=None, rubric=None,
                  example_counts=DEFAULT_EXAMPLE_COUNTS, seed: int = 0, C: float = DEFAULT_C, class_weight=None,
                  validate: bool = True, fingerprint: str | None = None, label_col: str = "label",
@@ -146,16 +185,16 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
                                                  example_counts=example_counts, seed=seed, label_col=label_col)
     stack = crossfit(rows, config, final=True, progress=progress, by=crossfit_by)
     data = stacked(data, stack)
-    combiner = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore, names=STACKED_FEATURES)
+    combiner, verdict = fit_stacked(data, C=C, class_weight=class_weight, ignore=ignore)
     meta = fitted_metadata(data, grader, combiner, rows, target=target, levels=levels, label_col=label_col,
                            example_counts=example_counts, seed=seed, C=C, class_weight=class_weight, ignore=ignore,
                            fingerprint=fingerprint,
                            stacking={"protocol": f"{CROSSFIT_FOLDS}-fold cross-fitting by {crossfit_by}",
-                                     "signals": list(CE_SIGNALS)})
+                                     "signals": list(CE_SIGNALS), **verdict})
     meta["features"] = list(STACKED_FEATURES)
     if validate:
-        meta["validation"] = validate_combiner(data, C=C, class_weight=class_weight, ignore=ignore,
-                                               names=STACKED_FEATURES)
+        meta["validation"] = validate_combiner(data, C=C, class_weight=class_weight, names=STACKED_FEATURES,
+                                               ignore=tuple(ignore) if verdict["trusted"] else (*ignore, *CE_SIGNALS))
     out = Path(output)
     saved = save(stack.final, out, {"training_data_sha256": fingerprint, "training_rows": len(rows),
                                     # grading another question warns (engine/scorer.py)

@@ -205,11 +205,11 @@ DEFAULT_IGNORED = ("q_overlap", "ref_minus_q")
 DEFAULT_C = 0.1
 
 
-def check_feature_names(names) -> tuple[str, ...]:
-    """``names`` if each is in ``FEATURES``, else an error naming the allowed ones."""
-    unknown = [n for n in names if n not in FEATURES]
+def check_feature_names(names, allowed=FEATURES) -> tuple[str, ...]:
+    """``names`` if each is in ``allowed`` (default ``FEATURES``), else an error naming the allowed ones."""
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise ConfigError(f"unknown feature(s) {unknown}; allowed: {list(FEATURES)}", field="ignore_features")
+        raise ConfigError(f"unknown feature(s) {unknown}; allowed: {list(allowed)}", field="ignore_features")
     return tuple(names)
 
 
@@ -226,7 +226,8 @@ def fit_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=
     X = data.X
     if ignore:
         X = X.copy()
-        X[:, [FEATURES.index(n) for n in check_feature_names(ignore)]] = 0.0
+        names = tuple(names)
+        X[:, [names.index(n) for n in check_feature_names(ignore, names)]] = 0.0
     return combiner.fit(X, data.y, fractions=fractions, groups=data.groups, feature_names=tuple(names))
 
 
