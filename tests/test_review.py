@@ -190,6 +190,18 @@ def test_actions_regrade_and_export_follow_the_instructors_decisions(workspace, 
     assert {r["q5_source"] for r in rows} <= {"instructor", "accepted", "regrade", "grader"}
 
 
+def test_a_regrade_that_changes_nothing_is_the_last_regrade_and_undo_passes_over_it(workspace):
+    row = workspace.view("q5").clusters[0].answers[0].row
+    workspace.set_points("ann", "q5", {row: 0}, 4.0)
+    first = workspace.regrade("ann", "q5")
+    again = workspace.regrade("ann", "q5")  # nothing new to learn from: every grade stays
+    assert again.id is not None and again.id > first.id and again.changed == [] and again.detail["changes"] == []
+    assert again.detail["regraded"] == first.detail["regraded"] and again.detail["examples"] == 1
+    assert workspace.view("q5").last_regrade.id == again.id
+    undone = workspace.undo("ann")  # the newest action that changed something: the first regrade, or the points
+    assert undone is not None and undone.detail["undoes"] == (first.id if first.changed else first.id - 1)
+
+
 def test_reopening_the_file_resumes_the_review(graded, rubric, grader):
     ws = Workspace(graded, rubric, grader=grader)
     row = ws.view("q5").clusters[0].answers[0].row

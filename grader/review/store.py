@@ -199,12 +199,13 @@ class ReviewStore:
 
     # -- writing ----------------------------------------------------------------------------------
     def apply(self, reviewer: str, kind: str, question_id: str, changes: list[Change], detail: dict | None = None,
-              skip_stale: bool = False) -> Action:
+              skip_stale: bool = False, record_empty: bool = False) -> Action:
         """Record one action that changes some answers of a question, atomically.
 
         An answer whose version is not the one its change saw is a conflict: the whole
         action is refused with :class:`ReviewConflict`, or with ``skip_stale`` that answer
-        is left alone and listed in ``skipped``. An action that changes nothing is not recorded.
+        is left alone and listed in ``skipped``. An action that changes nothing is not recorded,
+        unless ``record_empty`` (a regrade that confirmed every grade is still news); undo passes over it.
         """
         if not reviewer.strip():
             raise InputDataError("`reviewer` must name who reviews. Got an empty name.", field="reviewer")
@@ -225,7 +226,7 @@ class ReviewStore:
                 diff = [f for f in FIELDS if getattr(old, f) != getattr(new, f)]
                 if diff:
                     edits.append((old, new, diff))
-            if not edits:
+            if not edits and not record_empty:
                 return action
             action.id = db.execute("INSERT INTO actions(at, reviewer, kind, question_id, detail) VALUES (?,?,?,?,?)",
                                    (action.at, reviewer, kind, question_id, _dump(action.detail))).lastrowid
@@ -240,6 +241,7 @@ class ReviewStore:
         """
         with self._write() as db:
             row = db.execute("SELECT * FROM actions WHERE reviewer = ? AND kind != 'undo' AND undone_by IS NULL "
+                             "AND EXISTS (SELECT 1 FROM audit WHERE audit.action_id = actions.id) "
                              "ORDER BY id DESC LIMIT 1", (reviewer,)).fetchone()
             if row is None:
                 return None

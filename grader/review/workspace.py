@@ -290,10 +290,8 @@ class Workspace:
                                "old_label": old.get("label"), "new_label": new["label"]})
         detail = {"examples": len(graded), "phrasings": sum(map(len, phrasings.values())), "regraded": len(rest),
                   "changes": report}
-        action = self.store.apply(reviewer, "regrade", question_id, changes, detail, skip_stale=True)
-        if action.id is None:  # nothing changed: still say what was done
-            action.detail = detail
-        return action
+        # recorded even when no grade moved: the page's "last regrade" then says so, not the one before
+        return self.store.apply(reviewer, "regrade", question_id, changes, detail, skip_stale=True, record_empty=True)
 
     # -- export -----------------------------------------------------------------------------------
     def decisions(self) -> dict[tuple[str, int], Decision]:
