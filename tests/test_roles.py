@@ -336,3 +336,13 @@ def test_an_x_with_y_concept_needs_both_in_the_sentence_that_states_it(embedder)
     assert not found("The receiver sends acknowledgements to the sender.")  # Y without X
     # X and Y, each in a sentence of its own and about something else, do not make the concept either
     assert not found("Lost segments are resent. Acknowledgements are counted for statistics on another host.")
+
+
+@pytest.mark.parametrize("answer", ["The cell is not updated additively.", "The LSTM's cell is not updated additively.",
+                                    "The LSTM's cell state is never updated by addition."])
+def test_a_span_that_names_the_concepts_words_only_to_deny_them_does_not_state_it(grader, answer):
+    # "The cell is not updated" reads like "a cell state that is updated" to an encoder
+    concepts, result = _q5(grader, answer)
+    cell = concepts["a separate cell state that is updated additively"]
+    assert not cell.found and cell.negated
+    assert "You stated" not in result.feedback

@@ -352,7 +352,7 @@ class AnswerSpans:
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
                                                          targets.scale, exclusive=True, alone=targets.alone)
         if targets.distinct is not None:
-            self._topic_only(strength, targets.distinct)
+            negated_hit = negated_hit | self._topic_only(strength, targets.distinct)
             self._distinct.update((t.key, own) for t, own in zip(targets, targets.distinct) if own)
         for k, t in enumerate(targets):
             if t.qualified is not None:
@@ -368,18 +368,29 @@ class AnswerSpans:
                 out[k] = self._cause_and_effect(t, out[k], targets.scale, targets.alone)
         return out
 
-    def _topic_only(self, strength: np.ndarray, distinct) -> None:
+    def _topic_only(self, strength: np.ndarray, distinct) -> np.ndarray:
         """Cap below FOUND, in place, the strength of spans made only of the question's topic words ("the
         previous hidden state" for "the hidden state is repeatedly multiplied", "the LSTM fixes it with its
-        cell state" for "a cell state updated additively"): one that shares none of a target's own word
-        families does not state it, however close it reads."""
+        cell state" for "a cell state updated additively"): one that asserts none of a target's own word
+        families does not state it, however close it reads. One that names them only under a negation
+        ("the cell state is never updated by addition") denies the target: such a span, read as stating
+        it, is zeroed, and the returned mask (per target) says a denial was found."""
+        asserted = np.asarray(self._asserted, dtype=bool)
+        denied = np.zeros(strength.shape[1], dtype=bool)
         for k, own in enumerate(distinct):
             if not own:
                 continue
-            prefix = np.concatenate([[0], np.cumsum(self._of_families(own))])
-            shares = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
+            mine = self._of_families(own)
+            said = np.concatenate([[0], np.cumsum(mine & asserted)])
+            shares = (said[self._bounds[:, 1]] - said[self._bounds[:, 0]]) > 0
+            named = np.concatenate([[0], np.cumsum(mine)])
+            denial = ~shares & ((named[self._bounds[:, 1]] - named[self._bounds[:, 0]]) > 0) & (strength[:, k] >= FOUND)
             column = strength[:, k]
             column[~shares] = np.minimum(column[~shares], FOUND - 0.01)
+            if denial.any():
+                column[denial] = 0.0
+                denied[k] = True
+        return denied
 
     def _says_both(self, qualified: tuple[frozenset, frozenset]) -> np.ndarray:
         """Per sentence: whether it asserts a word of X and one of Y of an "X with Y" concept."""
