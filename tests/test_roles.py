@@ -346,3 +346,13 @@ def test_a_span_that_names_the_concepts_words_only_to_deny_them_does_not_state_i
     cell = concepts["a separate cell state that is updated additively"]
     assert not cell.found and cell.negated
     assert "You stated" not in result.feedback
+
+
+def test_a_misconception_needs_its_own_words_too(grader):
+    # "the LSTM's memory" reads close to "a growing memory buffer", but says nothing of a buffer
+    _, result = _q5(grader, "Because the LSTM's memory cell is updated by adding new information, controlled by "
+                            "the input and forget gates, gradients don't vanish.")
+    assert result.misconceptions == ()
+    _, result = _q5(grader, "LSTMs store every previous hidden state so they can look them up later.")
+    assert [m.misconception for m in result.misconceptions] == ["LSTMs keep all past hidden states in a growing "
+                                                                 "memory buffer"]

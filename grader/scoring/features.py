@@ -202,21 +202,29 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     alone = alone_scale(prepared.residual(key_vecs), [len(p) for p in key_phrasings])
     if alone is not None:
         _encode_clauses(embedder, language)
+    common = common_roots(prompt_analysis, key_analyses + mis_analyses) | frozenset(names)
     prepared.key_targets = TargetSet.of(make_targets(
         [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
         [contrast_of(a, pairs) for a in key_analyses],
         [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
-        (KEY_FLOOR, KEY_CEIL), common_roots(prompt_analysis, key_analyses + mis_analyses) | frozenset(names), alone,
-        [frozenset().union(*(content_stem_set(analyze(e.text, language)) for e in k.examples if e.states))
-         for k in question.key_phrases])
+        (KEY_FLOOR, KEY_CEIL), common, alone, _taught(question.key_phrases, language))
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
+    # A misconception too is stated only by a span that asserts one of its own words ("a growing buffer",
+    # not "the LSTM's memory"), as a key phrase is.
     prepared.misconception_targets = TargetSet.of(make_targets(
         [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
-        _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)))
+        _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
+        taught=_taught(question.misconceptions, language))
     return prepared
+
+
+def _taught(items, language: str) -> list[frozenset]:
+    """Per key phrase or misconception, the word families of an instructor's examples that state it."""
+    return [frozenset().union(*(content_stem_set(analyze(e.text, language)) for e in item.examples if e.states))
+            for item in items]
 
 
 def alone_scale(vectors: np.ndarray, widths: list[int]) -> AloneScale | None:
