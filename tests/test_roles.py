@@ -356,3 +356,40 @@ def test_a_misconception_needs_its_own_words_too(grader):
     _, result = _q5(grader, "LSTMs store every previous hidden state so they can look them up later.")
     assert [m.misconception for m in result.misconceptions] == ["LSTMs keep all past hidden states in a growing "
                                                                  "memory buffer"]
+
+
+NEGATIVE = "UDP has no congestion control"
+
+
+@pytest.fixture(scope="module")
+def negative(embedder):
+    from grader.engine import Grader
+
+    question = ShortAnswerQuestion(
+        id="cc", prompt="Why does TCP slow down when packets are lost, while UDP keeps sending at the same rate?",
+        reference_answers=["TCP treats loss as congestion and halves its congestion window. UDP has no congestion "
+                           "control at all: it keeps sending at the application's rate."],
+        max_points=2, key_phrases=[
+            KeyPhrase(text="TCP halves its congestion window when it detects loss", points=1),
+            KeyPhrase(text=NEGATIVE, points=1, alternatives=["UDP does not adapt its sending rate to the network"])])
+    return Grader(None, embedder=embedder), question
+
+
+@pytest.mark.parametrize("answer", ["UDP has no congestion control.", "UDP lacks any congestion control, so it keeps "
+                                    "sending.", "UDP does not adapt its sending rate to the network.",
+                                    "UDP never slows down because it has no congestion control mechanism."])
+def test_a_concept_that_says_something_is_not_so_is_stated_by_a_negation(negative, answer):
+    grader, question = negative
+    concept = next(c for c in grader.grade_pairs([(question, answer)])[0].concepts if c.concept == NEGATIVE)
+    assert concept.found and not concept.negated
+
+
+def test_a_negative_concept_is_contradicted_by_asserting_what_it_denies(negative):
+    from grader.scoring.phrases import is_negative, signed_stem_set
+
+    assert is_negative(analyze(NEGATIVE)) and not is_negative(analyze("UDP keeps sending at the same rate"))
+    assert "~conges" in signed_stem_set(analyze(NEGATIVE)) and "udp" in signed_stem_set(analyze(NEGATIVE))
+    grader, question = negative
+    concept = next(c for c in grader.grade_pairs([(question, "UDP adapts its sending rate to the network.")])[0]
+                   .concepts if c.concept == NEGATIVE)
+    assert not concept.found

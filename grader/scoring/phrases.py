@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from itertools import accumulate, chain
+from itertools import accumulate, chain, repeat
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -64,6 +64,10 @@ class Target:
     contrast: Contrast | None = None  # what reverses it: opposite words, other numbers
     parts: "tuple[Target, Target] | None" = None  # (cause, effect) of a "cause, so effect" concept: both needed
     qualified: tuple[frozenset, frozenset] | None = None  # word families of X and of Y in an "X with Y" concept
+    # Per phrasing, whether it says something is not so ("UDP has no congestion control"), and its word families
+    # with the denied ones marked "~": None when no phrasing is negative (the common case).
+    negative: tuple[bool, ...] | None = None
+    signed: tuple[frozenset[str], ...] | None = None
 
 
 class Match(NamedTuple):
@@ -125,7 +129,7 @@ class TargetSet:
         distinct = None
         if common is not None:
             taught = taught or [frozenset()] * len(targets)
-            distinct = tuple((_core(t.stems) | extra) - common for t, extra in zip(targets, taught))
+            distinct = tuple(_own(t.stems, common) | (extra - common) for t, extra in zip(targets, taught))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
                    roles if (roles != NO_ROLE).any() else None, scale, distinct, alone)
@@ -159,6 +163,19 @@ def _core(stems: tuple[frozenset, ...]) -> frozenset[str]:
     return frozenset(f for f, n in counts.items() if 2 * n >= len(stems))
 
 
+def _own(stems: tuple[frozenset, ...], common: frozenset) -> frozenset[str]:
+    """A concept's own word families: its :func:`_core` less the question's ``common`` words, and the words of
+    any phrasing that shares none of those (a paraphrase in other words: "UDP does not adapt its sending
+    rate" beside "UDP has no congestion control")."""
+    core = _core(stems) - common
+    out = set(core)
+    for st in stems:
+        mine = st - common
+        if mine and not mine & core:
+            out |= mine
+    return frozenset(out)
+
+
 def _needed(stems: list[frozenset]) -> np.ndarray:
     """Content words a span needs to state each phrasing at full strength (a share of the phrasing's)."""
     return np.array([max(1.0, SPAN_SHARE * len(st)) for st in stems])
@@ -166,17 +183,38 @@ def _needed(stems: list[frozenset]) -> np.ndarray:
 
 def content_stem_set(analysis: Analysis) -> frozenset[str]:
     """Word families (:func:`~grader.scoring.roles.root` of the stems) of an analysed text's content words:
-    "multiplied" states "multiplicative", "recurrent" states "recurrence"."""
+    "multiplied" states "multiplicative", "recurrent" states "recurrence". "X rather than Y" states X: Y is
+    what it is contrasted with."""
+    return frozenset(f for f, c in zip(families(analysis), _kept(analysis)) if c or f == REPEATED_ROOT)
+
+
+def is_negative(analysis: Analysis) -> bool:
+    """Whether a text says something is not so: most of its content words (those
+    :func:`content_stem_set` keeps) sit in a negation scope ("UDP has no congestion control")."""
+    kept = _kept(analysis)
+    content = sum(kept)
+    return content > 0 and sum(k and n for k, n in zip(kept, analysis.negated)) >= 0.5 * content
+
+
+def signed_stem_set(analysis: Analysis) -> frozenset[str]:
+    """:func:`content_stem_set` with each denied family marked "~" ("no congestion control": "~congest")."""
+    return frozenset(("~" + f if n and f != REPEATED_ROOT else f)
+                     for f, k, n in zip(families(analysis), _kept(analysis), analysis.negated)
+                     if k or f == REPEATED_ROOT)
+
+
+def _kept(analysis: Analysis) -> list[bool]:
+    """Per word: a content word that is not what an "X rather than Y" contrasts with (Y)."""
     keep = list(analysis.content)
     words, negated = analysis.words, analysis.negated
-    for i, w in enumerate(words):  # "X rather than Y" states X: Y is what it is contrasted with
+    for i, w in enumerate(words):
         pair = i + 1 < len(words) and (w.norm, words[i + 1].norm) in _CONTRAST_CUES
         if pair or w.norm in _CONTRAST_ALONE:
             j = i + 2 if pair else i + 1
             while j < len(words) and negated[j]:
                 j += 1
             keep[i:j] = [False] * (j - i)
-    return frozenset(f for f, c in zip(families(analysis), keep) if c or f == REPEATED_ROOT)
+    return keep
 
 
 _CONTRAST_CUES = frozenset({("rather", "than"), ("instead", "of"), ("as", "opposed")})
@@ -226,7 +264,9 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
     targets, row = [], 0
     for k, (key, texts) in enumerate(zip(keys, phrasings)):
         n = len(texts)
-        stems = tuple(content_stem_set(analyze(t, language)) for t in texts)
+        analyses = [analyze(t, language) for t in texts]
+        stems = tuple(content_stem_set(a) for a in analyses)
+        negative = tuple(is_negative(a) for a in analyses)
         against = counter[k] if counter is not None and len(counter[k]) else None
         role = NO_ROLE if roles is None else int(roles[k])
         contrast = None if contrasts is None or contrasts[k] is None or contrasts[k].empty else contrasts[k]
@@ -236,7 +276,8 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
                                   None, role, contrast)
                            for side, (t, v) in zip(("cause", "effect"), parts[k]))
         targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast, halves,
-                              qualified_parts(key, language)))
+                              qualified_parts(key, language), negative if any(negative) else None,
+                              tuple(signed_stem_set(a) for a in analyses) if any(negative) else None))
         row += n
     return targets
 
@@ -352,7 +393,7 @@ class AnswerSpans:
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
                                                          targets.scale, exclusive=True, alone=targets.alone)
         if targets.distinct is not None:
-            negated_hit = negated_hit | self._topic_only(strength, targets.distinct)
+            negated_hit = negated_hit | self._topic_only(strength, targets.distinct, targets.targets)
             self._distinct.update((t.key, own) for t, own in zip(targets, targets.distinct) if own)
         for k, t in enumerate(targets):
             if t.qualified is not None:
@@ -368,7 +409,7 @@ class AnswerSpans:
                 out[k] = self._cause_and_effect(t, out[k], targets.scale, targets.alone)
         return out
 
-    def _topic_only(self, strength: np.ndarray, distinct) -> np.ndarray:
+    def _topic_only(self, strength: np.ndarray, distinct, targets=()) -> np.ndarray:
         """Cap below FOUND, in place, the strength of spans made only of the question's topic words ("the
         previous hidden state" for "the hidden state is repeatedly multiplied", "the LSTM fixes it with its
         cell state" for "a cell state updated additively"): one that asserts none of a target's own word
@@ -381,7 +422,8 @@ class AnswerSpans:
             if not own:
                 continue
             mine = self._of_families(own)
-            said = np.concatenate([[0], np.cumsum(mine & asserted)])
+            # a concept that says something is not so ("no congestion control") names its words denied
+            said = np.concatenate([[0], np.cumsum(mine if targets and targets[k].negative else mine & asserted)])
             shares = (said[self._bounds[:, 1]] - said[self._bounds[:, 0]]) > 0
             named = np.concatenate([[0], np.cumsum(mine)])
             denial = ~shares & ((named[self._bounds[:, 1]] - named[self._bounds[:, 0]]) > 0) & (strength[:, k] >= FOUND)
@@ -510,6 +552,13 @@ class AnswerSpans:
         """
         # A span much shorter than a phrasing cannot state all of it.
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
+        polarity = _column_polarity(targets, sims.shape[1]) if targets else None
+        if polarity is not None:
+            # A phrasing that says something is not so ("UDP has no congestion control") is stated by a
+            # negated span as well, and contradicted by one that asserts what it denies ("UDP adapts its rate").
+            agree = np.where(self.negated[:, None], polarity[None, :], True) & ~self._asserts_denied(targets)
+            opposed = np.maximum.reduceat(np.where(agree, -1.0, sims), starts, axis=1)
+            sims = np.where(agree, sims, -1.0)
         per_span = np.maximum.reduceat(sims, starts, axis=1)
         floor, ceil = scale
         strength = (per_span - floor) / (ceil - floor)
@@ -536,16 +585,42 @@ class AnswerSpans:
                 # A span that reads closer to another target states that one ("mitosis gives two identical
                 # cells" of "mitosis makes two identical cells"), it reverses none.
                 reversed_strength[per_span < per_span.max(axis=1, keepdims=True)] = 0.0
-            if self.any_negated:
+            if self.any_negated and polarity is None:
                 reversed_strength[self.negated] = 0.0  # "the RNN does not add": no reversal either
             where = reversed_strength.argmax(axis=0)
             reversal = (reversed_strength[where, np.arange(strength.shape[1])], where)
             strength = np.where(allowed, strength, 0.0)
+        if polarity is not None:
+            against = np.maximum((opposed - floor) / (ceil - floor), 0.0)
+            against[self.n_pooled :] = 0.0
+            if masks is not None:
+                against = np.where(masks[0], against, 0.0)
+            return strength, (against >= FOUND).any(axis=0), reversal
         if not self.any_negated:
             return strength, np.zeros(strength.shape[1], dtype=bool), reversal
         negated_hit = (strength[self.negated] >= FOUND).any(axis=0)
         strength[self.negated] = 0.0
         return strength, negated_hit, reversal
+
+    def _asserts_denied(self, targets) -> np.ndarray:
+        """(spans x phrasings): whether a span asserts at least half of the words that one of its target's
+        negative phrasings denies ("UDP adapts its sending rate" against "UDP does not adapt its sending
+        rate"): it contradicts every phrasing of that target."""
+        columns = []
+        family, asserted = self._families, np.asarray(self._asserted, dtype=bool)
+        starts, ends = self._bounds[:, 0], self._bounds[:, 1]
+        for t in targets:
+            contradicts = np.zeros(len(self.ranges), dtype=bool)
+            for k in range(len(t.vectors) if t.negative else 0):
+                denied = {f[1:] for f in t.signed[k] if f.startswith("~")} if t.negative[k] else ()
+                if denied:
+                    said = np.zeros(len(self.ranges))
+                    for f in denied:
+                        prefix = np.concatenate([[0], np.cumsum(np.array([fam == f for fam in family]) & asserted)])
+                        said += (prefix[ends] - prefix[starts]) > 0
+                    contradicts |= said >= max(1.0, len(denied) / 2)
+            columns.extend([contradicts] * len(t.vectors))
+        return np.column_stack(columns) if columns else np.zeros((len(self.ranges), 0), dtype=bool)
 
     def _role_masks(self, targets) -> tuple[np.ndarray, np.ndarray] | None:
         """(allowed, reversing): spans (rows) that may state each target (columns), and spans that reverse it.
@@ -677,7 +752,8 @@ class AnswerSpans:
                          reversed_match.start, reversed_match.end, reversed_match.method, True)
         if not best.found:
             negated_hit = negated_hit or reversed_match is not None or bool(self.negated_stems) and any(
-                stems and len(stems & self.negated_stems) / len(stems) >= 0.6 for stems in target.stems
+                stems and len(stems & self.negated_stems) / len(stems) >= 0.6
+                for stems, negative in zip(target.stems, target.negative or repeat(False)) if not negative
             )
             if negated_hit:
                 best = Match(best.strength, best.evidence, best.start, best.end, best.method, True)
@@ -742,7 +818,8 @@ class AnswerSpans:
         family = self._families
         words = set().union(*target.stems)
         asserted = self._asserted
-        hits = [i for i in range(start, end) if family[i] in words and (asserted[i] or family[i] == REPEATED_ROOT)]
+        hits = [i for i in range(start, end) if family[i] in words
+                and (asserted[i] or family[i] == REPEATED_ROOT or target.negative is not None)]
         if not hits:
             return unit
         first = next((c for c in self.analysis.clauses if c[0] <= hits[0] < c[1]), (hits[0], hits[0] + 1))
@@ -778,12 +855,14 @@ class AnswerSpans:
             opposite, mixed = reversed_spans(self.analysis, target.contrast,
                                              np.array([r for r, _ in runs], dtype=np.int64))
         allowed, reversing = [], []
-        family, negated = self._families, self.analysis.negated
+        family, negated, content = self._families, self.analysis.negated, self.analysis.content
         for ((s, e), own), opp, both in zip(runs, opposite, mixed):
             if both:  # "by addition, or possibly multiplication": neither side is stated
                 continue
-            unit = ((s, e), frozenset(family[i] for i in range(s, e)
-                                      if asserted[i] or (family[i] == REPEATED_ROOT and not negated[i])))
+            unit = ((s, e), frozenset(family[i] if asserted[i] or family[i] == REPEATED_ROOT else "~" + family[i]
+                                      for i in range(s, e)
+                                      if asserted[i] or (family[i] == REPEATED_ROOT and not negated[i])
+                                      or (content[i] and negated[i])))
             if own and not opp:
                 allowed.append(unit)
             elif own != opp:  # one reversal, not two
@@ -794,12 +873,13 @@ class AnswerSpans:
     def _best_share(self, target: Target, units) -> tuple[float, tuple[int, int] | None]:
         best, where = 0.0, None
         own = self._distinct.get(target.key)
-        for stems in target.stems:
+        # a negative phrasing's denied words must be denied in the answer too ("~congest", signed_stem_set)
+        for stems in target.signed or target.stems:
             if not stems:
                 continue
             # words of the question's topic ("cell state"), or of one phrasing only, weigh half of the
             # concept's own words ("additive", :meth:`TargetSet.of`)
-            weight = {f: 1.0 if own is None or f in own else TOPIC_WEIGHT for f in stems}
+            weight = {f: 1.0 if own is None or f.lstrip("~") in own else TOPIC_WEIGHT for f in stems}
             total = sum(weight.values())
             for word_range, unit in units:
                 share = sum(weight[f] for f in stems & unit) / total
@@ -815,6 +895,15 @@ class AnswerSpans:
         words = self.analysis.words
         return Match(round(strength, 4), self.analysis.span_text(s, e), words[s].start, words[e - 1].end, method,
                      False)
+
+
+def _column_polarity(targets, width: int) -> np.ndarray | None:
+    """Per phrasing (column) of ``targets``: whether it is negative; None when none is (the common case)."""
+    if not any(t.negative for t in targets):
+        return None
+    out = np.concatenate([np.asarray(t.negative if t.negative else (False,) * len(t.vectors), dtype=bool)
+                          for t in targets]) if targets else np.zeros(0, dtype=bool)
+    return out if len(out) == width else None
 
 
 def _span_ranges(analysis: Analysis, content_prefix: list[int]) -> list[tuple[int, int]]:
