@@ -48,6 +48,12 @@ _BIGRAM_FIRST = frozenset(a for a, _ in _NEGATION_BIGRAMS)
 # says there are too few, "not only X but Y" says X and Y.
 _NOT_NEGATING_NEXT = frozenset("only just enough much many merely nur genug".split())
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
+# In a negation's scope, "because"/"since" and a clause give the reason for what is denied (asserted, so the
+# scope ends there); "because of"/"due to" and a noun name a cause, and that cause is what is denied, as is
+# the reason of "not because X" and of "... because X, but because Y".
+_REASON = frozenset("because since weil da".split())
+_REASON_OF = frozenset({"of"})
+_CAUSE_PAIRS = frozenset({("due", "to"), ("owing", "to"), ("wegen", "der"), ("wegen", "des")})
 # "It is not true that X, Y and Z": everything after the cue, to the end of the sentence, is negated.
 _SENTENCE_NEGATION = re.compile(
     r"\b(?:it\s+is|it's|that\s+is|this\s+is)\s+(?:not\s+(?:true|the\s+case|correct|right)|false|wrong|untrue|"
@@ -200,13 +206,25 @@ def analyze(text: str, language: str = "en") -> Analysis:
     negated = [False] * len(words)
     cues = NEGATION_CUES.get(language, NEGATION_CUES["en"])
     if not (cues.isdisjoint(norms) and _BIGRAM_FIRST.isdisjoint(norms)):  # most answers hold no cue
+        sentence_end = [0] * len(words)
+        for s, e in sentences:
+            sentence_end[s:e] = [e] * (e - s)
         for cs, ce in clauses:
             for i in range(cs, ce):
                 norm = norms[i]
                 bigram = norm in _BIGRAM_FIRST and i + 1 < ce and (norm, norms[i + 1]) in _NEGATION_BIGRAMS
                 if (bigram or norm in cues) and not (i + 1 < ce and norms[i + 1] in _NOT_NEGATING_NEXT):
                     first = i + (2 if bigram else 1)
-                    for j in range(first, min(ce, first + NEGATION_SCOPE)):
+                    last = min(ce, first + NEGATION_SCOPE)
+                    for j in range(first, last):
+                        if norms[j] in _REASON and j > first and not (j + 1 < ce and norms[j + 1] in _REASON_OF) \
+                                and not _but_because(norms, j, sentence_end[i]):
+                            last = j  # "does not vanish because the cell adds": the reason is asserted
+                            break
+                        if norms[j] in _REASON or (norms[j], norms[j + 1] if j + 1 < ce else "") in _CAUSE_PAIRS:
+                            last = ce  # "does not slow down because of the CPU": the cause is what is denied
+                            break
+                    for j in range(first, last):
                         negated[j] = True
     for s, e in sentences if may_match(text, _SENTENCE_NEGATION_WORDS) else ():
         start, end = words[s].start, words[e - 1].end
@@ -217,6 +235,13 @@ def analyze(text: str, language: str = "en") -> Analysis:
     stop = STOPWORDS.get(language, STOPWORDS["en"])
     content = tuple(n not in stop and len(n) > 1 for n in norms)
     return Analysis(text, language, tuple(words), tuple(sentences), tuple(clauses), tuple(negated), content)
+
+
+def _but_because(norms: list[str], start: int, end: int) -> bool:
+    """Whether "but because" (or "but rather", "but due to", "sondern weil") follows word ``start`` in its
+    sentence (ending at ``end``): "not because it has more parameters, but because ..." denies the first reason."""
+    return any(norms[k] in ("but", "sondern") and norms[k + 1] in ("because", "rather", "due", "since", "weil")
+               for k in range(start + 1, end - 1))
 
 
 def may_match(text: str, needles: Sequence[str]) -> bool:

@@ -18,6 +18,14 @@ def _negated_words(text):
     ("It is updated additively rather than multiplicatively.", ["multiplicatively"]),
     ("There is no attention, but gates help.", ["attention"]),
     ("Gates help the gradient flow.", []),
+    # the reason given for what is denied is asserted ...
+    ("The gradient does not vanish because the cell state adds.", ["vanish"]),
+    # ... but a cause after "because of" / "due to", and the reason of "not because", is what is denied
+    ("TCP doesn't slow down because of the receiver's CPU load.", ["slow", "down", "because", "of", "the",
+                                                                   "receiver's", "CPU", "load"]),
+    ("LSTMs work, not because they have more parameters.", ["because", "they", "have", "more", "parameters"]),
+    ("It does not learn because it has more weights, but because of its cell.",
+     ["learn", "because", "it", "has", "more", "weights"]),
 ])
 def test_negation_scopes(text, negated):
     assert _negated_words(text) == negated

@@ -393,3 +393,21 @@ def test_a_negative_concept_is_contradicted_by_asserting_what_it_denies(negative
     concept = next(c for c in grader.grade_pairs([(question, "UDP adapts its sending rate to the network.")])[0]
                    .concepts if c.concept == NEGATIVE)
     assert not concept.found
+
+
+def test_a_denied_cause_is_no_misconception(embedder):
+    from grader.engine import Grader
+    from grader.rubric import Misconception
+
+    question = ShortAnswerQuestion(
+        id="cpu", prompt="Why does TCP slow down when packets are lost, while UDP keeps sending at the same rate?",
+        reference_answers=["TCP treats loss as congestion and halves its congestion window."], max_points=1,
+        key_phrases=[KeyPhrase(text="TCP halves its congestion window when it detects loss", points=1)],
+        misconceptions=[Misconception(text="TCP slows down because the receiver's CPU is overloaded", penalty=1)])
+    grader = Grader(None, embedder=embedder)
+    denied, stated = grader.grade_pairs([
+        (question, "TCP doesn't slow down because of the receiver's CPU; it slows down because loss signals "
+                   "congestion."),
+        (question, "TCP slows down because the receiving computer's CPU is overloaded.")])
+    assert denied.misconceptions == ()
+    assert [m.misconception for m in stated.misconceptions] == [question.misconceptions[0].text]
