@@ -48,3 +48,24 @@ def test_a_clipped_word_takes_the_one_family_of_the_question_it_begins(grader, r
     spans = AnswerSpans(analyze(text, prepared.language), grader.encode_answers([text])[text], prepared.topic,
                         prepared.names, None, prepared.spelling)
     assert spans._families == ["explod", "gradie", "flow", "back"]  # "back" is a family of its own here
+
+
+def test_a_short_form_in_capitals_reads_as_the_question_word_it_begins(embedder):
+    from grader.engine import Grader
+    from grader.rubric import KeyPhrase, ShortAnswerQuestion
+    from grader.scoring.phrases import AnswerSpans
+
+    question = ShortAnswerQuestion(
+        id="ack", prompt="Why does TCP slow down when packets are lost?",
+        reference_answers=["TCP treats loss as congestion. Acknowledgements tell the sender which packets arrived."],
+        max_points=1, key_phrases=[KeyPhrase(text="acknowledgements tell the sender which packets arrived", points=1)])
+    grader = Grader(None, embedder=embedder)
+    prepared = grader.prepare(question)
+
+    def families(text):
+        return AnswerSpans(analyze(text, "en"), grader.encode_answers([text])[text], prepared.topic, prepared.names,
+                           None, prepared.spelling)._families
+
+    assert families("The receiver sends ACKs back")[3] == families("acknowledgements")[0]
+    assert families("The receiver sends acks back")[3] == "ack"  # three small letters are left as they are
+    assert families("The receiver sends ACK back")[3] == families("acknowledgements")[0]

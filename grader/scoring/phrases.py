@@ -450,13 +450,15 @@ class AnswerSpans:
         return both[self._span_sentence] if len(both) else np.zeros(len(self.ranges), dtype=bool)
 
     def _of_families(self, own: frozenset[str]) -> np.ndarray:
-        """Per word: whether its plain family (no "every step", no spelling fixed) is one of ``own``, or
-        begins with a short one of them ("back" of "backward")."""
+        """Per word: whether its plain family (no "every step"), or the family a misspelt or short form reads
+        as (:attr:`_families`), is one of ``own``, or begins with a short one of them ("back" of "backward")."""
         cached = self._family_masks.get(own)
         if cached is None:
             short = tuple(f for f in own if 3 <= len(f) < ROOT)
+            fixed = self._families and self._fixed  # worked out with the families
             cached = self._family_masks[own] = np.array(
-                [r in own or r.startswith(short) for r in (root(w.stem) for w in self.analysis.words)], dtype=bool)
+                [r in own or r.startswith(short) or fixed.get(i) in own
+                 for i, r in enumerate(root(w.stem) for w in self.analysis.words)], dtype=bool)
         return cached
 
     def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float],
@@ -709,17 +711,20 @@ class AnswerSpans:
         the question's word it misspells (spelling.py)."""
         if not hasattr(self, "_family_of"):
             out = families(self.analysis)
+            self._fixed = {}  # word index -> the family a misspelt or short form reads as
             if self.spelling:
                 known = set(self.spelling.values())
                 for i, (w, content) in enumerate(zip(self.analysis.words, self.analysis.content)):
                     fixed = corrected_family(w.norm, self.spelling) if content else None
                     if fixed is not None:
-                        out[i] = fixed
-                    elif content and 4 <= len(out[i]) < ROOT and out[i] not in known:
-                        # a clipped word ("grads" of "gradients", "params") takes the one family it begins
+                        out[i] = self._fixed[i] = fixed
+                    elif content and (4 <= len(out[i]) or len(out[i]) == 3 and _acronym(w.text)) \
+                            and len(out[i]) < ROOT and out[i] not in known:
+                        # a clipped word ("grads" of "gradients", "params") or a capitalised short form
+                        # ("ACKs" of "acknowledgements") takes the one family it begins
                         longer = {f for f in known if f.startswith(out[i])}
                         if len(longer) == 1:
-                            out[i] = longer.pop()
+                            out[i] = self._fixed[i] = longer.pop()
             self._family_of = out
         return self._family_of
 
@@ -895,6 +900,12 @@ class AnswerSpans:
         words = self.analysis.words
         return Match(round(strength, 4), self.analysis.span_text(s, e), words[s].start, words[e - 1].end, method,
                      False)
+
+
+def _acronym(text: str) -> bool:
+    """A short form in capitals: "ACK", "ACKs"."""
+    letters = text[:-1] if text.endswith("s") else text
+    return len(letters) >= 2 and letters.isalpha() and letters.isupper()
 
 
 def _column_polarity(targets, width: int) -> np.ndarray | None:
