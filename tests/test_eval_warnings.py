@@ -38,3 +38,16 @@ def test_warns_about_rows_without_reference_or_rubric_question(tmp_path, capsys,
     assert main(["eval", str(corpus)]) == 0
     assert "warning: " in capsys.readouterr().out
     assert not _eval(capsys, write(tmp_path / "full.csv"))["warnings"]
+
+
+def test_a_corpus_with_fewer_labels_is_graded_in_its_own_labels(tmp_path, capsys, embedder):
+    two_way = tmp_path / "two_way.csv"
+    two_way.write_text(write(tmp_path / "three.csv").read_text().replace("partially_correct", "incorrect"),
+                       encoding="utf-8")
+    out = _eval(capsys, two_way)  # the shipped combiner labels correct / partially_correct / incorrect
+    assert out["labels_mapped"] == {"partially_correct": ["incorrect", "correct"]}
+    grader = out["systems"]["grader"]
+    assert grader["labels"] == ["correct", "incorrect"] and len(grader["confusion_matrix"]) == 2
+    assert _eval(capsys, write(tmp_path / "same.csv"))["labels_mapped"] is None  # the same labels: nothing mapped
+    assert main(["eval", str(two_way)]) == 0
+    assert "counts as whichever of incorrect, correct" in capsys.readouterr().out

@@ -199,6 +199,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     predictions = {(s, n): Predictions() for s in SYSTEMS for n in points}
     cache: dict = {}
     fitted = []
+    relabelled: dict[str, list[str]] = {}
     for k, (train_idx, test_idx) in enumerate(folds_):
         if protocol == "zero-shot":
             train = []
@@ -218,15 +219,18 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
             systems["scorer"] = zero_shot_scorer
         fitted.append(systems)
         test = [i for i in test_idx if classes[i] is not None]
+        relabel = _Relabel(rows, classes, systems["grader"]) if target == "label" else None
+        if relabel is not None and relabel.mapped:
+            relabelled.update(relabel.mapped)
         for n in points:
             _grade_fold(systems, embedder, [rows[i] for i in test], [classes[i] for i in test], train, n, questions,
-                        target, levels, seed, k, predictions, skipped)
+                        target, levels, seed, k, predictions, skipped, relabel)
         log.info("fold %d/%d done", k + 1, len(folds_))
     graded = time.perf_counter()
 
     train_labels = set().union(*(set(map(str, s["grader"].classes_)) for s in fitted))
     true_labels = sorted({c for c in classes if c is not None})
-    labels = sorted(train_labels | set(true_labels))
+    labels = sorted((train_labels - set(relabelled)) | set(true_labels))
     main = {s: predictions[(s, examples_per_question)].metrics(labels) for s in SYSTEMS if s in fitted[0]}
     curve = []
     for n in points[1:] if learning_curve else []:
@@ -253,6 +257,8 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
         "rows_without_target": sum(c is None for c in classes),
         "labels_seen_in_training": sorted(train_labels),
         "labels_not_seen_in_training": sorted(set(true_labels) - train_labels),
+        # the model's labels the corpus does not use -> the corpus labels (by mean grade) that the points choose among
+        "labels_mapped": relabelled or None,
         "score_levels": None if levels is None else [float(v) for v in levels],
         "embedding_model": embedder.name, "embedding_sha256": embedder.sha256,
         "embedding_backend": getattr(embedder, "backend", None),
@@ -464,9 +470,30 @@ def _test_questions(test, classes, train, n, questions, target, seed, fold):
     return out, scored
 
 
+class _Relabel:
+    """A model's label in the corpus's labels: a label the corpus does not use (the shipped model's
+    ``partially_correct`` on a corpus graded correct/incorrect) becomes the corpus label whose mean grade
+    is nearest the answer's points. ``mapped`` names each such label and the labels it may become."""
+
+    def __init__(self, rows, classes, model):
+        used = {c for c in classes if c is not None}
+        fractions = label_fractions_of(rows)
+        self.targets = sorted((fractions[c], c) for c in used if c in fractions)
+        foreign = sorted(str(c) for c in model.classes_ if str(c) not in used)
+        self.mapped = {}
+        if foreign and len(self.targets) == len(used) >= 2:
+            self.mapped = {c: [t for _, t in self.targets] for c in foreign}
+
+    def __call__(self, label: str, fraction: float) -> str:
+        if label not in self.mapped or not np.isfinite(fraction):
+            return label
+        return min(self.targets, key=lambda t: (abs(t[0] - fraction), t[1]))[1]
+
+
 def _grade_fold(systems, embedder, test, classes, train, n, questions, target, levels, seed, fold,
-                predictions, skip) -> None:
-    """Grade the scored test rows of one fold at N examples per question with every fitted system."""
+                predictions, skip, relabel=None) -> None:
+    """Grade the scored test rows of one fold at N examples per question with every fitted system
+    (``relabel``: a model's labels as the corpus's, :class:`_Relabel`)."""
     test_questions, scored = _test_questions(test, classes, train, n, questions, target, seed, fold)
     grader = Grader(None, embedder=embedder, combiner=systems["grader"], scorer=systems.get("scorer"))
     results = _grade_isolated(grader, [(test_questions[test[i].question_id], test[i].answer) for i, _ in scored])
@@ -476,7 +503,7 @@ def _grade_fold(systems, embedder, test, classes, train, n, questions, target, l
             skip(row, res)
             continue
         frac = res.points / res.max_points if res.max_points else 0.0
-        pred = score_class(frac, levels) if target == "score" else res.label
+        pred = score_class(frac, levels) if target == "score" else relabel(res.label, frac) if relabel else res.label
         predictions[("grader", n)].add(row, true, pred, res.confidence, frac, fold, n_ex, res,
                                        test_questions[row.question_id])
         for b in BASELINES:
