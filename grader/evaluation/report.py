@@ -66,7 +66,8 @@ def format_table(summary: dict) -> str:
     for b, m in (summary.get("margin") or {}).items():
         lines.append(f"grader - {b}: accuracy {m['accuracy']:+.3f}, macro-F1 {m['macro_f1']:+.3f}")
     if summary.get("labels_not_seen_in_training"):
-        how = "reached only through the labels mapped below" if summary.get("labels_mapped") else "always counted wrong"
+        how = ("reached only through the labels mapped below" if summary.get("labels_mapped")
+               else "always counted wrong")
         lines.append(f"labels never seen in training ({how}): {summary['labels_not_seen_in_training']}")
     for label, among in (summary.get("labels_mapped") or {}).items():
         lines.append(f"the model's label '{label}', which the corpus does not use, counts as whichever of "

@@ -864,10 +864,10 @@ class AnswerSpans:
         for ((s, e), own), opp, both in zip(runs, opposite, mixed):
             if both:  # "by addition, or possibly multiplication": neither side is stated
                 continue
-            unit = ((s, e), frozenset(family[i] if asserted[i] or family[i] == REPEATED_ROOT else "~" + family[i]
-                                      for i in range(s, e)
-                                      if asserted[i] or (family[i] == REPEATED_ROOT and not negated[i])
-                                      or (content[i] and negated[i])))
+            said = [asserted[i] or (family[i] == REPEATED_ROOT and not negated[i]) for i in range(s, e)]
+            # what the unit asserts, and (marked "~") the content words it denies, for negative phrasings
+            unit = ((s, e), frozenset(family[i] if said[i - s] else "~" + family[i] for i in range(s, e)
+                                      if said[i - s] or (content[i] and negated[i])))
             if own and not opp:
                 allowed.append(unit)
             elif own != opp:  # one reversal, not two
