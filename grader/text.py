@@ -51,7 +51,7 @@ NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
 # In a negation's scope, "because"/"since" and a clause give the reason for what is denied (asserted, so the
 # scope ends there); "because of"/"due to" and a noun name a cause, and that cause is what is denied, as is
 # the reason of "not because X" and of "... because X, but because Y".
-_REASON = frozenset("because since weil da".split())
+_REASON = frozenset("because since weil".split())
 _REASON_OF = frozenset({"of"})
 _CAUSE_PAIRS = frozenset({("due", "to"), ("owing", "to"), ("wegen", "der"), ("wegen", "des")})
 # "It is not true that X, Y and Z": everything after the cue, to the end of the sentence, is negated.
