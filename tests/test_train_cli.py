@@ -167,6 +167,7 @@ def test_train_on_two_corpora_records_both(corpus, tmp_path, capsys):
     assert meta["training_file"] == f"{corpus.parent.name}/labeled.csv, de/labeled.csv"
     assert meta["corpus_fingerprints"] == {f"{corpus.parent.name}/labeled.csv": corpus_fingerprint(corpus),
                                            "de/labeled.csv": corpus_fingerprint(second)}
-    assert meta["corpus_fingerprint"] == corpora_fingerprint([corpus, second]) != corpus_fingerprint(corpus)
+    assert meta["corpus_fingerprint"] == corpora_fingerprint([corpus_fingerprint(corpus), corpus_fingerprint(second)]) \
+        != corpus_fingerprint(corpus)
     assert main(["eval", str(second), "--combiner", str(out), "--json"]) == 0  # either file warns
     assert any("trained on this very file" in w for w in json.loads(capsys.readouterr().out)["warnings"])

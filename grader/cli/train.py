@@ -44,12 +44,13 @@ def training_files(paths) -> dict:
 
     from grader.evaluation.corpus import corpora_fingerprint, corpus_fingerprint
 
+    digests = [corpus_fingerprint(p) for p in paths]
     if len(paths) == 1:
-        return {"training_file": Path(paths[0]).name, "fingerprint": corpus_fingerprint(paths[0])}
+        return {"training_file": Path(paths[0]).name, "fingerprint": digests[0]}
     clash = len({Path(p).name for p in paths}) < len(paths)
     names = [f"{Path(p).parent.name}/{Path(p).name}" if clash else Path(p).name for p in paths]
-    return {"training_file": ", ".join(names), "fingerprint": corpora_fingerprint(paths),
-            "corpus_fingerprints": {n: corpus_fingerprint(p) for n, p in zip(names, paths)}}
+    return {"training_file": ", ".join(names), "fingerprint": corpora_fingerprint(digests),
+            "corpus_fingerprints": dict(zip(names, digests))}
 
 
 def training_options(args) -> dict:

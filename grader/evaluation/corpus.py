@@ -112,9 +112,9 @@ def corpus_fingerprint(path: str | Path) -> str:
     return sha256_of(Path(path))
 
 
-def corpora_fingerprint(paths) -> str:
-    """The fingerprint of one file, or of several read together (sha256 of their sha256s, in order)."""
-    digests = [corpus_fingerprint(p) for p in paths]
+def corpora_fingerprint(digests: list[str]) -> str:
+    """The fingerprint of files read together, from their sha256s (:func:`corpus_fingerprint`) in order:
+    one file's own, or the sha256 of several."""
     if len(digests) == 1:
         return digests[0]
     return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()

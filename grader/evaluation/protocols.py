@@ -200,6 +200,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     cache: dict = {}
     fitted = []
     relabelled: dict[str, list[str]] = {}
+    corpus_fractions = label_fractions_of(rows) if target == "label" else {}  # each corpus label's mean grade
     for k, (train_idx, test_idx) in enumerate(folds_):
         if protocol == "zero-shot":
             train = []
@@ -219,7 +220,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
             systems["scorer"] = zero_shot_scorer
         fitted.append(systems)
         test = [i for i in test_idx if classes[i] is not None]
-        relabel = _Relabel(rows, classes, systems["grader"]) if target == "label" else None
+        relabel = _Relabel(corpus_fractions, classes, systems["grader"]) if target == "label" else None
         if relabel is not None and relabel.mapped:
             relabelled.update(relabel.mapped)
         for n in points:
@@ -475,9 +476,9 @@ class _Relabel:
     ``partially_correct`` on a corpus graded correct/incorrect) becomes the corpus label whose mean grade
     is nearest the answer's points. ``mapped`` names each such label and the labels it may become."""
 
-    def __init__(self, rows, classes, model):
+    def __init__(self, fractions: dict[str, float], classes, model):
+        """``fractions``: the mean grade of each of the corpus's labels (:func:`label_fractions_of`)."""
         used = {c for c in classes if c is not None}
-        fractions = label_fractions_of(rows)
         self.targets = sorted((fractions[c], c) for c in used if c in fractions)
         foreign = sorted(str(c) for c in model.classes_ if str(c) not in used)
         self.mapped = {}

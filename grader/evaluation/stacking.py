@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, Dataset, fit_combiner,
-                                        fitted_metadata, label_fractions_of, training_data,
+                                        fitted_metadata, held_out_fits, label_fractions_of, training_data,
                                         validate_combiner)
 from grader.errors import ConfigError, InputDataError
 from grader.finetune import CE_SIGNALS, build_pairs, ce_signals, label_values
@@ -139,24 +139,19 @@ def trust(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT
     of the held-out labels compared: ``{"trusted": bool, "log_loss_with": .., "log_loss_without": ..}``.
     With fewer than two questions, or a fold holding one label, the scorer is trusted (nothing to test it on).
     """
-    from sklearn.model_selection import GroupKFold
-
-    n_groups = len(np.unique(data.groups))
-    if n_groups < 2:
-        return {"trusted": True, "note": "one question only: the scorer's signals cannot be validated"}
-    losses = {"with": [], "without": []}
-    for train, test in GroupKFold(n_splits=min(folds, n_groups)).split(data.X, data.y, data.groups):
-        if len(np.unique(data.y[train])) < 2:
-            return {"trusted": True, "note": "a fold holds a single label: the scorer's signals cannot be validated"}
-        sub = Dataset(data.X[train], data.y[train], data.fractions[train], data.groups[train])
-        for key, skip in (("with", tuple(ignore)), ("without", (*ignore, *CE_SIGNALS))):
-            model = fit_combiner(sub, C=C, class_weight=class_weight, ignore=skip, names=STACKED_FEATURES)
+    losses = {}
+    for key, skip in (("with", tuple(ignore)), ("without", (*ignore, *CE_SIGNALS))):
+        fits = held_out_fits(data, C=C, class_weight=class_weight, folds=folds, ignore=skip, names=STACKED_FEATURES)
+        if isinstance(fits, str):
+            return {"trusted": True, "note": f"{fits}: the scorer's signals cannot be validated"}
+        probabilities = []
+        for test, model in fits:
             proba = model.predict_proba(data.X[test])
             index = {str(c): i for i, c in enumerate(model.classes_)}
             seen = [index.get(str(v)) for v in data.y[test]]
-            p = np.array([proba[k, i] if i is not None else 1e-6 for k, i in enumerate(seen)])
-            losses[key].append(-np.log(np.clip(p, 1e-6, 1.0)))
-    with_, without = (float(np.mean(np.concatenate(losses[k]))) for k in ("with", "without"))
+            probabilities.append([proba[k, i] if i is not None else 1e-6 for k, i in enumerate(seen)])
+        losses[key] = -np.log(np.clip(np.concatenate(probabilities), 1e-6, 1.0))
+    with_, without = (float(np.mean(losses[k])) for k in ("with", "without"))
     return {"trusted": with_ < without, "log_loss_with": round(with_, 4), "log_loss_without": round(without, 4)}
 
 

@@ -325,30 +325,41 @@ def questions_for(rows: list[LabeledAnswer], rubric=None) -> dict:
     return out
 
 
+def held_out_fits(data: Dataset, C: float = DEFAULT_C, class_weight=None, folds: int = 5, ignore=DEFAULT_IGNORED,
+                  names=FEATURES) -> list[tuple[np.ndarray, GradeCombiner]] | str:
+    """(test indices, combiner fitted like ``fit_combiner`` on the other rows) of each fold grouped by question;
+    or why no such folds exist ("one question only", "a fold holds a single label")."""
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(np.unique(data.groups))
+    if n_groups < 2:
+        return "one question only"
+    splits = list(GroupKFold(n_splits=min(folds, n_groups)).split(data.X, data.y, data.groups))
+    if any(len(np.unique(data.y[train])) < 2 for train, _ in splits):
+        return "a fold holds a single label"
+    return [(test, fit_combiner(Dataset(data.X[train], data.y[train], data.fractions[train], data.groups[train]),
+                                C=C, class_weight=class_weight, ignore=ignore, names=names))
+            for train, test in splits]
+
+
 def validate_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, folds: int = 5,
                       ignore=DEFAULT_IGNORED, names=FEATURES) -> dict:
     """Held-out figures of a combiner trained like ``fit_combiner``, folds grouped by question.
 
     Reported per number of graded examples the question had (``examples_N``) and overall.
     """
-    from sklearn.model_selection import GroupKFold
-
     from grader.evaluation.metrics import label_metrics
 
-    n_groups = len(np.unique(data.groups))
-    if n_groups < 2:
-        return {"note": "one question only: no grouped validation possible"}
+    fits = held_out_fits(data, C=C, class_weight=class_weight, folds=folds, ignore=ignore, names=names)
+    if isinstance(fits, str):
+        return {"note": f"{fits}: no grouped validation possible"}
     pred = np.empty(len(data.y), dtype=object)
     conf = np.zeros(len(data.y))
-    for train, test in GroupKFold(n_splits=min(folds, n_groups)).split(data.X, data.y, data.groups):
-        if len(np.unique(data.y[train])) < 2:
-            return {"note": "a fold holds a single label: no grouped validation possible"}
-        sub = Dataset(data.X[train], data.y[train], data.fractions[train], data.groups[train])
-        model = fit_combiner(sub, C=C, class_weight=class_weight, ignore=ignore, names=names)
+    for test, model in fits:
         proba = model.predict_proba(data.X[test])
         pred[test] = model.classes_[proba.argmax(axis=1)]
         conf[test] = proba.max(axis=1)
-    out = {"protocol": f"GroupKFold by question_id, {min(folds, n_groups)} folds, on training signals"}
+    out = {"protocol": f"GroupKFold by question_id, {len(fits)} folds, on training signals"}
     for n in sorted(set(data.example_count.tolist())):
         mask = data.example_count == n
         m = label_metrics(data.y[mask], pred[mask], confidence=conf[mask])
