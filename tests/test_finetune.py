@@ -105,7 +105,8 @@ def test_eval_fine_tunes_inside_each_fold_and_reports_it(tiny):
     assert out["protocol"]["name"] == "unseen-answers" and out["rows"] == QUESTIONS * PER_QUESTION
     assert out["finetune"]["crossfit_by"] == ["answers", "answers"]  # each fold's test questions were seen
     assert len(out["finetune"]["seconds_per_fold"]) == 2 and "every training row" in out["finetune"]["stacking"]
-    assert [sorted(t) for t in out["finetune"]["trust"]] == [["log_loss_with", "log_loss_without", "trusted"]] * 2
+    keys = ["gain_standard_error", "log_loss_with", "log_loss_without", "trusted"]
+    assert [sorted(t) for t in out["finetune"]["trust"]] == [keys] * 2
     assert 0.0 <= out["systems"]["grader"]["accuracy"] <= 1.0
 
 
@@ -244,6 +245,7 @@ def _stacked_data(ce_informative: bool, seed: int = 0):
     grade = rng.integers(0, 3, n)  # 0 incorrect, 1 partly, 2 correct
     signals = rng.normal(size=(n, len(FEATURES)))
     signals[:, 0] = grade + rng.normal(scale=1.5, size=n)  # one weak signal of the grade
+    signals[:, FEATURES.index("ex_weight")] = 0.0  # no graded examples (the combiner's gate, in [0, 1])
     ce = np.column_stack([grade / 2 + rng.normal(scale=0.15, size=n)] * 2) if ce_informative \
         else rng.normal(size=(n, 2))
     y = np.array(["incorrect", "partially_correct", "correct"], dtype=object)[grade]
@@ -255,15 +257,18 @@ def test_the_combiner_reads_the_scorer_only_where_it_helps_on_held_out_questions
     from grader.evaluation.stacking import fit_stacked, trust
 
     useful = trust(_stacked_data(True, seed))
-    assert useful["trusted"] and useful["log_loss_with"] < useful["log_loss_without"]
+    assert useful["trusted"] and useful["log_loss_with"] + useful["gain_standard_error"] < useful["log_loss_without"]
     noise = _stacked_data(False, seed)
     verdict = trust(noise)
-    assert not verdict["trusted"] and verdict["log_loss_with"] >= verdict["log_loss_without"]
+    # Noise may lower the held-out log loss by chance, never by more than a standard error here.
+    assert not verdict["trusted"]
+    assert verdict["log_loss_with"] + verdict["gain_standard_error"] >= verdict["log_loss_without"]
     model, again = fit_stacked(noise)
     assert again == verdict
-    np.testing.assert_array_equal(np.asarray(model.coef_)[:, -2:], 0.0)  # the scorer's signals weigh nothing
+    d = model.n_features_in_  # the scorer's signals are its last two, read again (times the gate) at the end
+    np.testing.assert_array_equal(np.asarray(model.coef_)[:, [d - 2, d - 1, -2, -1]], 0.0)  # they weigh nothing
     model, _ = fit_stacked(_stacked_data(True, seed))
-    assert np.abs(np.asarray(model.coef_)[:, -2:]).max() > 0.1
+    assert np.abs(np.asarray(model.coef_)[:, d - 2 : d]).max() > 0.1
 
 
 @pytest.mark.filterwarnings("ignore::grader.engine.scorer.UnseenQuestionWarning")  # a question it never saw, on purpose

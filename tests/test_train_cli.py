@@ -96,7 +96,7 @@ def test_train_errors_name_the_problem(tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["train", str(write(tmp_path / "c.csv")), "-o", str(tmp_path / "x.json"), "--label-col", "nope"]) == 2
     assert main(["train", str(tmp_path / "c.csv"), "-o", str(tmp_path / "x.json"), "--examples-schedule", "a"]) == 2
-    assert "--examples-schedule must be" in capsys.readouterr().err
+    assert "--examples-schedule must list whole numbers >= 0 or 'all'" in capsys.readouterr().err
 
 
 def test_eval_json_and_table(corpus, tmp_path, capsys):

@@ -28,8 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--learning-curve", default=None, metavar="LIST",
                    help="repeat --examples-per-question at each N, e.g. 0,5,10,20,50")
     p.add_argument("--rubric", default=None, help="take questions from this rubric, matched by question_id")
-    p.add_argument("--examples-schedule", default="0,5,20",
-                   help="graded examples per question simulated when training each fold (default: 0,5,20)")
+    p.add_argument("--examples-schedule", default="0,5,20,all",
+                   help="graded examples per question simulated when training each fold; 'all': every other "
+                        "answer of the question, cross-fitted (default: 0,5,20,all)")
     p.add_argument("--C", type=float, default=None, help="inverse regularisation strength when training (default: 0.1)")
     p.add_argument("--ignore-features", default=None, metavar="LIST",
                    help="signals the combiner gives zero weight (default: q_overlap,ref_minus_q; 'none' for all)")
@@ -72,7 +73,7 @@ def run(args) -> int:
         raise ConfigError("--finetune trains a scorer per fold: add --cv or --train (to grade with a trained scorer "
                           "folder, pass it as --combiner)", field="finetune")
     curve = parse_counts(args.learning_curve, "--learning-curve") if args.learning_curve else ()
-    schedule = parse_counts(args.examples_schedule, "--examples-schedule")
+    schedule = parse_counts(args.examples_schedule, "--examples-schedule", allow_all=True)
     rubric = load_rubric(args.rubric) if args.rubric else None
     concepts = read_concepts(args.concepts) if args.concepts else None
     rows = read_labeled(args.corpus, args)

@@ -5,18 +5,28 @@ from __future__ import annotations
 import json
 
 
-def parse_counts(text: str, option: str) -> tuple[int, ...]:
-    """'0,5,20' -> (0, 5, 20); errors name the option and the value given."""
+def parse_counts(text: str, option: str, allow_all: bool = False) -> tuple:
+    """'0,5,20' -> (0, 5, 20), and 'all' -> 'all' where ``allow_all``; errors name the option and the value."""
     from grader.errors import ConfigError
+    from grader.evaluation.training import ALL
 
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"{option} must be comma-separated whole numbers such as 0,5,20. Got '{text}'.",
-                          field=option) from None
-    if not values or any(v < 0 for v in values):
-        raise ConfigError(f"{option} must list numbers >= 0. Got '{text}'.", field=option)
-    return values
+    allowed = "whole numbers >= 0 or 'all'" if allow_all else "whole numbers >= 0"
+    values = []
+    for v in (v.strip().lower() for v in text.split(",")):
+        if not v:
+            continue
+        if allow_all and v == ALL:
+            values.append(ALL)
+            continue
+        try:
+            values.append(int(v))
+        except ValueError:
+            values = []
+            break
+    if not values or any(v != ALL and v < 0 for v in values):
+        raise ConfigError(f"{option} must list {allowed}, comma-separated such as 0,5,20. Got '{text}'.",
+                          field=option)
+    return tuple(values)
 
 
 def read_labeled(paths, args):
@@ -85,8 +95,9 @@ def add_parser(sub) -> None:
     p.add_argument("--label-col", default=None, help="column holding the human labels (default: label)")
     p.add_argument("--target", choices=["label", "score"], default=None,
                    help="learn labels or points (score/max_score); default: labels when filled, else scores")
-    p.add_argument("--examples-schedule", default="0,5,20",
-                   help="numbers of graded examples per question simulated during training (default: 0,5,20)")
+    p.add_argument("--examples-schedule", default="0,5,20,all",
+                   help="numbers of graded examples per question simulated during training; 'all': every other "
+                        "answer of the question, cross-fitted (default: 0,5,20,all)")
     p.add_argument("--seed", type=int, default=0, help="seed for drawing the simulated examples (default: 0)")
     p.add_argument("--C", type=float, default=None, help="inverse regularisation strength (default: 0.1)")
     p.add_argument("--ignore-features", default=None, metavar="LIST",
@@ -114,7 +125,7 @@ def run(args) -> int:
 
     from grader.cli.common import finetune_config
 
-    schedule = parse_counts(args.examples_schedule, "--examples-schedule")
+    schedule = parse_counts(args.examples_schedule, "--examples-schedule", allow_all=True)
     options = training_options(args)
     out = Path(args.output)
     config = finetune_config(args)

@@ -78,8 +78,9 @@ def estimate_bytes(prepared: PreparedQuestion) -> int:
                 base = base.base  # a view keeps its whole base alive
             buffers[id(base)] = base.nbytes
     words = sum(len(st) for st in stems)
+    model = prepared.example_model.nbytes() if prepared.example_model is not None else 0
     return (sum(buffers.values()) + sum(len(t) + _STR_BYTES for t in texts)
-            + words * (_STR_BYTES + 16) + len(stems) * 216)
+            + words * (_STR_BYTES + 16) + len(stems) * 216 + model)
 
 
 class Grader:

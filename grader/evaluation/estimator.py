@@ -51,10 +51,15 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
         Folds for calibration (grouped by question when ``groups`` is given to ``fit``).
     alpha : float
         Ridge penalty of the grade regression.
+    gate : str | None
+        Name (in ``feature_names``) of a signal in [0, 1] that gates a second set of weights (see
+        :class:`~grader.scoring.combiner.LinearCombiner`); None, or a name not among the signals: one set.
     """
 
-    def __init__(self, C: float = 1.0, class_weight=None, calibrate: bool = True, cv: int = 5, alpha: float = 10.0):
+    def __init__(self, C: float = 1.0, class_weight=None, calibrate: bool = True, cv: int = 5, alpha: float = 10.0,
+                 gate: str | None = None):
         self.C = C
+        self.gate = gate
         self.alpha = alpha
         self.class_weight = class_weight
         self.calibrate = calibrate
@@ -72,10 +77,14 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
             raise ValueError(f"training labels must hold at least 2 classes. Got {list(classes)}.")
         self.n_features_in_ = X.shape[1]
         self.feature_names_ = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(X.shape[1])]
-        self.mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
+        self.gate_ = self.feature_names_.index(self.gate) if self.gate in self.feature_names_ else None
+        if self.gate_ is not None and not ((X[:, self.gate_] >= 0) & (X[:, self.gate_] <= 1)).all():
+            raise ValueError(f"the gate signal '{self.gate}' must lie in [0, 1]")
+        design = self._design(X)
+        self.mean_ = design.mean(axis=0)
+        scale = design.std(axis=0)
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)
-        Z = (X - self.mean_) / self.scale_
+        Z = (design - self.mean_) / self.scale_
         self.coef_, self.intercept_, self.classes_ = self._fit_lr(Z, y)
         self.label_fractions_ = self._label_fractions(y, fractions, X)
         self.temperature_ = 1.0

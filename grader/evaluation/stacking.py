@@ -126,7 +126,8 @@ def stacked(data: Dataset, stack: Stack) -> Dataset:
     keep = [i for i, r in enumerate(data.rows) if id(r) in stack.signals]
     extra = np.array([stack.signals[id(data.rows[i])] for i in keep]).reshape(len(keep), len(CE_SIGNALS))
     return Dataset(np.hstack([data.X[keep], extra]), data.y[keep], data.fractions[keep], data.groups[keep],
-                   [data.rows[i] for i in keep], data.example_count[keep])
+                   [data.rows[i] for i in keep], data.example_count[keep],
+                   data.draws[keep] if len(data.draws) else data.draws)
 
 
 STACKED_FEATURES = (*FEATURES, *CE_SIGNALS)
@@ -136,7 +137,9 @@ def trust(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT
     """Whether the scorer's out-of-fold signals in ``data`` (stacked) improve the combiner on held-out questions.
 
     The combiner is fitted with and without them on folds grouped by question, and the mean log loss
-    of the held-out labels compared: ``{"trusted": bool, "log_loss_with": .., "log_loss_without": ..}``.
+    of the held-out labels compared: they are trusted when they lower it by more than one standard error of
+    the answers' paired differences (a gain that noise signals reach by chance is not one),
+    ``{"trusted": bool, "log_loss_with": .., "log_loss_without": .., "gain_standard_error": ..}``.
     With fewer than two questions, or a fold holding one label, the scorer is trusted (nothing to test it on).
     """
     losses = {}
@@ -152,7 +155,10 @@ def trust(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT
             probabilities.append([proba[k, i] if i is not None else 1e-6 for k, i in enumerate(seen)])
         losses[key] = -np.log(np.clip(np.concatenate(probabilities), 1e-6, 1.0))
     with_, without = (float(np.mean(losses[k])) for k in ("with", "without"))
-    return {"trusted": with_ < without, "log_loss_with": round(with_, 4), "log_loss_without": round(without, 4)}
+    gain = losses["without"] - losses["with"]
+    se = float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else 0.0
+    return {"trusted": float(gain.mean()) > se, "log_loss_with": round(with_, 4),
+            "log_loss_without": round(without, 4), "gain_standard_error": round(se, 4)}
 
 
 def fit_stacked(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=DEFAULT_IGNORED):

@@ -40,6 +40,7 @@ class Dataset:
     groups: np.ndarray  # question id per row
     rows: list[LabeledAnswer] = field(default_factory=list)
     example_count: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    draws: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # schedule entry per row (N or ALL)
 
 
 def resolve_target(rows: list[LabeledAnswer], target: str | None) -> str:
@@ -120,7 +121,7 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
     for i, r in enumerate(pool):
         if pool_classes[i] is not None and r.answer.strip():
             pool_by_q.setdefault(r.question_id, []).append(i)
-    X, y, fr, groups, used, counts = [], [], [], [], [], []
+    X, y, fr, groups, used, counts, draws = [], [], [], [], [], [], []
     for qid, idx in by_q.items():
         question = questions[qid]
         if not isinstance(question, ShortAnswerQuestion):
@@ -129,46 +130,69 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
         encodings = _encodings(grader, [rows[i] for i in idx], on_error)
         for n in example_counts:
             candidates = pool_by_q.get(qid, [])
-            rng = np.random.default_rng(_seed(seed, qid, n))
-            picked = list(rng.choice(candidates, size=min(n, len(candidates)), replace=False)) if n else []
-            examples = [pool[j] for j in picked]
-            q = with_examples(question, examples, target == "label") if examples else question
-            try:
-                prepared = grader.prepare(q)
-            except Exception as exc:  # noqa: BLE001 - reported for every row of the question
-                if on_error is None:
-                    raise
-                for i in idx:
-                    on_error(rows[i], exc)
-                continue
-            known = cache.setdefault(q, {}) if cache is not None else {}
-            skip = {id(pool[j]) for j in picked} if pool is rows else set()
-            for i in idx:
-                r = rows[i]
-                if id(r) in skip or classes[i] is None:
+            for picked, scored in _draws(n, candidates, idx, pool is rows, _seed(seed, qid, n)):
+                examples = [pool[j] for j in picked]
+                q = with_examples(question, examples, target == "label") if examples else question
+                try:
+                    prepared = grader.prepare(q)
+                except Exception as exc:  # noqa: BLE001 - reported for every row of the question
+                    if on_error is None:
+                        raise
+                    for i in scored:
+                        on_error(rows[i], exc)
                     continue
-                text = grader.clip(r.answer)[0]
-                if text not in encodings:  # its encoding failed, and on_error was told
-                    continue
-                features = known.get(text)
-                if features is None:
-                    try:
-                        features = known[text] = answer_signals(prepared, text, encodings[text]).features
-                    except Exception as exc:  # noqa: BLE001 - one row's failure must not lose the others
-                        if on_error is None:
-                            raise
-                        on_error(r, exc)
+                known = cache.setdefault(q, {}) if cache is not None else {}
+                for i in scored:
+                    r = rows[i]
+                    if classes[i] is None:
                         continue
-                X.append(features)
-                y.append(classes[i])
-                fr.append(np.nan if r.fraction is None else r.fraction)
-                groups.append(qid)
-                used.append(r)
-                counts.append(len(examples))
+                    text = grader.clip(r.answer)[0]
+                    if text not in encodings:  # its encoding failed, and on_error was told
+                        continue
+                    features = known.get(text)
+                    if features is None:
+                        try:
+                            features = known[text] = answer_signals(prepared, text, encodings[text]).features
+                        except Exception as exc:  # noqa: BLE001 - one row's failure must not lose the others
+                            if on_error is None:
+                                raise
+                            on_error(r, exc)
+                            continue
+                    X.append(features)
+                    y.append(classes[i])
+                    fr.append(np.nan if r.fraction is None else r.fraction)
+                    groups.append(qid)
+                    used.append(r)
+                    counts.append(len(examples))
+                    draws.append(n)
     if not X:
         raise InputDataError("no row has both a non-empty answer and a target to learn from")
     return Dataset(np.array(X), np.array(y, dtype=object), np.array(fr), np.array(groups, dtype=object), used,
-                   np.array(counts))
+                   np.array(counts), np.array(draws, dtype=object))
+
+
+def _draws(n, candidates: list[int], idx: list[int], same_pool: bool, seed: int):
+    """(example indices in the pool, row indices scored) per draw of ``n`` examples of one question.
+
+    A number draws once: N random candidates become examples and, when the pool is the rows themselves, those
+    rows are not scored. :data:`ALL` cross-fits: the question's rows are split into :data:`ALL_PARTS` parts and
+    each part is scored with every candidate outside it as examples (an instructor who graded all the others).
+    """
+    rng = np.random.default_rng(seed)
+    if n != ALL:
+        picked = [int(j) for j in rng.choice(candidates, size=min(n, len(candidates)), replace=False)] if n else []
+        skip = set(picked) if same_pool else set()
+        yield picked, [i for i in idx if i not in skip]
+        return
+    if not same_pool:
+        yield list(candidates), list(idx)
+        return
+    order = rng.permutation(len(idx))
+    for part in range(ALL_PARTS):
+        scored = [idx[k] for k in order[part::ALL_PARTS]]
+        held = set(scored)
+        if scored:
+            yield [j for j in candidates if j not in held], scored
 
 
 def _encodings(grader: Grader, rows: list[LabeledAnswer], on_error) -> dict:
@@ -202,6 +226,7 @@ def label_fractions_of(rows: list[LabeledAnswer]) -> dict[str, float]:
 # Signals left out of the default combiner: on unseen questions of SAF-en they hurt accuracy and
 # macro-F1 (GroupKFold by question: 0.668/0.643 with them, 0.682/0.665 without; neutral on SAF-de).
 DEFAULT_IGNORED = ("q_overlap", "ref_minus_q")
+GATE = "ex_weight"  # the signal that gates the combiner's second set of weights (many graded examples)
 DEFAULT_C = 0.1
 
 
@@ -221,7 +246,7 @@ def fit_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=
     zero weight while keeping the full ``FEATURES`` layout the engine computes. ``names`` are the
     columns of ``data.X``: ``FEATURES``, followed by a fine-tuned scorer's signals when stacked.
     """
-    combiner = GradeCombiner(C=C, class_weight=class_weight)
+    combiner = GradeCombiner(C=C, class_weight=class_weight, gate=GATE)
     fractions = data.fractions if np.isfinite(data.fractions).any() else None
     X = data.X
     if ignore:
@@ -247,7 +272,9 @@ def training_metadata(data: Dataset, grader: Grader, **extra) -> dict:
     }
 
 
-DEFAULT_EXAMPLE_COUNTS = (0, 5, 20)
+ALL = "all"  # an example count: every other answer of the question (cross-fitted, see _draws)
+ALL_PARTS = 5
+DEFAULT_EXAMPLE_COUNTS = (0, 5, 20, ALL)
 
 
 class CachingEmbedder:
@@ -346,7 +373,7 @@ def validate_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, fo
                       ignore=DEFAULT_IGNORED, names=FEATURES) -> dict:
     """Held-out figures of a combiner trained like ``fit_combiner``, folds grouped by question.
 
-    Reported per number of graded examples the question had (``examples_N``) and overall.
+    Reported per draw of graded examples the question had (``examples_N``, ``examples_all``).
     """
     from grader.evaluation.metrics import label_metrics
 
@@ -360,8 +387,9 @@ def validate_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, fo
         pred[test] = model.classes_[proba.argmax(axis=1)]
         conf[test] = proba.max(axis=1)
     out = {"protocol": f"GroupKFold by question_id, {len(fits)} folds, on training signals"}
-    for n in sorted(set(data.example_count.tolist())):
-        mask = data.example_count == n
+    by = data.draws if len(data.draws) == len(data.y) else data.example_count
+    for n in sorted(set(by.tolist()), key=lambda v: (isinstance(v, str), v)):
+        mask = by == n
         m = label_metrics(data.y[mask], pred[mask], confidence=conf[mask])
         out[f"examples_{n}"] = {k: m[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1", "coverage_at_90",
                                                   "coverage_at_95")}
@@ -393,7 +421,7 @@ def fitted_metadata(data: Dataset, grader: Grader, combiner, rows: list[LabeledA
         labels=[str(c) for c in combiner.classes_],
         label_fractions={str(c): float(f) for c, f in zip(combiner.classes_, combiner.label_fractions_)},
         score_levels=None if levels is None else [float(v) for v in levels],
-        example_counts=[int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
+        example_counts=[n if n == ALL else int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
         ignored_features=list(ignore), corpus_fingerprint=fingerprint, rows_in_file=len(rows),
         rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
                       "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},

@@ -49,7 +49,21 @@ class LinearCombiner:
     fraction of each label), ``feature_names_``, ``mean_``/``scale_`` (standardisation),
     ``coef_``/``intercept_`` and ``temperature_``; the grade regression ``score_coef_``/
     ``score_intercept_`` and its weight ``score_weight_`` (None in older files).
+
+    A combiner with a ``gate_`` (the index of a signal in [0, 1], saved by name) reads every signal twice:
+    as it is and multiplied by the gate. It is two linear models in one, blended by the gate: the grader's
+    gate is ``ex_weight``, so a question graded with many examples gets weights of its own (its examples
+    outweigh its model answer) and a question without any gets the other set. Without a gate (older files)
+    it reads each signal once.
     """
+
+    gate_: int | None = None
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        """The columns the weights apply to: the signals, then (with a gate) the signals times the gate."""
+        if self.gate_ is None:
+            return X
+        return np.hstack([X, X * X[:, self.gate_ : self.gate_ + 1]])
 
     def __init__(self, **params):
         self.params_ = params
@@ -72,7 +86,7 @@ class LinearCombiner:
             raise ValueError(f"X has {X.shape[1]} features, but the combiner expects {self.n_features_in_}.")
         if not np.isfinite(X).all():
             raise ValueError("X contains NaN or infinity.")
-        return ((X - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_
+        return ((self._design(X) - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated class probabilities, columns in ``classes_`` order."""
@@ -95,7 +109,7 @@ class LinearCombiner:
             return expected
         X = np.asarray(X, dtype=np.float64)
         w = self.score_weight_
-        return w * self._score((X - self.mean_) / self.scale_) + (1 - w) * expected
+        return w * self._score((self._design(X) - self.mean_) / self.scale_) + (1 - w) * expected
 
     @property
     def labels_follow_points(self) -> bool:
@@ -129,6 +143,7 @@ class LinearCombiner:
             "format": FORMAT,
             "params": self._params(),
             "feature_names": self.feature_names_,
+            "gate": None if self.gate_ is None else self.feature_names_[self.gate_],
             "classes": [str(c) for c in self.classes_],
             "label_fractions": self.label_fractions_.tolist(),
             "mean": self.mean_.tolist(),
@@ -150,6 +165,8 @@ class LinearCombiner:
         try:
             model = cls(**data["params"])
             model.feature_names_ = list(data["feature_names"])
+            gate = data.get("gate")
+            model.gate_ = None if gate is None else model.feature_names_.index(gate)
             model.classes_ = np.array(data["classes"], dtype=object)
             model.label_fractions_ = np.array(data["label_fractions"], dtype=np.float64)
             model.mean_ = np.array(data["mean"], dtype=np.float64)
@@ -165,7 +182,7 @@ class LinearCombiner:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"combiner file is incomplete or malformed: {exc}", source=source) from None
         model.n_features_in_ = len(model.feature_names_)
-        k, d = len(model.classes_), model.n_features_in_
+        k, d = len(model.classes_), model.n_features_in_ * (1 if model.gate_ is None else 2)
         shapes_ok = (model.coef_.shape == (k, d) and model.intercept_.shape == (k,) and model.mean_.shape == (d,)
                      and model.scale_.shape == (d,) and model.label_fractions_.shape == (k,))
         if model.score_coef_ is not None and model.score_coef_.shape != (d,):
@@ -205,13 +222,42 @@ def extra_signal_names(combiner: LinearCombiner) -> tuple[str, ...]:
     return tuple(combiner.feature_names_[len(FEATURES):])
 
 
+def _widened(combiner: LinearCombiner) -> LinearCombiner:
+    """``combiner`` over the full :data:`FEATURES` layout when it was saved before some signal existed: the
+    signals it never saw get zero weight, so it grades exactly as when it was saved. Others are returned as they
+    are (and refused by the caller when their layout differs otherwise)."""
+    names = list(combiner.feature_names_)
+    if combiner.gate_ is not None:
+        return combiner
+    known = [n for n in names if n in FEATURES]
+    extras = names[len(known):]
+    if known == list(FEATURES) or names[:len(known)] != known or any(n in FEATURES for n in extras) \
+            or known != [n for n in FEATURES if n in known]:
+        return combiner
+    at = [FEATURES.index(n) for n in known] + list(range(len(FEATURES), len(FEATURES) + len(extras)))
+    d = len(FEATURES) + len(extras)
+
+    def spread(values: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(values.shape[:-1] + (d,), fill, dtype=np.float64)
+        out[..., at] = values
+        return out
+
+    combiner.mean_, combiner.scale_ = spread(combiner.mean_, 0.0), spread(combiner.scale_, 1.0)
+    combiner.coef_ = spread(combiner.coef_, 0.0)
+    if combiner.score_coef_ is not None:
+        combiner.score_coef_ = spread(combiner.score_coef_, 0.0)
+    combiner.feature_names_ = [*FEATURES, *extras]
+    combiner.n_features_in_ = d
+    return combiner
+
+
 def load_combiner(path: str | Path | None = None) -> LinearCombiner:
     """The combiner at ``path``, or the default one shipped with grader (``grader/models/default.json``).
 
     Its signals must be :data:`FEATURES`, optionally followed by extra signals that the caller
     supplies at grading time (see :func:`extra_signal_names`).
     """
-    combiner = LinearCombiner.load(path or DEFAULT_COMBINER)
+    combiner = _widened(LinearCombiner.load(path or DEFAULT_COMBINER))
     if list(combiner.feature_names_[:len(FEATURES)]) != list(FEATURES):
         raise ModelError(
             f"combiner was trained on features {combiner.feature_names_}, but this grader computes "

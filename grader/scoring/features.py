@@ -19,6 +19,7 @@ from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneScale, AnswerSpans, Match, TargetSet,
                                     cause_effect, common_roots, content_stem_set, make_targets)
 from grader.scoring.detectors import lists_terms
+from grader.scoring.exemplars import ExampleModel
 from grader.scoring.spelling import spelling_vocabulary
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
@@ -40,9 +41,16 @@ FEATURES = (
     "ex_knn",  # similarity-weighted grade of the nearest graded examples
     "ex_top_sim",  # similarity to the closest top-graded example
     "ex_low_sim",  # similarity to the closest bottom-graded example
+    "ex_lex",  # grade the wording of the question's graded examples predicts (exemplars.py), as log-odds
+    "ex_lex_top",  # log-odds of the top grade by that wording
+    "ex_lex_low",  # log-odds of the bottom grade by that wording
     "has_examples",
     "has_reference",
+    "ex_weight",  # how much the question's graded examples weigh: n / (n + EXAMPLES_HALF); the combiner's gate
 )
+# The number of graded examples at which the combiner weighs a question's examples-based model half (see
+# combiner.LinearCombiner: its second set of weights is scaled by ex_weight).
+EXAMPLES_HALF = 40.0
 KNN = 5
 MAX_ALONE = 12  # clauses of an answer encoded on their own, at most
 # Where on the concepts' own scale (0: the mean cosine between two concepts' phrasings, 1: between two
@@ -70,6 +78,7 @@ class PreparedQuestion:
     example_vectors: np.ndarray  # (n_ex, dim)
     example_fractions: np.ndarray  # (n_ex,)
     has_reference: bool
+    example_model: ExampleModel | None = None  # the examples' wording -> grade
     names: tuple[str, ...] = ()  # the entities the question contrasts (roles.py)
     spelling: dict | None = None  # the question's own longer words -> word family, for misspelt answer words
     # The embedder, to encode an answer's clauses on their own when its encoding came without them (encoded
@@ -182,6 +191,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         example_vectors=ex_vecs if examples else np.zeros((0, vectors.shape[1]), np.float32),
         example_fractions=np.array([f for _, f in examples], dtype=np.float32),
         has_reference=has_reference,
+        example_model=ExampleModel.of([a for a, _ in examples], [f for _, f in examples], ex_vecs),
         names=names,
         encoder=embedder,
     )
@@ -424,6 +434,13 @@ def _alone_clauses(prepared: PreparedQuestion, analysis: Analysis, encoding: Enc
     return ranges, np.concatenate(vectors)
 
 
+def _log_odds(p: float, floor: float = 0.02) -> float:
+    """log(p / (1 - p)) with p kept within [floor, 1 - floor]: a linear combiner reads a confident estimate as
+    a large value, an uncertain one as near 0."""
+    p = min(max(p, floor), 1.0 - floor)
+    return math.log(p / (1.0 - p))
+
+
 def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
                    exclude_example: int | None = None) -> AnswerSignals:
     """Compute the feature vector of one answer (``FEATURES`` order)."""
@@ -469,7 +486,8 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     log_len = math.log1p(len(stems))
     len_ratio = math.log((n_words + 1) / (prepared.reference_words + 1)) if prepared.reference_words else 0.0
 
-    ex_knn = ex_top = ex_low = 0.0
+    ex_knn = ex_top = ex_low = ex_lex = ex_lex_top = ex_lex_low = 0.0
+    n_examples = len(prepared.example_fractions) - (exclude_example is not None)
     has_examples = 0.0
     if len(prepared.example_fractions):
         sims = prepared.example_vectors @ vec
@@ -485,9 +503,13 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
             top, low = fractions.max(), fractions.min()
             ex_top = float(sims[fractions >= top - 1e-9].max())
             ex_low = float(sims[fractions <= low + 1e-9].max()) if low < top else 0.0
+            if prepared.example_model is not None:
+                predicted = prepared.example_model.predict(answer, vec, exclude_example)
+                ex_lex, ex_lex_top, ex_lex_low = map(_log_odds, predicted)
     features = np.array([
         ref_sim, ref_cover, concept_cover, precision, q_sim, ref_sim - q_sim, misconception,
-        lex_recall, lex_precision, q_overlap, log_len, len_ratio, ex_knn, ex_top, ex_low, has_examples,
-        float(prepared.has_reference),
+        lex_recall, lex_precision, q_overlap, log_len, len_ratio, ex_knn, ex_top, ex_low, ex_lex, ex_lex_top,
+        ex_lex_low, has_examples,
+        float(prepared.has_reference), n_examples / (n_examples + EXAMPLES_HALF),
     ], dtype=np.float64)
     return AnswerSignals(features, key_matches, mis_matches, analysis)
