@@ -11,7 +11,7 @@ data=../shared/data
 mkdir -p out/eval
 for pair in "en de" "de en"; do
   set -- $pair
-  "$py" -m grader train "$data/saf_$1/train.csv" -o "out/eval/cross_$1.json" --examples-schedule 0,5,20 --seed 0 \
+  "$py" -m grader train "$data/saf_$1/train.csv" -o "out/eval/cross_$1.json" --examples-schedule 0,5,20,all --seed 0 \
     --no-validate > /dev/null
   echo "trained on SAF-$1, grading SAF-$2:"
   "$py" -m grader eval "$data/saf_$2/train.csv" --combiner "out/eval/cross_$1.json" --seed 0 \

@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec "${PYTHON:-.venv/bin/python}" -m grader train ../shared/data/saf_en/train.csv ../shared/data/saf_de/train.csv \
-  -o grader/models/default.json --examples-schedule 0,5,20 --seed 0 "$@"
+  -o grader/models/default.json --examples-schedule 0,5,20,all --seed 0 "$@"
