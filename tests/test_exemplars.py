@@ -173,3 +173,25 @@ def test_cli_accepts_all_in_the_schedule(tmp_path):
         parse_counts("0,most", "--examples-schedule", allow_all=True)
     with pytest.raises(ConfigError, match="whole numbers >= 0, comma"):
         parse_counts("all", "--learning-curve")
+
+
+@pytest.mark.parametrize("grades", [[1.0, 0.0], [1.0, 0.5, 0.0]])
+def test_grading_applies_the_fitted_models_exactly_as_scikit_learn_does(embedder, grades):
+    """The model's own arithmetic (one answer at a time, without scikit-learn's per-call checks) gives the
+    probabilities and nearest-example cosines of scikit-learn's transform and predict_proba."""
+    from scipy import sparse
+
+    texts = GOOD + BAD
+    fractions = [grades[0]] * len(GOOD) + [grades[-1]] * (len(BAD) - 2) + [grades[len(grades) // 2]] * 2
+    model = ExampleModel.of(texts, fractions, _vectors(embedder, texts))
+    answers = ["Segments are acknowledged and resent when lost.", "UDP is faster.", "Ünïcode — ¿qué? 42 %", "!!"]
+    vectors = _vectors(embedder, answers)
+    rows = model.vectorizer.transform(answers)
+    proba = model.classifier.predict_proba(sparse.hstack([rows, sparse.csr_matrix(vectors)], format="csr"))
+    for k, answer in enumerate(answers):
+        expected = (proba[k] @ model.class_fractions, proba[k][-1], proba[k][0])
+        np.testing.assert_allclose(model.predict(answer, vectors[k]), expected, atol=1e-6)
+    cosines = (rows @ model.matrix.T).toarray()
+    for k, answer in enumerate(answers):
+        cols, values = model._row(answer)
+        np.testing.assert_allclose(model.matrix[:, cols] @ values, cosines[k], atol=1e-6)

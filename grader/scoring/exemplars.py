@@ -39,7 +39,10 @@ class ExampleModel:
         self.fractions = np.asarray(fractions, dtype=np.float64)
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAMS, sublinear_tf=True, lowercase=True,
                                           max_features=MAX_FEATURES, dtype=np.float32)
-        self.matrix = self.vectorizer.fit_transform(texts)
+        self.matrix = self.vectorizer.fit_transform(texts).tocsc()  # columns: an answer's n-grams
+        self._analyze = self.vectorizer.build_analyzer()
+        self._vocabulary = self.vectorizer.vocabulary_
+        self._idf = self.vectorizer.idf_.astype(np.float64)
         self.levels = np.unique(np.round(self.fractions, 6))
         self.classifier = None
         if len(texts) >= MIN_FIT and len(self.levels) >= 2:
@@ -49,6 +52,29 @@ class ExampleModel:
             inputs = sparse.hstack([self.matrix, sparse.csr_matrix(vectors)], format="csr")
             self.classifier = LogisticRegression(C=C, max_iter=1000).fit(inputs, classes)
             self.class_fractions = self.levels[self.classifier.classes_]
+            # Grading applies the weights itself (a sparse dot product): scikit-learn's per-call checks cost
+            # several times the arithmetic for one answer.
+            coef = self.classifier.coef_
+            if coef.shape[0] == 1:  # two grades: one row of logits for the second
+                coef = np.vstack([np.zeros_like(coef), coef])
+                intercept = np.array([0.0, self.classifier.intercept_[0]])
+            else:
+                intercept = self.classifier.intercept_
+            n = self.matrix.shape[1]
+            self._ngram_coef, self._vector_coef, self._intercept = coef[:, :n], coef[:, n:], intercept
+
+    def _row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, values) of ``text``'s tf-idf row, as the fitted vectorizer computes it."""
+        counts: dict[int, int] = {}
+        for gram in self._analyze(text):
+            col = self._vocabulary.get(gram)
+            if col is not None:
+                counts[col] = counts.get(col, 0) + 1
+        if not counts:
+            return np.zeros(0, int), np.zeros(0)
+        cols = np.fromiter(counts, dtype=int, count=len(counts))
+        values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self._idf[cols]
+        return cols, values / np.linalg.norm(values)
 
     @classmethod
     def of(cls, texts: list[str], fractions, vectors: np.ndarray) -> "ExampleModel | None":
@@ -65,14 +91,13 @@ class ExampleModel:
         """(expected grade fraction, chance of the top grade, chance of the bottom grade) of ``text`` (``vector``:
         its unit sentence vector); ``exclude`` (an example's index) grades an example by the others (the
         classifier has seen it, so the nearest-example rule answers)."""
-        row = self.vectorizer.transform([text])
+        cols, values = self._row(text)
         if self.classifier is not None and exclude is None:
-            from scipy import sparse
-
-            p = self.classifier.predict_proba(sparse.hstack([row, sparse.csr_matrix(vector[None, :])],
-                                                            format="csr"))[0]
+            logits = self._ngram_coef[:, cols] @ values + self._vector_coef @ vector + self._intercept
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
             return float(p @ self.class_fractions), float(p[-1]), float(p[0])
-        sims = (self.matrix @ row.T).toarray().ravel()
+        sims = self.matrix[:, cols] @ values
         fractions = self.fractions
         if exclude is not None:
             keep = np.arange(len(sims)) != exclude
