@@ -53,6 +53,21 @@ def test_each_word_is_about_the_entity_its_clause_names_or_the_last_named():
     assert (word_roles(a, ()) == NO_ROLE).all()
 
 
+def test_a_clause_is_about_its_subject_not_what_it_is_compared_with():
+    def roles_of(text, names=("tcp", "udp")):
+        a = analyze(text)
+        return {w.norm: int(r) for w, r in zip(a.words, word_roles(a, names))}
+
+    assert roles_of("TCP has more overhead than UDP")["overhead"] == 0
+    assert roles_of("UDP is faster compared with TCP")["faster"] == 1
+    assert roles_of("TCP braucht mehr Zeit als UDP")["zeit"] == 0
+    # "rather than" contrasts two claims, and a clause that names both as subjects is about both.
+    assert roles_of("TCP rather than UDP retransmits")["retransmits"] == ALL_ROLES
+    assert roles_of("TCP and UDP use ports")["ports"] == ALL_ROLES
+    # Both compared with a third thing: still about both.
+    assert roles_of("TCP and UDP are slower than shared memory")["slower"] == ALL_ROLES
+
+
 def test_contrast_pairs_come_from_the_reference():
     pairs = contrast_pairs([analyze("The value is stored additively rather than multiplicatively."),
                             analyze("Heat flows in, not out, and the model stays linear.")])

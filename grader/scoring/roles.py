@@ -174,19 +174,52 @@ def _entity_key(norm: str) -> str:
     return norm
 
 
+# Words after which an entity is what the clause measures its subject against, not its subject: "the LSTM has
+# more parameters than the RNN", "compared with the RNN", "mehr Parameter als das RNN".
+_MEASURED_AGAINST = frozenset({("than",), ("compared", "to"), ("compared", "with"), ("in", "comparison", "to"),
+                               ("in", "comparison", "with"), ("im", "vergleich", "zu"), ("verglichen", "mit")})
+_COMPARATIVE_AS = frozenset({"mehr", "weniger", "besser", "schlechter", "größer", "kleiner", "länger", "kürzer"})
+_MEASURED_GAP = 3  # words between the cue and the entity at most ("than a plain vanilla RNN")
+
+
+def _measured_against(words, s: int, e: int) -> set[int]:
+    """Indices of the words in clause [s, e) that follow a comparison cue closely: the object of a comparison.
+    "rather than" is a contrast (roles.py's pairs), not a comparison; German "als" counts after a comparative."""
+    out: set[int] = set()
+    norms = [w.norm for w in words[s:e]]
+    for i, norm in enumerate(norms):
+        after = None
+        for cue in _MEASURED_AGAINST:
+            if tuple(norms[i : i + len(cue)]) == cue and not (cue == ("than",) and i and norms[i - 1] == "rather"):
+                after = i + len(cue)
+        if norm == "als" and any(n in _COMPARATIVE_AS for n in norms[max(0, i - 4) : i]):
+            after = i + 1
+        if after is not None:
+            out.update(range(s + after, min(e, s + after + _MEASURED_GAP + 1)))
+    return out
+
+
 def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
     """The role of every word: the index of the entity its clause is about, ``NO_ROLE`` or ``ALL_ROLES``.
 
-    A clause that names one entity is about it; one that names several is about all of them;
-    one that names none continues the text's last named entity (before any: ``NO_ROLE``).
+    A clause that names one entity is about it; one that names several is about all of them, unless
+    all but one are what it compares against ("the LSTM has more parameters than the RNN" is about the
+    LSTM); one that names none continues the text's last named entity (before any: ``NO_ROLE``).
     """
     roles = np.full(len(analysis.words), NO_ROLE, dtype=np.int64)
     if not names:
         return roles
     index = {n: i for i, n in enumerate(names)}
     current = NO_ROLE
+    words = analysis.words
     for s, e in analysis.clauses:
-        named = {index[k] for k in (_entity_key(w.norm) for w in analysis.words[s:e]) if k in index}
+        found = [(j, index[k]) for j, k in enumerate((_entity_key(w.norm) for w in words[s:e]), start=s) if k in index]
+        named = {role for _, role in found}
+        if len(named) > 1:
+            against = _measured_against(words, s, e)
+            subjects = {role for j, role in found if j not in against}
+            if len(subjects) == 1:
+                named = subjects
         if len(named) == 1:
             current = named.pop()
         elif named:
