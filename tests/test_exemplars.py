@@ -107,6 +107,42 @@ def test_a_gated_combiner_learns_a_second_set_of_weights_and_round_trips():
         LinearCombiner.from_dict(broken)
 
 
+def test_the_gated_weights_take_a_penalty_of_their_own():
+    """gate_C regularises the gated weights less: their standardised columns spread sqrt(gate_C / C) wide, so
+    they grow larger than under C alone while the ungated weights stay as they were; the file needs nothing new."""
+    X, y, groups = _gated_data()
+    names = ("a", "b", "g")
+    same = GradeCombiner(C=0.05, gate="g").fit(X, y, groups=groups, feature_names=names)
+    loose = GradeCombiner(C=0.05, gate="g", gate_C=5.0).fit(X, y, groups=groups, feature_names=names)
+    np.testing.assert_allclose(loose.scale_[3:] * 10.0, same.scale_[3:])
+    np.testing.assert_allclose(loose.scale_[:3], same.scale_[:3])
+    raw = lambda m: m.coef_ / m.scale_  # weights on the unstandardised design
+    assert np.abs(raw(loose)[:, 3:]).sum() > 1.5 * np.abs(raw(same)[:, 3:]).sum()
+    again = LinearCombiner.from_dict(json.loads(json.dumps(loose.to_dict())))
+    np.testing.assert_allclose(again.predict_proba(X), loose.predict_proba(X))
+    with pytest.raises(ValueError, match="gate_C"):
+        GradeCombiner(gate="g", gate_C=0.0).fit(X, y, feature_names=names)
+
+
+def test_many_grade_levels_pool_into_bins_of_about_equal_counts(embedder):
+    """An averaged score (a dozen levels) gets one regression per step between at most MAX_BINS bins, whose
+    edges fall between levels; each bin stands for its examples' mean grade, in order."""
+    from grader.scoring.exemplars import MAX_BINS, _bins
+
+    levels = np.round(np.arange(13) / 12, 6)
+    grades = np.repeat(levels, [1, 1, 2, 3, 3, 4, 2, 2, 5, 3, 2, 1, 1])
+    bins = _bins(grades, levels)
+    assert bins.max() + 1 == MAX_BINS and (np.diff(bins[np.argsort(grades, kind="stable")]) >= 0).all()
+    assert all(len(set(bins[grades == v])) == 1 for v in levels)  # a level never straddles two bins
+    assert np.bincount(bins).min() >= 2
+    np.testing.assert_array_equal(_bins(np.array([0.0, 0.5, 1.0, 1.0]), np.array([0.0, 0.5, 1.0])), [0, 1, 2, 2])
+    texts = (GOOD + BAD) * 2
+    model = ExampleModel.of(texts, grades[: len(texts)], _vectors(embedder, texts))
+    assert len(model.classifier) == MAX_BINS - 1 and (np.diff(model.class_fractions) > 0).all()
+    expected, top, bottom = model.predict(GOOD[0], _vectors(embedder, [GOOD[0]])[0])
+    assert 0.0 <= expected <= 1.0 and 0.0 <= top <= 1.0 and 0.0 <= bottom <= 1.0
+
+
 def test_a_combiner_saved_before_the_example_signals_grades_as_before(tmp_path):
     """A combiner file whose signals lack the newer ones gives those zero weight."""
     rng = np.random.default_rng(0)
@@ -187,7 +223,11 @@ def test_grading_applies_the_fitted_models_exactly_as_scikit_learn_does(embedder
     answers = ["Segments are acknowledged and resent when lost.", "UDP is faster.", "Ünïcode — ¿qué? 42 %", "!!"]
     vectors = _vectors(embedder, answers)
     rows = model.vectorizer.transform(answers)
-    proba = model.classifier.predict_proba(sparse.hstack([rows, sparse.csr_matrix(vectors)], format="csr"))
+    inputs = sparse.hstack([rows, sparse.csr_matrix(vectors)], format="csr")
+    above = np.column_stack([step.predict_proba(inputs)[:, 1] for step in model.classifier])
+    above = np.minimum.accumulate(above, axis=1)
+    proba = -np.diff(np.hstack([np.ones((len(answers), 1)), above, np.zeros((len(answers), 1))]), axis=1)
+    assert len(model.classifier) == len(grades) - 1 and np.allclose(proba.sum(axis=1), 1.0)
     for k, answer in enumerate(answers):
         expected = (proba[k] @ model.class_fractions, proba[k][-1], proba[k][0])
         np.testing.assert_allclose(model.predict(answer, vectors[k]), expected, atol=1e-6)
