@@ -30,7 +30,7 @@ def _data(seed=0, n=300):
 def test_sklearn_contract():
     model = GradeCombiner(C=0.5)
     assert model.get_params() == {"C": 0.5, "class_weight": None, "calibrate": True, "cv": 5, "alpha": 10.0,
-                                  "gate": None, "gate_C": None}
+                                  "gate": None}
     assert not hasattr(model, "coef_")
     with pytest.raises(NotFittedError):
         model.predict(np.zeros((1, 4)))

@@ -107,23 +107,6 @@ def test_a_gated_combiner_learns_a_second_set_of_weights_and_round_trips():
         LinearCombiner.from_dict(broken)
 
 
-def test_the_gated_weights_take_a_penalty_of_their_own():
-    """gate_C regularises the gated weights less: their standardised columns spread sqrt(gate_C / C) wide, so
-    they grow larger than under C alone while the ungated weights stay as they were; the file needs nothing new."""
-    X, y, groups = _gated_data()
-    names = ("a", "b", "g")
-    same = GradeCombiner(C=0.05, gate="g").fit(X, y, groups=groups, feature_names=names)
-    loose = GradeCombiner(C=0.05, gate="g", gate_C=5.0).fit(X, y, groups=groups, feature_names=names)
-    np.testing.assert_allclose(loose.scale_[3:] * 10.0, same.scale_[3:])
-    np.testing.assert_allclose(loose.scale_[:3], same.scale_[:3])
-    raw = lambda m: m.coef_ / m.scale_  # weights on the unstandardised design
-    assert np.abs(raw(loose)[:, 3:]).sum() > 1.5 * np.abs(raw(same)[:, 3:]).sum()
-    again = LinearCombiner.from_dict(json.loads(json.dumps(loose.to_dict())))
-    np.testing.assert_allclose(again.predict_proba(X), loose.predict_proba(X))
-    with pytest.raises(ValueError, match="gate_C"):
-        GradeCombiner(gate="g", gate_C=0.0).fit(X, y, feature_names=names)
-
-
 def test_many_grade_levels_pool_into_bins_of_about_equal_counts(embedder):
     """An averaged score (a dozen levels) gets one regression per step between at most MAX_BINS bins, whose
     edges fall between levels; each bin stands for its examples' mean grade, in order."""

@@ -54,17 +54,12 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
     gate : str | None
         Name (in ``feature_names``) of a signal in [0, 1] that gates a second set of weights (see
         :class:`~grader.scoring.combiner.LinearCombiner`); None, or a name not among the signals: one set.
-    gate_C : float | None
-        Inverse regularisation strength of the gated weights (default: ``C``). The gated columns are
-        standardised to a spread of sqrt(gate_C / C) instead of 1, which is the same model as a penalty of its
-        own on their weights, and needs nothing new in the saved file (it is in ``scale_``).
     """
 
     def __init__(self, C: float = 1.0, class_weight=None, calibrate: bool = True, cv: int = 5, alpha: float = 10.0,
-                 gate: str | None = None, gate_C: float | None = None):
+                 gate: str | None = None):
         self.C = C
         self.gate = gate
-        self.gate_C = gate_C
         self.alpha = alpha
         self.class_weight = class_weight
         self.calibrate = calibrate
@@ -76,8 +71,6 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
         X, y = check_X_y(X, y, dtype=np.float64, y_numeric=False)
         if self.C <= 0:
             raise ValueError(f"`C` must be > 0. Got {self.C}.")
-        if self.gate_C is not None and not self.gate_C > 0:
-            raise ValueError(f"`gate_C` must be > 0. Got {self.gate_C}.")
         y = np.asarray([str(v) for v in y], dtype=object)
         classes = np.unique(y)
         if len(classes) < 2:
@@ -91,8 +84,6 @@ class GradeCombiner(ClassifierMixin, BaseEstimator, LinearCombiner):
         self.mean_ = design.mean(axis=0)
         scale = design.std(axis=0)
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)
-        if self.gate_ is not None and self.gate_C is not None:
-            self.scale_[self.n_features_in_ :] /= math.sqrt(self.gate_C / self.C)
         Z = (design - self.mean_) / self.scale_
         self.coef_, self.intercept_, self.classes_ = self._fit_lr(Z, y)
         self.label_fractions_ = self._label_fractions(y, fractions, X)

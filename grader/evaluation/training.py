@@ -228,11 +228,6 @@ def label_fractions_of(rows: list[LabeledAnswer]) -> dict[str, float]:
 DEFAULT_IGNORED = ("q_overlap", "ref_minus_q")
 GATE = "ex_weight"  # the signal that gates the combiner's second set of weights (many graded examples)
 DEFAULT_C = 0.1
-# The gated weights (a question's examples) are regularised less than the others. SAF, 5 folds of unseen answers
-# (which the gated weights decide), en / de accuracy: 0.796 / 0.811 with C for every weight, 0.797 / 0.812 with
-# GATE_C (0.800 / 0.806 and 0.806 / 0.806 with the folds of seed 1); C = 1 for every weight gave 0.800 / 0.811 but
-# cost a point on unseen questions (0.672 -> 0.662), which the ungated weights decide.
-GATE_C = 1.0
 
 
 def check_feature_names(names, allowed=FEATURES) -> tuple[str, ...]:
@@ -251,7 +246,7 @@ def fit_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=
     zero weight while keeping the full ``FEATURES`` layout the engine computes. ``names`` are the
     columns of ``data.X``: ``FEATURES``, followed by a fine-tuned scorer's signals when stacked.
     """
-    combiner = GradeCombiner(C=C, class_weight=class_weight, gate=GATE, gate_C=max(C, GATE_C))
+    combiner = GradeCombiner(C=C, class_weight=class_weight, gate=GATE)
     fractions = data.fractions if np.isfinite(data.fractions).any() else None
     X = data.X
     if ignore:
