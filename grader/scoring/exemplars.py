@@ -125,8 +125,8 @@ class ExampleModel:
         """Memory held: the examples' n-gram matrix, the vocabulary and the classifier's weights."""
         total = self.matrix.data.nbytes + self.matrix.indices.nbytes + self.matrix.indptr.nbytes
         total += sum(len(k) * 2 + 64 for k in self.vectorizer.vocabulary_)
-        if self.classifier is not None:
-            total += self._ngram_coef.nbytes + self._vector_coef.nbytes
+        if self.classifier is not None:  # the steps' own weights, and the stacked copy grading reads
+            total += sum(m.coef_.nbytes for m in self.classifier) + self._ngram_coef.nbytes + self._vector_coef.nbytes
         return total
 
 
