@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grader.evaluation.corpus import LabeledAnswer
 from grader.evaluation.estimator import GradeCombiner
@@ -218,3 +220,22 @@ def test_grading_applies_the_fitted_models_exactly_as_scikit_learn_does(embedder
     for k, answer in enumerate(answers):
         cols, values = model._row(answer)
         np.testing.assert_allclose(model.matrix[:, cols] @ values, cosines[k], atol=1e-6)
+
+
+@given(st.lists(st.sampled_from([i / 20 for i in range(21)]), min_size=2, max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_grade_bins_keep_order_and_never_split_a_level(grades):
+    """For any grades: levels map to bins in order, no bin is empty, there are at most MAX_BINS of them, and
+    as many as levels when the levels are few."""
+    from grader.scoring.exemplars import MAX_BINS, _bins
+
+    grades = np.round(np.array(grades), 6)
+    levels = np.unique(grades)
+    bins = _bins(grades, levels)
+    of_level = [set(bins[grades == v].tolist()) for v in levels]
+    assert all(len(b) == 1 for b in of_level)
+    order = [b.pop() for b in of_level]
+    assert order == sorted(order) and order[0] == 0
+    assert set(order) == set(range(bins.max() + 1))  # no empty bin
+    assert bins.max() + 1 == len(levels) if len(levels) <= MAX_BINS else 2 <= bins.max() + 1 <= MAX_BINS
+
