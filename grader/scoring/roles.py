@@ -184,7 +184,7 @@ _MEASURED_GAP = 3  # words between the cue and the entity at most ("than a plain
 
 def _measured_against(words, s: int, e: int) -> set[int]:
     """Indices of the words in clause [s, e) that follow a comparison cue closely: the object of a comparison.
-    "rather than" is a contrast (roles.py's pairs), not a comparison; German "als" counts after a comparative."""
+    "rather than" is a contrast (:func:`contrast_pairs`), not a comparison; German "als" counts after a comparative."""
     out: set[int] = set()
     norms = [w.norm for w in words[s:e]]
     for i, norm in enumerate(norms):
