@@ -35,7 +35,7 @@ def _vectors(embedder, texts):
 def test_classifier_reads_wording_of_graded_examples(embedder):
     texts = GOOD + BAD
     model = ExampleModel.of(texts, [1.0] * len(GOOD) + [0.0] * len(BAD), _vectors(embedder, texts))
-    assert len(texts) >= MIN_FIT and model.classifier is not None
+    assert len(texts) >= MIN_FIT and model.steps == 1
     good = "The sender retransmits segments that were never acknowledged, tracked by sequence number."
     bad = "It is reliable because it broadcasts to all hosts without headers."
     g, b = (model.predict(t, _vectors(embedder, [t])[0]) for t in (good, bad))
@@ -46,7 +46,7 @@ def test_classifier_reads_wording_of_graded_examples(embedder):
 def test_few_examples_use_the_nearest_and_exclude_grades_an_example_by_the_others(embedder):
     texts = [GOOD[0], BAD[0], BAD[1]]
     model = ExampleModel.of(texts, [1.0, 0.0, 0.0], _vectors(embedder, texts))
-    assert model.classifier is None
+    assert model.steps == 0
     vec = _vectors(embedder, [GOOD[0]])[0]
     assert model.predict(GOOD[0], vec)[0] > 0.5  # nearest is itself
     assert model.predict(GOOD[0], vec, exclude=0) == (0.0, 0.0, 1.0)  # only the two bad ones are left
@@ -123,7 +123,7 @@ def test_many_grade_levels_pool_into_bins_of_about_equal_counts(embedder):
     np.testing.assert_array_equal(_bins(np.array([0.0, 0.5, 1.0, 1.0]), np.array([0.0, 0.5, 1.0])), [0, 1, 2, 2])
     texts = (GOOD + BAD) * 2
     model = ExampleModel.of(texts, grades[: len(texts)], _vectors(embedder, texts))
-    assert len(model.classifier) == MAX_BINS - 1 and (np.diff(model.class_fractions) > 0).all()
+    assert model.steps == MAX_BINS - 1 and (np.diff(model.class_fractions) > 0).all()
     expected, top, bottom = model.predict(GOOD[0], _vectors(embedder, [GOOD[0]])[0])
     assert 0.0 <= expected <= 1.0 and 0.0 <= top <= 1.0 and 0.0 <= bottom <= 1.0
 
@@ -208,11 +208,21 @@ def test_grading_applies_the_fitted_models_exactly_as_scikit_learn_does(embedder
     answers = ["Segments are acknowledged and resent when lost.", "UDP is faster.", "Ünïcode — ¿qué? 42 %", "!!"]
     vectors = _vectors(embedder, answers)
     rows = model.vectorizer.transform(answers)
+    # scikit-learn's own fits of each step, on the inputs the model fitted its steps on
+    from sklearn.linear_model import LogisticRegression
+
+    from grader.scoring.exemplars import C, _bins
+
+    rounded = np.round(np.asarray(fractions), 6)
+    bins = _bins(rounded, np.unique(rounded))
+    fitted = sparse.hstack([model.vectorizer.transform(texts), sparse.csr_matrix(_vectors(embedder, texts))],
+                           format="csr")
     inputs = sparse.hstack([rows, sparse.csr_matrix(vectors)], format="csr")
-    above = np.column_stack([step.predict_proba(inputs)[:, 1] for step in model.classifier])
+    steps = [LogisticRegression(C=C, max_iter=1000).fit(fitted, bins >= step) for step in range(1, len(grades))]
+    above = np.column_stack([step.predict_proba(inputs)[:, 1] for step in steps])
     above = np.minimum.accumulate(above, axis=1)
     proba = -np.diff(np.hstack([np.ones((len(answers), 1)), above, np.zeros((len(answers), 1))]), axis=1)
-    assert len(model.classifier) == len(grades) - 1 and np.allclose(proba.sum(axis=1), 1.0)
+    assert model.steps == len(grades) - 1 and np.allclose(proba.sum(axis=1), 1.0)
     for k, answer in enumerate(answers):
         expected = (proba[k] @ model.class_fractions, proba[k][-1], proba[k][0])
         np.testing.assert_allclose(model.predict(answer, vectors[k]), expected, atol=1e-6)

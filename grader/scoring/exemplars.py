@@ -50,23 +50,26 @@ class ExampleModel:
         self._analyze = self.vectorizer.build_analyzer()
         self._vocabulary = self.vectorizer.vocabulary_
         self._idf = self.vectorizer.idf_.astype(np.float64)
-        self.levels = np.unique(np.round(self.fractions, 6))
-        self.classifier = None
+        grades = np.round(self.fractions, 6)
+        self.levels = np.unique(grades)
+        self.steps = 0  # fitted step regressions; 0: the nearest examples answer
         if len(texts) >= MIN_FIT and len(self.levels) >= 2:
             from sklearn.linear_model import LogisticRegression
 
-            bins = _bins(np.round(self.fractions, 6), self.levels)
+            bins = _bins(grades, self.levels)
             # The grade each bin stands for: its examples' mean.
             self.class_fractions = np.array([self.fractions[bins == b].mean() for b in range(bins.max() + 1)])
             inputs = sparse.hstack([self.matrix, sparse.csr_matrix(vectors)], format="csr")
-            # One regression per step: the chance of a bin above it. Grading applies the weights itself (a sparse
-            # dot product): scikit-learn's per-call checks cost several times the arithmetic for one answer.
-            self.classifier = [LogisticRegression(C=C, max_iter=1000).fit(inputs, bins >= step)
-                               for step in range(1, len(self.class_fractions))]
-            coef = np.vstack([m.coef_ for m in self.classifier])
+            # One regression per step: the chance of a bin above it. Only the weights are kept: grading applies
+            # them itself (a sparse dot product), as scikit-learn's per-call checks cost several times the
+            # arithmetic for one answer.
+            fits = [LogisticRegression(C=C, max_iter=1000).fit(inputs, bins >= step)
+                    for step in range(1, len(self.class_fractions))]
+            coef = np.vstack([m.coef_ for m in fits])
             n = self.matrix.shape[1]
             self._ngram_coef, self._vector_coef = coef[:, :n], coef[:, n:]
-            self._intercept = np.array([m.intercept_[0] for m in self.classifier])
+            self._intercept = np.array([m.intercept_[0] for m in fits])
+            self.steps = len(fits)
 
     def bin_probabilities(self, cols: np.ndarray, values: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The fitted model's chance of each grade bin for an answer's tf-idf row (``cols``, ``values``) and
@@ -104,7 +107,7 @@ class ExampleModel:
         its unit sentence vector); ``exclude`` (an example's index) grades an example by the others (the
         classifier has seen it, so the nearest-example rule answers)."""
         cols, values = self._row(text)
-        if self.classifier is not None and exclude is None:
+        if self.steps and exclude is None:
             p = self.bin_probabilities(cols, values, vector)
             return float(p @ self.class_fractions), float(p[-1]), float(p[0])
         sims = self.matrix[:, cols] @ values
@@ -125,8 +128,8 @@ class ExampleModel:
         """Memory held: the examples' n-gram matrix, the vocabulary and the classifier's weights."""
         total = self.matrix.data.nbytes + self.matrix.indices.nbytes + self.matrix.indptr.nbytes
         total += sum(len(k) * 2 + 64 for k in self.vectorizer.vocabulary_)
-        if self.classifier is not None:  # the steps' own weights, and the stacked copy grading reads
-            total += sum(m.coef_.nbytes for m in self.classifier) + self._ngram_coef.nbytes + self._vector_coef.nbytes
+        if self.steps:
+            total += self._ngram_coef.nbytes + self._vector_coef.nbytes
         return total
 
 
