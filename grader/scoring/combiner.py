@@ -231,8 +231,8 @@ def _widened(combiner: LinearCombiner) -> LinearCombiner:
         return combiner
     known = [n for n in names if n in FEATURES]
     extras = names[len(known):]
-    if known == list(FEATURES) or names[:len(known)] != known or any(n in FEATURES for n in extras) \
-            or known != [n for n in FEATURES if n in known]:
+    # The known signals must lead, once each and in FEATURES order (then no extra signal is a known one).
+    if known == list(FEATURES) or names[:len(known)] != known or known != [n for n in FEATURES if n in known]:
         return combiner
     at = [FEATURES.index(n) for n in known] + list(range(len(FEATURES), len(FEATURES) + len(extras)))
     d = len(FEATURES) + len(extras)
