@@ -2,9 +2,10 @@
 
 For every question of a corpus in the shared format, N of its answers become graded examples
 (:class:`grader.scoring.exemplars.ExampleModel`) and the rest are graded by the model. Prints,
-per N, the median time to fit a question's model, the median time per answer, and the model's
-memory. The answers' sentence vectors are computed before the clock starts (grading shares
-them with every other signal).
+per N, the median time a question's preparation takes longer with the examples than without
+(computing the examples' signals and fitting their model), the median time to apply the model
+to an answer, and the model's memory. Every text is encoded before the clock starts (grading
+shares the encodings with every other signal).
 
     .venv/bin/python bench/examples_model.py                      # ../shared/data/saf_en/train.csv
     .venv/bin/python bench/examples_model.py CORPUS --examples 10,40,100
@@ -21,43 +22,55 @@ from pathlib import Path
 import numpy as np
 
 from grader.encoding.registry import get_embedder
-from grader.evaluation.corpus import read_corpus
-from grader.scoring.exemplars import ExampleModel
+from grader.evaluation.corpus import build_questions, read_corpus
+from grader.evaluation.training import CachingEmbedder, label_fractions_of, with_examples
+from grader.scoring.features import EXAMPLE_SIGNAL_AT, answer_signals, prepare_question
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "saf_en" / "train.csv"
 
 
+def _prepare_ms(question, embedder, fractions) -> float:
+    start = time.perf_counter()
+    prepare_question(question, embedder, "auto", fractions)
+    return 1000 * (time.perf_counter() - start)
+
+
 def run(corpus: Path, counts: list[int], seed: int = 0) -> list[dict]:
     rows = [r for r in read_corpus(corpus) if r.answer.strip() and (r.fraction is not None or r.label)]
-    means = {}
-    for r in rows:
-        if r.label and r.fraction is not None:
-            means.setdefault(r.label, []).append(r.fraction)
-    grade = {r_id: float(np.mean(v)) for r_id, v in means.items()}
-    embedder = get_embedder()
-    vectors = np.asarray(embedder.encode([r.answer for r in rows]), dtype=np.float32)
+    questions = build_questions(rows)
+    fractions = label_fractions_of(rows)
+    embedder = CachingEmbedder(get_embedder())
+    embedder.warm([r.answer for r in rows] + [t for q in questions.values() for t in (q.prompt, *q.reference_answers)])
     by_q: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         by_q.setdefault(r.question_id, []).append(i)
+    # Each answer's own signals against its question (what the examples' model reads beside the wording).
+    own = {}
+    for qid, idx in by_q.items():
+        prepared = prepare_question(questions[qid], embedder, "auto", fractions)
+        for i, enc in zip(idx, embedder.encode_tokens([rows[i].answer for i in idx])):
+            own[i] = answer_signals(prepared, rows[i].answer, enc).features[EXAMPLE_SIGNAL_AT]
     rng = np.random.default_rng(seed)
     out = []
     for n in counts:
         fits, per_answer, sizes = [], [], []
-        for idx in by_q.values():
+        for qid, idx in by_q.items():
             if len(idx) <= n:
                 continue
             order = rng.permutation(idx)
             ex, rest = order[:n], order[n:]
-            fractions = [rows[i].fraction if rows[i].fraction is not None else grade[rows[i].label] for i in ex]
+            question = questions[qid]
+            graded = with_examples(question, [rows[i] for i in ex], label_target=rows[ex[0]].fraction is None)
+            _prepare_ms(graded, embedder, fractions)  # first call: the clause encoder and caches warm up
+            fits.append(_prepare_ms(graded, embedder, fractions) - _prepare_ms(question, embedder, fractions))
+            model = prepare_question(graded, embedder, "auto", fractions).example_model
+            vectors = embedder.encode([rows[i].answer for i in rest])
             start = time.perf_counter()
-            model = ExampleModel.of([rows[i].answer for i in ex], fractions, vectors[ex])
-            fits.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            for i in rest:
-                model.predict(rows[i].answer, vectors[i])
+            for i, vec in zip(rest, vectors):
+                model.predict(rows[i].answer, vec, signals=own[i])
             per_answer.append((time.perf_counter() - start) / len(rest))
             sizes.append(model.nbytes())
-        out.append({"examples": n, "questions": len(fits), "fit_ms": 1000 * float(np.median(fits)),
+        out.append({"examples": n, "questions": len(fits), "fit_ms": float(np.median(fits)),
                     "per_answer_ms": 1000 * float(np.median(per_answer)), "model_kb": float(np.median(sizes)) / 1024})
     return out
 
@@ -68,9 +81,9 @@ def main() -> None:
     p.add_argument("--examples", default="5,20,60", help="graded examples per question (default: 5,20,60)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    print("examples  questions  fit ms (median)  ms per answer (median)  model KB (median)")
+    print("examples  questions  prepare +ms (median)  ms per answer (median)  model KB (median)")
     for r in run(args.corpus, [int(v) for v in args.examples.split(",")], args.seed):
-        print(f"{r['examples']:>8}  {r['questions']:>9}  {r['fit_ms']:>15.1f}  {r['per_answer_ms']:>22.3f}  "
+        print(f"{r['examples']:>8}  {r['questions']:>9}  {r['fit_ms']:>20.1f}  {r['per_answer_ms']:>22.3f}  "
               f"{r['model_kb']:>17.0f}")
 
 

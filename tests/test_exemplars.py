@@ -80,6 +80,41 @@ def test_signals_of_a_question_with_and_without_examples(grader):
     assert estimate_bytes(prepared) > estimate_bytes(grader.prepare(base)) + prepared.example_model.nbytes()
 
 
+
+def test_the_examples_model_reads_the_answers_signals_when_given(embedder):
+    """Same wording, grades that follow a signal: the model fitted with the signals learns them, and asks for them."""
+    texts = GOOD + BAD
+    grades = np.array([1.0, 0.0] * (len(texts) // 2))  # unrelated to the wording
+    signals = np.column_stack([grades * 0.5 + 0.2, np.linspace(0, 1, len(texts))])  # the first tells the grade
+    vectors = _vectors(embedder, texts)
+    model = ExampleModel.of(texts, grades, vectors, signals)
+    assert model.reads_signals and not ExampleModel.of(texts, grades, vectors).reads_signals
+    text = "TCP makes sure that data arrives."
+    vector = _vectors(embedder, [text])[0]
+    high, low = (model.predict(text, vector, signals=np.array([v, 0.5]))[0] for v in (0.7, 0.2))
+    assert high > 0.7 and low < 0.45 and high - low > 0.3
+    with pytest.raises(ValueError, match="signals"):
+        model.predict(GOOD[0], vectors[0])
+    assert model.nbytes() > ExampleModel.of(texts, grades, vectors).nbytes()
+
+
+def test_a_prepared_question_fits_its_examples_on_the_signals_grading_computes(grader):
+    from grader.scoring.features import EXAMPLE_SIGNALS
+
+    base = ShortAnswerQuestion(id="tcp", prompt="Why is TCP reliable?", max_points=1.0,
+                               reference_answers=("TCP uses sequence numbers, acknowledgements and retransmission.",))
+    examples = tuple([GradedExample(answer=t, points=1.0) for t in GOOD] +
+                     [GradedExample(answer=t, points=0.0) for t in BAD])
+    model = grader.prepare(base.model_copy(update={"examples": examples})).example_model
+    assert model.reads_signals
+    own = np.array([[dict(zip(FEATURES, s.features))[n] for n in EXAMPLE_SIGNALS]
+                    for s in grader.signals(base, GOOD + BAD)])
+    np.testing.assert_allclose(model._signal_mean, own.mean(axis=0), atol=1e-6)
+    # Without a model answer the best examples stand in for one: their signals against themselves are not read.
+    bare = base.model_copy(update={"examples": examples, "reference_answers": ()})
+    assert not grader.prepare(bare).example_model.reads_signals
+
+
 def _gated_data(n=600, seed=0):
     """Label follows signal a without examples (gate 0) and signal b with many (gate 1)."""
     rng = np.random.default_rng(seed)

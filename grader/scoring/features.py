@@ -19,7 +19,7 @@ from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneScale, AnswerSpans, Match, TargetSet,
                                     cause_effect, common_roots, content_stem_set, make_targets)
 from grader.scoring.detectors import lists_terms
-from grader.scoring.exemplars import ExampleModel
+from grader.scoring.exemplars import MIN_FIT, ExampleModel
 from grader.scoring.spelling import spelling_vocabulary
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
@@ -52,6 +52,11 @@ FEATURES = (
 # combiner.LinearCombiner: its second set of weights is scaled by ex_weight).
 EXAMPLES_HALF = 40.0
 KNN = 5
+# The signals a question's examples' model reads beside the wording (exemplars.py): what the answer says of the
+# model answer and how long it is.
+EXAMPLE_SIGNALS = ("ref_sim", "ref_cover", "concept_cover", "answer_precision", "misconception", "lex_recall",
+                   "lex_precision", "log_len", "len_ratio")
+EXAMPLE_SIGNAL_AT = [FEATURES.index(n) for n in EXAMPLE_SIGNALS]
 MAX_ALONE = 12  # clauses of an answer encoded on their own, at most
 # Where on the concepts' own scale (0: the mean cosine between two concepts' phrasings, 1: between two
 # phrasings of one concept) a clause encoded alone starts to state a concept, at strength FOUND: a quarter
@@ -191,7 +196,6 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         example_vectors=ex_vecs if examples else np.zeros((0, vectors.shape[1]), np.float32),
         example_fractions=np.array([f for _, f in examples], dtype=np.float32),
         has_reference=has_reference,
-        example_model=ExampleModel.of([a for a, _ in examples], [f for _, f in examples], ex_vecs),
         names=names,
         encoder=embedder,
     )
@@ -228,7 +232,22 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
         taught=_taught(question.misconceptions, language))
+    prepared.example_model = _example_model(prepared, embedder, examples, ex_vecs)
     return prepared
+
+
+def _example_model(prepared: PreparedQuestion, embedder: Embedder, examples: list[tuple[str, float]],
+                   vectors: np.ndarray) -> ExampleModel | None:
+    """The examples' model of a prepared question. With enough examples to fit one and a model answer, it also
+    reads each example's :data:`EXAMPLE_SIGNALS` (computed here, as for any answer); without a model answer the
+    best examples stand in for it, and their signals against themselves would teach nothing true."""
+    texts, fractions = [a for a, _ in examples], [f for _, f in examples]
+    signals = None
+    if prepared.has_reference and len(texts) >= MIN_FIT and len(set(np.round(fractions, 6))) >= 2:
+        encodings = embedder.encode_tokens(texts)
+        signals = np.array([answer_signals(prepared, t, e).features[EXAMPLE_SIGNAL_AT]
+                            for t, e in zip(texts, encodings)])
+    return ExampleModel.of(texts, fractions, vectors, signals)
 
 
 def _taught(items, language: str) -> list[frozenset]:
@@ -486,8 +505,20 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     log_len = math.log1p(len(stems))
     len_ratio = math.log((n_words + 1) / (prepared.reference_words + 1)) if prepared.reference_words else 0.0
 
-    ex_knn = ex_top = ex_low = ex_lex = ex_lex_top = ex_lex_low = 0.0
+    own = np.array([ref_sim, ref_cover, concept_cover, precision, q_sim, ref_sim - q_sim, misconception,
+                    lex_recall, lex_precision, q_overlap, log_len, len_ratio], dtype=np.float64)  # FEATURES[:12]
+    examples = _example_signals(prepared, answer, vec, exclude_example, own[EXAMPLE_SIGNAL_AT])
     n_examples = len(prepared.example_fractions) - (exclude_example is not None)
+    weight = n_examples / (n_examples + EXAMPLES_HALF)
+    features = np.concatenate([own, examples, [float(prepared.has_reference), weight]])
+    return AnswerSignals(features, key_matches, mis_matches, analysis)
+
+
+def _example_signals(prepared: PreparedQuestion, answer: str, vec: np.ndarray, exclude_example: int | None,
+                     own: np.ndarray) -> list[float]:
+    """ex_knn ... has_examples (:data:`FEATURES` order): what the question's graded examples say of the answer;
+    ``own``: its :data:`EXAMPLE_SIGNALS`, for an examples' model that reads them."""
+    ex_knn = ex_top = ex_low = ex_lex = ex_lex_top = ex_lex_low = 0.0
     has_examples = 0.0
     if len(prepared.example_fractions):
         sims = prepared.example_vectors @ vec
@@ -504,12 +535,6 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
             ex_top = float(sims[fractions >= top - 1e-9].max())
             ex_low = float(sims[fractions <= low + 1e-9].max()) if low < top else 0.0
             if prepared.example_model is not None:
-                predicted = prepared.example_model.predict(answer, vec, exclude_example)
+                predicted = prepared.example_model.predict(answer, vec, exclude_example, own)
                 ex_lex, ex_lex_top, ex_lex_low = map(_log_odds, predicted)
-    features = np.array([
-        ref_sim, ref_cover, concept_cover, precision, q_sim, ref_sim - q_sim, misconception,
-        lex_recall, lex_precision, q_overlap, log_len, len_ratio, ex_knn, ex_top, ex_low, ex_lex, ex_lex_top,
-        ex_lex_low, has_examples,
-        float(prepared.has_reference), n_examples / (n_examples + EXAMPLES_HALF),
-    ], dtype=np.float64)
-    return AnswerSignals(features, key_matches, mis_matches, analysis)
+    return [ex_knn, ex_top, ex_low, ex_lex, ex_lex_top, ex_lex_low, has_examples]
