@@ -60,7 +60,7 @@ class ExampleModel:
         self.levels = np.unique(grades)
         self.steps = 0  # fitted step regressions; 0: the nearest examples answer
         self._signal_mean = self._signal_scale = None  # standardisation of the signals, when fitted with them
-        if len(texts) >= MIN_FIT and len(self.levels) >= 2:
+        if fits(len(texts), self.fractions):
             from sklearn.linear_model import LogisticRegression
 
             bins = _bins(grades, self.levels)
@@ -76,13 +76,13 @@ class ExampleModel:
             # One regression per step: the chance of a bin above it. Only the weights are kept: grading applies
             # them itself (a sparse dot product), as scikit-learn's per-call checks cost several times the
             # arithmetic for one answer.
-            fits = [LogisticRegression(C=C, max_iter=1000).fit(inputs, bins >= step)
+            models = [LogisticRegression(C=C, max_iter=1000).fit(inputs, bins >= step)
                     for step in range(1, len(self.class_fractions))]
-            coef = np.vstack([m.coef_ for m in fits])
+            coef = np.vstack([m.coef_ for m in models])
             n, dim = self.matrix.shape[1], vectors.shape[1]
             self._ngram_coef, self._vector_coef, self._signal_coef = coef[:, :n], coef[:, n:n + dim], coef[:, n + dim:]
-            self._intercept = np.array([m.intercept_[0] for m in fits])
-            self.steps = len(fits)
+            self._intercept = np.array([m.intercept_[0] for m in models])
+            self.steps = len(models)
 
     @property
     def reads_signals(self) -> bool:
@@ -162,6 +162,12 @@ class ExampleModel:
         if self.steps:
             total += self._ngram_coef.nbytes + self._vector_coef.nbytes + self._signal_coef.nbytes
         return total
+
+
+def fits(count: int, fractions) -> bool:
+    """Whether ``count`` examples with these grade fractions fit the step regressions (else the nearest examples
+    answer): :data:`MIN_FIT` of them or more, over two grades or more."""
+    return count >= MIN_FIT and len(np.unique(np.round(np.asarray(fractions, dtype=np.float64), 6))) >= 2
 
 
 def _bins(grades: np.ndarray, levels: np.ndarray) -> np.ndarray:

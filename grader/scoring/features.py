@@ -19,7 +19,7 @@ from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneScale, AnswerSpans, Match, TargetSet,
                                     cause_effect, common_roots, content_stem_set, make_targets)
 from grader.scoring.detectors import lists_terms
-from grader.scoring.exemplars import MIN_FIT, ExampleModel
+from grader.scoring.exemplars import ExampleModel, fits
 from grader.scoring.spelling import spelling_vocabulary
 from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
@@ -243,7 +243,7 @@ def _example_model(prepared: PreparedQuestion, embedder: Embedder, examples: lis
     best examples stand in for it, and their signals against themselves would teach nothing true."""
     texts, fractions = [a for a, _ in examples], [f for _, f in examples]
     signals = None
-    if prepared.has_reference and len(texts) >= MIN_FIT and len(set(np.round(fractions, 6))) >= 2:
+    if prepared.has_reference and fits(len(texts), fractions):
         encodings = embedder.encode_tokens(texts)
         signals = np.array([answer_signals(prepared, t, e).features[EXAMPLE_SIGNAL_AT]
                             for t, e in zip(texts, encodings)])
