@@ -96,6 +96,12 @@ def test_the_examples_model_reads_the_answers_signals_when_given(embedder):
     with pytest.raises(ValueError, match="signals"):
         model.predict(GOOD[0], vectors[0])
     assert model.nbytes() > ExampleModel.of(texts, grades, vectors).nbytes()
+    # A signal the examples (nearly) share reads no further than MAX_Z of their spread: an answer far outside it
+    # moves the grade as one just past the bound does, not without limit.
+    nearly = np.column_stack([signals, np.r_[np.zeros(len(texts) - 1), 0.01]])
+    bounded = ExampleModel.of(texts, grades, vectors, nearly)
+    far, edge = (bounded.predict(text, vector, signals=np.array([0.5, 0.5, v])) for v in (1e6, 1.0))
+    assert np.all(np.isfinite(far)) and far == pytest.approx(edge)
 
 
 def test_a_prepared_question_fits_its_examples_on_the_signals_grading_computes(grader):

@@ -40,6 +40,7 @@ MAX_FEATURES = 50_000  # n-gram vocabulary bound per question (memory and time p
 NGRAMS = (2, 5)
 MAX_BINS = 6  # grade bins of the cumulative model at most: one regression per step between two bins
 SIGNAL_WEIGHT = 0.3  # scale of the standardised signals beside the unit-norm n-gram rows and sentence vectors
+MAX_Z = 5.0  # standard deviations from the examples' mean beyond which a signal reads no further
 
 
 class ExampleModel:
@@ -70,14 +71,14 @@ class ExampleModel:
             if signals is not None and len(signals):
                 signals = np.asarray(signals, dtype=np.float64)
                 self._signal_mean = signals.mean(axis=0)
-                self._signal_scale = (signals.std(axis=0) + 1e-6) / SIGNAL_WEIGHT
+                self._signal_scale = signals.std(axis=0) + 1e-6
                 dense.append(self._standard(signals))
             inputs = sparse.hstack([self.matrix, sparse.csr_matrix(np.hstack(dense))], format="csr")
             # One regression per step: the chance of a bin above it. Only the weights are kept: grading applies
             # them itself (a sparse dot product), as scikit-learn's per-call checks cost several times the
             # arithmetic for one answer.
             models = [LogisticRegression(C=C, max_iter=1000).fit(inputs, bins >= step)
-                    for step in range(1, len(self.class_fractions))]
+                      for step in range(1, len(self.class_fractions))]
             coef = np.vstack([m.coef_ for m in models])
             n, dim = self.matrix.shape[1], vectors.shape[1]
             self._ngram_coef, self._vector_coef, self._signal_coef = coef[:, :n], coef[:, n:n + dim], coef[:, n + dim:]
@@ -90,7 +91,10 @@ class ExampleModel:
         return bool(self.steps) and self._signal_mean is not None
 
     def _standard(self, signals: np.ndarray) -> np.ndarray:
-        return (signals - self._signal_mean) / self._signal_scale
+        """Signals as the regressions read them: z-scores over the examples, bounded at :data:`MAX_Z` (a signal
+        all examples share, or nearly, has no spread to scale an answer's difference by), times
+        :data:`SIGNAL_WEIGHT`."""
+        return np.clip((signals - self._signal_mean) / self._signal_scale, -MAX_Z, MAX_Z) * SIGNAL_WEIGHT
 
     def bin_probabilities(self, cols: np.ndarray, values: np.ndarray, vector: np.ndarray,
                           signals: np.ndarray | None = None) -> np.ndarray:
