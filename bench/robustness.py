@@ -91,8 +91,7 @@ def run(corpus: Path, folds: int = 5, per_question: int = 3, seed: int = 0, exam
         test = [rows[i] for i in test_idx if rows[i].answer.strip() and rows[i].label]
         held_out = {r.question_id for r in test}
         keep = np.array([g not in held_out for g in everything.groups])
-        data = Dataset(everything.X[keep], everything.y[keep], everything.fractions[keep], everything.groups[keep],
-                       cohort=everything.cohort[keep])
+        data = Dataset(everything.X[keep], everything.y[keep], everything.fractions[keep], everything.groups[keep])
         grader = Grader(None, embedder=embedder, combiner=fit_combiner(data))
         attacks = generate([s for s in sources if s.question_id in held_out], per_question, seed + fold)
         genuine_pairs = [(questions[r.question_id], r.answer) for r in test]

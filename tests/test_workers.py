@@ -56,8 +56,6 @@ def test_grading_processes_give_the_grades_of_the_calling_thread(embedder, rubri
     assert {f.code for r in got for f in r.flags} >= {"prompt_injection", "contradiction", "gibberish",
                                                        "misconception"}
     assert {r.label for r in got} == {"correct", "partially_correct", "incorrect"}
-    # Each question's answers are graded as a class (scoring/cohort.py): the workers compute their signals.
-    assert all("cohort_ref_sim" in r.signals for r in got if r.signals)
 
 
 def test_a_small_call_is_graded_in_the_calling_thread(embedder, rubric):

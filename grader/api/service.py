@@ -98,10 +98,8 @@ class GradingService:
         try:
             embedder = self.loader()
             scorer, combiner = load_combiner_spec(s.combiner)  # a scorer folder is checked once, for every rubric
-            # cohort=False: concurrent requests are graded in one call, and a quiz app's grade must not depend on
-            # which other answers arrived with it (scoring/cohort.py)
             options = dict(embedder=embedder, combiner=combiner, scorer=scorer, review_threshold=s.review_threshold,
-                           max_answer_chars=s.max_answer_chars, cohort=False)
+                           max_answer_chars=s.max_answer_chars)
             graders = {rid: Grader(r, **options) for rid, r in self.rubrics.items()}
             # Vectors encoded ahead by _Encode steps wait in the inline grader's encoder until prepare().
             inline = Grader(None, **{**options, "embedder": PrecomputedEncoder(embedder, s.inline_cache_bytes // 4)},

@@ -18,9 +18,8 @@ def workers_option(value: str) -> int | str:
     return count
 
 
-def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True, workers: bool = False,
-                      cohort: bool = False) -> None:
-    """--model, --device, --backend and (optionally) --combiner, --no-cohort and --workers."""
+def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True, workers: bool = False) -> None:
+    """--model, --device, --backend and (optionally) --combiner and --workers."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None,
                        help="embedding model: 'minilm' (default), 'mpnet', or a local sentence-transformers folder")
@@ -36,11 +35,6 @@ def add_model_options(parser: argparse.ArgumentParser, combiner: bool = True, wo
         group.add_argument("--combiner", default=None,
                            help="combiner JSON from `grader train`, or a scorer folder from `grader train --finetune` "
                                 "(its files are checked against its manifest; default: the combiner shipped with grader)")
-    if cohort:
-        group.add_argument("--no-cohort", action="store_true",
-                           help="grade each answer on its own: do not read where it stands among the other answers "
-                                "to its question graded with it (read when there are 10 or more and the question has "
-                                "fewer than 10 graded examples)")
 
 
 def make_grader(args, rubric=None):
@@ -49,7 +43,7 @@ def make_grader(args, rubric=None):
 
     embedder = get_embedder(args.model, args.device, args.backend)
     return Grader(rubric, embedder=embedder, combiner=getattr(args, "combiner", None),
-                  workers=getattr(args, "workers", "auto"), cohort=not getattr(args, "no_cohort", False))
+                  workers=getattr(args, "workers", "auto"))
 
 
 def add_finetune_options(parser: argparse.ArgumentParser, what: str) -> None:

@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
                    help="write report.md, metrics.json, predictions.csv, PNG plots and index.html to DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object with every metric")
     p.add_argument("--seed", type=int, default=0, help="seed for folds and example draws (default: 0)")
-    add_model_options(p, cohort=True)
+    add_model_options(p)
     add_finetune_options(p, "with --cv or --train: fine-tune a cross-encoder in each fold on the fold's training "
                             "rows only and stack its signals under the combiner")
     p.set_defaults(run=run)
@@ -84,7 +84,7 @@ def run(args) -> int:
         embedder=get_embedder(args.model, args.device, args.backend), example_counts=schedule,
         label_col=args.label_col, concepts=concepts, concepts_source=args.concepts,
         corpus_sha256=corpus_fingerprint(args.corpus), train_sha256=corpus_fingerprint(args.train) if args.train else None,
-        finetune=config, cohort=not args.no_cohort, **training_options(args))
+        finetune=config, **training_options(args))
     result.summary["corpus"] = args.corpus
     result.summary["train_file"] = args.train
     result.summary["combiner"] = args.combiner

@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
     out.add_argument("--quiet", action="store_true", help="print neither the mapping nor the summary table")
     out.add_argument("--review", action="store_true",
                      help="when grading ends, serve the review app on the graded CSV (as `grader review` does)")
-    add_model_options(p, workers=True, cohort=True)
+    add_model_options(p, workers=True)
     p.set_defaults(run=run)
 
 
@@ -92,8 +92,7 @@ def _on_ray(args, rubric, log):
                          max_answer_chars=args.max_answer_chars, layout=args.layout, id_col=args.id_col,
                          question_col=args.question_col, answer_col=args.answer_col, encoding=args.encoding,
                          delimiter=args.delimiter, shard_rows=args.chunk_size,
-                         grading_workers=0 if args.workers == "auto" else args.workers, log=log,
-                         cohort=not args.no_cohort)
+                         grading_workers=0 if args.workers == "auto" else args.workers, log=log)
 
 
 def _report(args, rubric, result, grader) -> int:

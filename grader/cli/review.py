@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("graded", metavar="GRADED.csv", help="graded CSV written by `grader grade`")
     p.add_argument("--rubric", required=True, help="the rubric the file was graded with")
     add_serving_options(p)
-    add_model_options(p, cohort=True)
+    add_model_options(p)
     p.set_defaults(run=run)
 
 

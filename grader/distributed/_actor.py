@@ -49,7 +49,6 @@ class Job:
     backend: str = "auto"
     max_answer_chars: int | None = None
     grading_workers: int | str = 0
-    cohort: bool = True  # read each answer's standing among the batch's answers to its question (scoring/cohort.py)
     cpus: int | None = 1  # cores each actor may use; None beside a GPU
     id_names: tuple[str, str] = ("input_file", "input_row")
 
@@ -64,8 +63,7 @@ class ShardGrader:
         self._cores = claim_cores(job.cpus) if job.cpus else None
         embedder = get_embedder(job.model, job.device, job.backend)
         embedder.load()  # checks the weights against their pinned sha256, once for this actor
-        grader = Grader(job.rubric, embedder=embedder, combiner=job.combiner, workers=job.grading_workers,
-                        cohort=job.cohort)
+        grader = Grader(job.rubric, embedder=embedder, combiner=job.combiner, workers=job.grading_workers)
         if job.max_answer_chars is not None:
             grader.max_answer_chars = job.max_answer_chars
         self.grader = RememberingGrader(grader)

@@ -61,7 +61,7 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
                   question_col: str | None = None, answer_col: str | None = None, encoding: str | None = None,
                   delimiter: str | None = None, shard_rows: int = DEFAULT_SHARD_ROWS, actors: int | None = None,
                   cpus_per_actor: int = 1, grading_workers: int | str = 0, progress: bool | None = None,
-                  log=None, cohort: bool = True) -> DatasetResult:
+                  log=None) -> DatasetResult:
     """Grade every answer of a long-layout dataset on Ray and write the graded shards into the folder ``output``.
 
     ``submissions`` is a CSV or Parquet file, a folder of them or a glob; all files share one header.
@@ -72,9 +72,7 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
     ``cpus_per_actor`` CPUs). A rerun into the same folder skips the rows already in complete shards.
     ``combiner`` is a combiner, the path of its JSON file, or a fine-tuned scorer folder
     (``grader train --finetune``), which each actor loads from that path.
-    ``cohort``: each batch's answers to a question are graded as a class (:mod:`grader.scoring.cohort`; an answer
-    met again in a later batch keeps its first grade). The other options are those of
-    :func:`grader.files.batch.grade_csv` and the model's.
+    The other options are those of :func:`grader.files.batch.grade_csv` and the model's.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
@@ -125,7 +123,7 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
     manifest = {"version": MANIFEST_VERSION, "format": fmt, "delimiter": delim,
                 "inputs": [{"path": str(f.path), "sha256": f.sha256, "rows": f.rows} for f in files],
                 "parts": _fingerprint(files, rubric, combiner, columns, fmt, model, backend, max_answer_chars,
-                                      scorer_sha, cohort)}
+                                      scorer_sha)}
     from grader.distributed._actor import Job
 
     taken = {h.strip().lower() for h in first.header}
@@ -133,7 +131,7 @@ def grade_dataset(submissions: str | Path, rubric: Rubric | str | Path, output: 
               columns=columns, files=tuple(f.name for f in files), output=str(out.absolute()), fmt=fmt,
               delimiter=delim, bom=bool(first.format and first.format.output_encoding == "utf-8-sig"),
               model=model, device=device, backend=backend, max_answer_chars=max_answer_chars,
-              grading_workers=grading_workers, cohort=cohort, cpus=cpus_per_actor,
+              grading_workers=grading_workers, cpus=cpus_per_actor,
               id_names=tuple(("grader_" if n in taken else "") + n for n in ("input_file", "input_row")))
     if out.exists() and not out.is_dir():
         raise InputDataError("the output is a file; the Ray engine writes a folder of shards: choose another "
@@ -210,7 +208,7 @@ def _default_output(given: Path, files: list[InputFile]) -> Path:
 
 
 def _fingerprint(files: list[InputFile], rubric: Rubric, combiner, columns: dict, fmt: str, model, backend,
-                 max_answer_chars, scorer_sha256: str | None = None, cohort: bool = True) -> dict:
+                 max_answer_chars, scorer_sha256: str | None = None) -> dict:
     """Digests of what a rerun must share with the run that wrote the shards, by part."""
     def digest(obj) -> str:
         return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
@@ -222,8 +220,6 @@ def _fingerprint(files: list[InputFile], rubric: Rubric, combiner, columns: dict
                                                                  for f in files]])}
     if scorer_sha256 is not None:  # the ONNX file of a fine-tuned scorer grades too
         parts["scorer"] = scorer_sha256
-    if not cohort:  # absent when True: folders written before the option existed graded that way
-        parts["cohort"] = "off"
     return parts
 
 

@@ -23,7 +23,6 @@ from grader.errors import ConfigError, ModelError
 from grader.result import GradeResult
 from grader.rubric import Rubric, ShortAnswerQuestion
 from grader.scoring.choice import grade_choice
-from grader.scoring.cohort import MIN_COHORT, graded_as_class, standing
 from grader.scoring.combiner import LinearCombiner, extra_signal_names
 from grader.scoring.features import AnswerSignals, PreparedQuestion, answer_signals, prepare_question
 from grader.scoring.policy import MAX_ANSWER_CHARS, REVIEW_THRESHOLD, empty_result, score_answer
@@ -99,17 +98,13 @@ class Grader:
     ``combiner`` may also be a fine-tuned scorer folder (``grader train --finetune``): its
     manifest is checked, its combiner loaded and its cross-encoder (``scorer``, at
     ``scorer_precision``) adds the signals the combiner reads beyond the standard ones.
-
-    ``cohort``: when one call grades at least :data:`~grader.scoring.cohort.MIN_COHORT` distinct answers
-    to a question, read where each stands among them (:mod:`grader.scoring.cohort`), if the combiner was
-    trained to; False grades every answer on its own, as a call with one answer is.
     """
 
     def __init__(self, rubric: Rubric | None = None, *, embedder: Embedder | None = None,
                  combiner: LinearCombiner | str | Path | None = None, model: str | None = None,
                  device: str | None = None, backend: str = "auto", review_threshold: float = REVIEW_THRESHOLD,
                  max_answer_chars: int = MAX_ANSWER_CHARS, workers: int | str = "auto",
-                 cache_bytes: int | None = None, scorer=None, scorer_precision: str = "int8", cohort: bool = True):
+                 cache_bytes: int | None = None, scorer=None, scorer_precision: str = "int8"):
         limit_blas_threads()
         if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
             raise ConfigError(f"workers must be 'auto' or a whole number >= 0. Got {workers!r}.", field="workers")
@@ -121,7 +116,6 @@ class Grader:
         self._check_scorer()
         self.review_threshold = review_threshold
         self.max_answer_chars = max_answer_chars
-        self.cohort = bool(cohort)
         self.language = rubric.language if rubric else "en"
         fractions = dict(zip((str(c) for c in combiner.classes_), combiner.label_fractions_))
         self._label_fractions = fractions
@@ -150,7 +144,6 @@ class Grader:
         self._checked_model = True
         self.workers, self._pool, self._pool_key = 0, None, None
         self.scorer = None
-        self.cohort = False
         return self
 
     # -- public API ---------------------------------------------------------------------
@@ -305,18 +298,13 @@ class Grader:
         for key in pending:
             if id(key[0]) not in prepared:
                 prepared[id(key[0])] = self.prepare(key[0])
-        classes = self._classes(pending, prepared)
-        pooled = PooledCall(self._pool_for(len(pending)), prepared, self._grade_chunk, self._pool_failed,
-                            frozenset(id(q) for q in classes), self._signals_chunk)
+        pooled = PooledCall(self._pool_for(len(pending)), prepared, self._grade_chunk, self._pool_failed)
         for n, j, encoding in iter_encoding_lists(self.embedder, texts):
             text = texts[n][j]
             for key in keys_of[n][text]:
                 question = key[0]
                 if id(question) not in prepared:
                     prepared[id(question)] = self.prepare(question)
-                if question in classes and pooled.pool is None:  # graded once every classmate's signals are known
-                    classes[question].append((key, text, answer_signals(prepared[id(question)], text, encoding)))
-                    continue
                 if pooled.pool is not None:
                     pooled.add(key, text, encoding)
                     continue
@@ -325,33 +313,9 @@ class Grader:
                 for i in pending[key]:
                     results[i] = result
         for key, result in pooled.finish():
-            if key[0] in classes:  # its signals, computed by a worker
-                classes[key[0]].append((key, clipped[pending[key][0]][0], result))
-                continue
             for i in pending[key]:
                 results[i] = result
-        for question, answers in classes.items():
-            ranks = standing(np.array([sig.features for *_, sig in answers]))
-            if ranks is None:  # fewer than counted: cannot happen, but then each is graded on its own
-                ranks = [None] * len(answers)
-            for (key, text, sig), rank in zip(answers, ranks):
-                result = self._grade_short(question, text, None, key[2], prepared[id(question)], extra.get(key),
-                                           sig, rank)
-                for i in pending[key]:
-                    results[i] = result
         return results  # type: ignore[return-value]
-
-    def _classes(self, pending: dict, prepared: dict) -> dict:
-        """An empty list for each question of ``pending`` (keys: question, text, truncated) whose answers are
-        graded among their classmates (:mod:`grader.scoring.cohort`): enough of them, a combiner that reads their
-        standing, and too few graded examples for a model of their own (``prepared``: by id of question)."""
-        if not self.cohort or self.combiner is None or self.combiner.cohort_ is None:
-            return {}
-        counts: dict = {}
-        for key in pending:
-            counts[key[0]] = counts.get(key[0], 0) + 1
-        return {question: [] for question, n in counts.items()
-                if n >= MIN_COHORT and graded_as_class(prepared[id(question)])}
 
     def _extra_signals(self, keys: list[tuple], clipped: dict, pending: dict) -> dict:
         """The fine-tuned scorer's signals of each pending (question, answer) key, in one batched pass."""
@@ -388,10 +352,6 @@ class Grader:
         return [self._grade_short(prepared.question, text, encoding, truncated, prepared)
                 for text, encoding, truncated in items]
 
-    def _signals_chunk(self, prepared: PreparedQuestion, items) -> list[AnswerSignals]:
-        """Signals of ``(text, encoding, truncated)`` answers to ``prepared``'s question, in this thread."""
-        return [answer_signals(prepared, text, encoding) for text, encoding, _ in items]
-
     def _pool_failed(self, exc: BaseException) -> None:
         """Grade in this thread from now on: the processes broke (one was killed, say)."""
         log.warning("the grading processes failed (%s: %s); grading in the calling thread instead",
@@ -404,10 +364,9 @@ class Grader:
                 pass
 
     def _grade_short(self, question: ShortAnswerQuestion, text: str, encoding, truncated: bool,
-                     prepared: PreparedQuestion | None = None, extra: dict | None = None,
-                     signals: AnswerSignals | None = None, cohort: np.ndarray | None = None) -> GradeResult:
+                     prepared: PreparedQuestion | None = None, extra: dict | None = None) -> GradeResult:
         if prepared is None:
             prepared = self.prepare(question)
         return score_answer(prepared, text, encoding, self.combiner, truncated=truncated,
                             review_threshold=self.review_threshold, max_answer_chars=self.max_answer_chars,
-                            extra_signals=extra, signals=signals, cohort=cohort)
+                            extra_signals=extra)

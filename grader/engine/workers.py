@@ -33,7 +33,7 @@ import numpy as np
 from grader.encoding.embedder import Encoding
 from grader.result import GradeResult
 from grader.scoring.combiner import LinearCombiner
-from grader.scoring.features import PreparedQuestion, answer_signals
+from grader.scoring.features import PreparedQuestion
 from grader.scoring.policy import score_answer
 
 CHUNK = 64  # answers to one question handed to a worker at once
@@ -59,13 +59,9 @@ def _start_worker(combiner: dict, review_threshold: float, max_answer_chars: int
     _worker = (LinearCombiner.from_dict(combiner, source="<grading pool>"), review_threshold, max_answer_chars)
 
 
-def grade_chunk(prepared: PreparedQuestion, chunk: tuple, signals_only: bool = False) -> list:
-    """Grades of one chunk of encoded answers to ``prepared``'s question (see :func:`pack`), in a worker; or
-    (``signals_only``) their :class:`~grader.scoring.features.AnswerSignals`, for answers graded as a class
-    once every classmate's signals are known (:mod:`grader.scoring.cohort`)."""
+def grade_chunk(prepared: PreparedQuestion, chunk: tuple) -> list[GradeResult]:
+    """Grades of one chunk of encoded answers to ``prepared``'s question (see :func:`pack`), in a worker."""
     combiner, review_threshold, max_answer_chars = _worker
-    if signals_only:
-        return [answer_signals(prepared, text, encoding) for text, encoding, _ in unpack(chunk)]
     return [score_answer(prepared, text, encoding, combiner, truncated=truncated, review_threshold=review_threshold,
                          max_answer_chars=max_answer_chars) for text, encoding, truncated in unpack(chunk)]
 
@@ -109,13 +105,11 @@ class GradingPool:
             initargs=(combiner, review_threshold, max_answer_chars))
         self._lock = threading.Lock()
 
-    def submit(self, prepared: PreparedQuestion, items: list[tuple[str, Encoding, bool]],
-               signals_only: bool = False) -> Future:
-        """Grade ``(text, encoding, truncated)`` answers to ``prepared``'s question in a worker (``signals_only``:
-        compute their signals, see :func:`grade_chunk`)."""
+    def submit(self, prepared: PreparedQuestion, items: list[tuple[str, Encoding, bool]]) -> Future:
+        """Grade ``(text, encoding, truncated)`` answers to ``prepared``'s question in a worker."""
         chunk = pack(items)
         with self._lock:
-            return self._executor.submit(grade_chunk, prepared, chunk, signals_only)
+            return self._executor.submit(grade_chunk, prepared, chunk)
 
     def pids(self) -> list[int]:
         """Process ids of the workers started so far (none before the first chunk, none once closed)."""
@@ -135,17 +129,14 @@ class PooledCall:
     At most two chunks a worker are out at once, so the encodings held stay bounded. A chunk
     whose worker fails is graded by ``grade_here`` in the calling thread, so no answer is lost;
     ``on_failure`` hears of the failure once, and the rest of the call is graded here too.
-    With no pool every chunk is graded here. Answers to the questions in ``signals_for`` (by id) come back
-    as their signals instead of a grade (``signals_here`` computes them in the calling thread).
+    With no pool every chunk is graded here.
     """
 
     def __init__(self, pool: GradingPool | None, prepared: dict[int, PreparedQuestion],
                  grade_here: Callable[[PreparedQuestion, Items], list[GradeResult]],
-                 on_failure: Callable[[BaseException], None], signals_for: frozenset = frozenset(),
-                 signals_here: Callable[[PreparedQuestion, Items], list] | None = None):
+                 on_failure: Callable[[BaseException], None]):
         self.pool, self.prepared = pool, prepared
         self._grade_here, self._on_failure = grade_here, on_failure
-        self._signals_for, self._signals_here = signals_for, signals_here
         self._buffers: dict[int, list[tuple]] = {}
         self._out: deque = deque()  # (future, chunk) in the order sent
         self._done: list[tuple[tuple, GradeResult]] = []
@@ -157,8 +148,8 @@ class PooledCall:
         if len(buffer) == CHUNK:
             self._send(self._buffers.pop(id(key[0])))
 
-    def finish(self) -> list[tuple[tuple, object]]:
-        """(key, result) of every answer added: its grade, or its signals when its question is in ``signals_for``."""
+    def finish(self) -> list[tuple[tuple, GradeResult]]:
+        """(key, result) of every answer added."""
         for chunk in self._buffers.values():
             self._send(chunk)
         self._buffers.clear()
@@ -175,7 +166,7 @@ class PooledCall:
         future = None
         if self.pool is not None:
             try:
-                future = self.pool.submit(self._prepared_of(chunk), _items(chunk), self._signals_only(chunk))
+                future = self.pool.submit(self._prepared_of(chunk), _items(chunk))
             except RuntimeError as exc:  # BrokenProcessPool is one, and so is a pool already shut down
                 self._failed(exc)
         self._out.append((future, chunk))
@@ -191,15 +182,11 @@ class PooledCall:
             except Exception as exc:  # noqa: BLE001 - whatever broke (a cancelled future too), graded here instead
                 self._failed(exc)
         if results is None:
-            here = self._signals_here if self._signals_only(chunk) else self._grade_here
-            results = here(self._prepared_of(chunk), _items(chunk))
+            results = self._grade_here(self._prepared_of(chunk), _items(chunk))
         self._done.extend((key, result) for (key, _, _), result in zip(chunk, results))
 
     def _prepared_of(self, chunk: list[tuple]) -> PreparedQuestion:
         return self.prepared[id(chunk[0][0][0])]  # every answer of a chunk is to one question
-
-    def _signals_only(self, chunk: list[tuple]) -> bool:
-        return id(chunk[0][0][0]) in self._signals_for
 
 
 def _items(chunk: list[tuple]) -> Items:

@@ -143,7 +143,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
              embedder=None, example_counts=DEFAULT_EXAMPLE_COUNTS, C: float = DEFAULT_C, class_weight=None,
              label_col: str = "label", ignore=DEFAULT_IGNORED, concepts: dict | None = None,
              concepts_source: str | None = None, corpus_sha256: str | None = None,
-             train_sha256: str | None = None, finetune=None, cohort: bool = True) -> Evaluation:
+             train_sha256: str | None = None, finetune=None) -> Evaluation:
     """Grade ``rows`` under a protocol and compare with the human labels or scores.
 
     ``cv`` ('unseen-answers' | 'unseen-questions') with ``folds``, or ``train_rows``, train
@@ -154,8 +154,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     tested on its own training file; every warning is logged and listed under ``warnings``.
     ``finetune`` (a :class:`~grader.finetune.train.FinetuneConfig`) fine-tunes a cross-encoder in
     each fold on the fold's training rows only and stacks its signals under the combiner
-    (:mod:`grader.evaluation.stacking`). ``cohort``: each fold's test answers to a question are graded
-    together, as a class (:mod:`grader.scoring.cohort`); False grades each on its own.
+    (:mod:`grader.evaluation.stacking`).
     """
     started = time.perf_counter()
     if cv is not None and train_rows is not None:
@@ -226,7 +225,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
             relabelled.update(relabel.mapped)
         for n in points:
             _grade_fold(systems, embedder, [rows[i] for i in test], [classes[i] for i in test], train, n, questions,
-                        target, levels, seed, k, predictions, skipped, relabel, cohort)
+                        target, levels, seed, k, predictions, skipped, relabel)
         log.info("fold %d/%d done", k + 1, len(folds_))
     graded = time.perf_counter()
 
@@ -250,8 +249,7 @@ def evaluate(rows: list[LabeledAnswer], *, target: str | None = None, train_rows
     summary = {
         "protocol": {"name": protocol, "folds": len(folds_) if cv else None, "examples_per_question":
                      examples_per_question, "learning_curve": [int(n) for n in learning_curve] or None,
-                     "seed": seed, "cohort": cohort,
-                     "example_counts": list(example_counts) if protocol != "zero-shot" else None,
+                     "seed": seed, "example_counts": list(example_counts) if protocol != "zero-shot" else None,
                      "C": C if protocol != "zero-shot" else None, "class_weight": class_weight,
                      "ignored_features": list(ignore) if protocol != "zero-shot" else None},
         "target": target, "label_col": label_col if target == "label" else None,
@@ -494,11 +492,11 @@ class _Relabel:
 
 
 def _grade_fold(systems, embedder, test, classes, train, n, questions, target, levels, seed, fold,
-                predictions, skip, relabel=None, cohort: bool = True) -> None:
+                predictions, skip, relabel=None) -> None:
     """Grade the scored test rows of one fold at N examples per question with every fitted system
     (``relabel``: a model's labels as the corpus's, :class:`_Relabel`)."""
     test_questions, scored = _test_questions(test, classes, train, n, questions, target, seed, fold)
-    grader = Grader(None, embedder=embedder, combiner=systems["grader"], scorer=systems.get("scorer"), cohort=cohort)
+    grader = Grader(None, embedder=embedder, combiner=systems["grader"], scorer=systems.get("scorer"))
     results = _grade_isolated(grader, [(test_questions[test[i].question_id], test[i].answer) for i, _ in scored])
     for (i, n_ex), res in zip(scored, results):
         row, true = test[i], classes[i]

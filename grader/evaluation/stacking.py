@@ -127,8 +127,7 @@ def stacked(data: Dataset, stack: Stack) -> Dataset:
     extra = np.array([stack.signals[id(data.rows[i])] for i in keep]).reshape(len(keep), len(CE_SIGNALS))
     return Dataset(np.hstack([data.X[keep], extra]), data.y[keep], data.fractions[keep], data.groups[keep],
                    [data.rows[i] for i in keep], data.example_count[keep],
-                   data.draws[keep] if len(data.draws) else data.draws,
-                   data.cohort[keep] if len(data.cohort) else data.cohort)
+                   data.draws[keep] if len(data.draws) else data.draws)
 
 
 STACKED_FEATURES = (*FEATURES, *CE_SIGNALS)

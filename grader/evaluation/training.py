@@ -21,7 +21,6 @@ from grader.evaluation.corpus import LabeledAnswer, build_questions
 from grader.encoding.embedder import iter_each_list
 from grader.engine import Grader
 from grader.errors import ConfigError, InputDataError
-from grader.scoring.cohort import COHORT_FEATURES, MIN_COHORT, graded_as_class, standing
 from grader.scoring.features import FEATURES, answer_signals
 from grader.rubric import GradedExample, ShortAnswerQuestion
 from grader.text import normalize
@@ -42,9 +41,6 @@ class Dataset:
     rows: list[LabeledAnswer] = field(default_factory=list)
     example_count: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
     draws: np.ndarray = field(default_factory=lambda: np.zeros(0, object))  # schedule entry per row (N or ALL)
-    # each row's standing among the rows scored with it (COHORT_FEATURES; NaN where too few were): empty when
-    # not computed
-    cohort: np.ndarray = field(default_factory=lambda: np.zeros((0, len(COHORT_FEATURES))))
 
 
 def resolve_target(rows: list[LabeledAnswer], target: str | None) -> str:
@@ -125,7 +121,7 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
     for i, r in enumerate(pool):
         if pool_classes[i] is not None and r.answer.strip():
             pool_by_q.setdefault(r.question_id, []).append(i)
-    X, y, fr, groups, used, counts, draws, cohort = [], [], [], [], [], [], [], []
+    X, y, fr, groups, used, counts, draws = [], [], [], [], [], [], []
     for qid, idx in by_q.items():
         question = questions[qid]
         if not isinstance(question, ShortAnswerQuestion):
@@ -133,8 +129,6 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
         idx = [i for i in idx if rows[i].answer.strip() and normalize(rows[i].answer)]
         encodings = _encodings(grader, [rows[i] for i in idx], on_error)
         for n in example_counts:
-            block = len(X)  # the rows of this question scored at this N: classmates of one another
-            modelled = False  # whether its examples had a model of their own (then the class is not read)
             candidates = pool_by_q.get(qid, [])
             for picked, scored in _draws(n, candidates, idx, pool is rows, _seed(seed, qid, n)):
                 examples = [pool[j] for j in picked]
@@ -147,7 +141,6 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
                     for i in scored:
                         on_error(rows[i], exc)
                     continue
-                modelled = modelled or not graded_as_class(prepared)
                 known = cache.setdefault(q, {}) if cache is not None else {}
                 for i in scored:
                     r = rows[i]
@@ -172,12 +165,10 @@ def build_dataset(grader: Grader, rows: list[LabeledAnswer], target: str, *,
                     used.append(r)
                     counts.append(len(examples))
                     draws.append(n)
-            ranks = standing(np.array(X[block:])) if len(X) > block and not modelled else None
-            cohort.extend(ranks if ranks is not None else np.full((len(X) - block, len(COHORT_FEATURES)), np.nan))
     if not X:
         raise InputDataError("no row has both a non-empty answer and a target to learn from")
     return Dataset(np.array(X), np.array(y, dtype=object), np.array(fr), np.array(groups, dtype=object), used,
-                   np.array(counts), np.array(draws, dtype=object), np.array(cohort).reshape(len(X), -1))
+                   np.array(counts), np.array(draws, dtype=object))
 
 
 def _draws(n, candidates: list[int], idx: list[int], same_pool: bool, seed: int):
@@ -262,25 +253,7 @@ def fit_combiner(data: Dataset, C: float = DEFAULT_C, class_weight=None, ignore=
         X = X.copy()
         names = tuple(names)
         X[:, [names.index(n) for n in check_feature_names(ignore, names)]] = 0.0
-    combiner.fit(X, data.y, fractions=fractions, groups=data.groups, feature_names=tuple(names))
-    combiner.cohort_ = _cohort_combiner(data, X, fractions, combiner, C, class_weight)
-    return combiner
-
-
-def _cohort_combiner(data: Dataset, X: np.ndarray, fractions, combiner: GradeCombiner, C: float,
-                     class_weight) -> GradeCombiner | None:
-    """The combiner's second set of weights, over ``X`` (its signals) and the rows' standing among their
-    classmates (:mod:`grader.scoring.cohort`), fitted on the rows that had enough classmates; None when
-    ``data`` has none or they do not hold every label."""
-    if len(data.cohort) != len(X):
-        return None
-    rows = np.flatnonzero(np.isfinite(data.cohort).all(axis=1))
-    if len(rows) == 0 or set(map(str, data.y[rows])) != set(map(str, combiner.classes_)):
-        return None
-    model = GradeCombiner(C=C, class_weight=class_weight, gate=GATE)
-    return model.fit(np.hstack([X[rows], data.cohort[rows]]), data.y[rows],
-                     fractions=None if fractions is None else fractions[rows], groups=data.groups[rows],
-                     feature_names=(*combiner.feature_names_, *COHORT_FEATURES))
+    return combiner.fit(X, data.y, fractions=fractions, groups=data.groups, feature_names=tuple(names))
 
 
 def training_metadata(data: Dataset, grader: Grader, **extra) -> dict:
@@ -450,9 +423,6 @@ def fitted_metadata(data: Dataset, grader: Grader, combiner, rows: list[LabeledA
         score_levels=None if levels is None else [float(v) for v in levels],
         example_counts=[n if n == ALL else int(n) for n in example_counts], seed=seed, C=C, class_weight=class_weight,
         ignored_features=list(ignore), corpus_fingerprint=fingerprint, rows_in_file=len(rows),
-        cohort=None if combiner.cohort_ is None else {
-            "signals": list(COHORT_FEATURES), "min_answers": MIN_COHORT,
-            "training_rows": int(np.isfinite(data.cohort).all(axis=1).sum()) if len(data.cohort) else 0},
         rows_skipped={"empty_answer": sum(1 for r in rows if not normalize(r.answer)),
                       "no_target": sum(1 for t in targets(rows, target, levels) if t is None)},
         **extra,

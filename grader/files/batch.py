@@ -211,7 +211,7 @@ def _json_sha256(obj) -> str:
 
 _PARTS = {"input": "input file", "rubric": "rubric", "encoder": "encoder (model, weights or precision)",
           "combiner": "combiner", "scorer": "fine-tuned scorer (folder or precision)",
-          "options": "options (columns, format, chunk size, limits, --no-cohort)"}
+          "options": "options (columns, format, chunk size, limits)"}
 
 
 def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader, chunk_size: int,
@@ -222,8 +222,6 @@ def _fingerprint(path: Path, rubric: Rubric, plan: _Plan, fmt: CsvFormat, grader
                "map": [plan.cmap.layout, plan.cmap.id_col, plan.cmap.question_col, plan.cmap.answer_col,
                        plan.cmap.questions], "chunk": chunk_size, "cache": cache_size,
                "max_chars": grader.max_answer_chars, "review": grader.review_threshold, "version": JOURNAL_VERSION}
-    if not getattr(grader, "cohort", True):  # absent when on: journals written before the option stay valid
-        options["cohort"] = False
     parts = {"input": sha256_of(path), "rubric": _json_sha256(rubric.model_dump(mode="json")),
              "encoder": _json_sha256(_encoder_identity(grader.embedder)),
              "combiner": _combiner_identity(grader.combiner), "options": _json_sha256(options)}

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from grader.errors import ModelError
-from grader.scoring.cohort import COHORT_FEATURES
 from grader.scoring.features import FEATURES
 
 DEFAULT_COMBINER = Path(__file__).resolve().parent.parent / "models" / "default.json"
@@ -59,10 +58,6 @@ class LinearCombiner:
     """
 
     gate_: int | None = None
-    # A second combiner over the same signals followed by the answer's standing among its classmates'
-    # answers (:data:`~grader.scoring.cohort.COHORT_FEATURES`), read when a call grades enough answers to the
-    # question (:mod:`grader.scoring.cohort`); None in files saved without one.
-    cohort_: "LinearCombiner | None" = None
 
     def _design(self, X: np.ndarray) -> np.ndarray:
         """The columns the weights apply to: the signals, then (with a gate) the signals times the gate."""
@@ -159,7 +154,6 @@ class LinearCombiner:
             "score_coef": None if getattr(self, "score_coef_", None) is None else self.score_coef_.tolist(),
             "score_intercept": getattr(self, "score_intercept_", None),
             "score_weight": getattr(self, "score_weight_", None),
-            "cohort": None if self.cohort_ is None else {**self.cohort_.to_dict({}), "metadata": {}},
             "metadata": dict(metadata or getattr(self, "metadata_", {}) or {}),
         }
 
@@ -197,12 +191,6 @@ class LinearCombiner:
             shapes_ok = False
         if not shapes_ok or model.temperature_ <= 0:
             raise ModelError("combiner arrays have inconsistent shapes", source=source)
-        cohort = data.get("cohort")
-        if cohort is not None:
-            model.cohort_ = LinearCombiner.from_dict(cohort, source=f"{source} (cohort)")
-            if (model.cohort_.feature_names_ != [*model.feature_names_, *COHORT_FEATURES]
-                    or list(model.cohort_.classes_) != list(model.classes_) or model.cohort_.cohort_ is not None):
-                raise ModelError("the combiner's cohort weights do not match its signals and labels", source=source)
         return model
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:

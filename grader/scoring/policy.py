@@ -19,8 +19,7 @@ from grader.rubric import ShortAnswerQuestion
 from grader.errors import ModelError
 from grader.scoring.combiner import LinearCombiner, extra_signal_names
 from grader.scoring.detectors import AnswerView, cap_of, detect
-from grader.scoring.cohort import COHORT_FEATURES
-from grader.scoring.features import FEATURES, AnswerSignals, PreparedQuestion, answer_signals, key_credit
+from grader.scoring.features import FEATURES, PreparedQuestion, answer_signals, key_credit
 from grader.scoring.feedback import compose
 from grader.scoring.phrases import FOUND, SURE
 
@@ -139,20 +138,16 @@ def empty_result(question: ShortAnswerQuestion, combiner: LinearCombiner) -> Gra
 def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, combiner: LinearCombiner, *,
                  truncated: bool = False, review_threshold: float = REVIEW_THRESHOLD,
                  max_answer_chars: int = MAX_ANSWER_CHARS,
-                 extra_signals: dict[str, float] | None = None, signals: AnswerSignals | None = None,
-                 cohort: np.ndarray | None = None) -> GradeResult:
+                 extra_signals: dict[str, float] | None = None) -> GradeResult:
     """Grade ``text``, encoded as ``encoding``, against ``prepared``'s question with ``combiner``.
 
     ``truncated`` says the text was cut to ``max_answer_chars`` (it adds a flag);
     ``review_threshold`` is the confidence below which the answer is flagged for review;
     ``extra_signals`` holds the values of the signals the combiner reads beyond
     :data:`~grader.scoring.features.FEATURES` (a fine-tuned scorer's outputs), by name.
-    ``signals``: the answer's :func:`~grader.scoring.features.answer_signals` when the caller computed them
-    already; ``cohort``: its standing among its classmates' answers (:func:`~grader.scoring.cohort.standing`),
-    read by the combiner's cohort weights when it has them.
     """
     question = prepared.question
-    sig = signals if signals is not None else answer_signals(prepared, text, encoding)
+    sig = answer_signals(prepared, text, encoding)
     values = combiner.label_fractions_
     extra = extra_signal_names(combiner)
     if extra:
@@ -163,11 +158,8 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
         row = np.concatenate([sig.features, [float(extra_signals[n]) for n in extra]])
     else:
         row = sig.features
-    model, names = combiner, (*FEATURES, *extra)
-    if cohort is not None and combiner.cohort_ is not None:
-        model, names, row = combiner.cohort_, (*names, *COHORT_FEATURES), np.concatenate([row, cohort])
-    proba = model.predict_proba(row[None, :])
-    model_fraction = float(model.predict_fraction(row[None, :], proba)[0])
+    proba = combiner.predict_proba(row[None, :])
+    model_fraction = float(combiner.predict_fraction(row[None, :], proba)[0])
     proba = proba[0]
     flags: list[Flag] = []
     if truncated:
@@ -244,6 +236,6 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
         concepts=tuple(concepts),
         misconceptions=misconceptions,
         flags=tuple(flags),
-        signals={k: round(float(v), 4) for k, v in zip(names, (*feature_values, *row[len(FEATURES):]))},
+        signals={k: round(float(v), 4) for k, v in zip((*FEATURES, *extra), (*feature_values, *row[len(FEATURES):]))},
         probabilities={str(c): round(p, 4) for c, p in zip(combiner.classes_, mixed.tolist())},
     )
