@@ -135,3 +135,27 @@ def test_grading_does_not_import_scikit_learn():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("gate", [None, "ex_weight"])
+def test_a_combiner_saved_before_a_signal_existed_grades_as_saved(tmp_path, gate):
+    """A combiner whose signals lack one of today's (and may end with a scorer's extra signal) loads over
+    today's layout: the missing signal gets no weight, gated or not, so its grades do not change."""
+    from grader.scoring.combiner import load_combiner
+    from grader.scoring.features import FEATURES
+
+    old = [n for n in FEATURES if n != "token_f1"] + ["scorer_fraction"]
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, len(old)))
+    X[:, old.index("ex_weight")] = rng.uniform(0, 1, size=200)
+    score = X[:, 0] + X[:, 1] * X[:, old.index("ex_weight")] + X[:, -1]
+    y = np.where(score > 0.5, "correct", np.where(score < -0.5, "incorrect", "partially_correct"))
+    fitted = GradeCombiner(C=0.5, gate=gate).fit(X, y, feature_names=old)
+    assert (fitted.gate_ is None) == (gate is None)
+    loaded = load_combiner(fitted.save(tmp_path / "old.json"))
+    assert loaded.feature_names_ == [*FEATURES, "scorer_fraction"]
+    at = FEATURES.index("token_f1")
+    wide = np.insert(X, at, rng.uniform(0, 1, size=200), axis=1)  # any value: the old combiner ignores it
+    assert np.allclose(loaded.predict_proba(wide), fitted.predict_proba(X))
+    if gate is not None:
+        assert loaded.feature_names_[loaded.gate_] == gate

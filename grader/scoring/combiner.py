@@ -227,8 +227,6 @@ def _widened(combiner: LinearCombiner) -> LinearCombiner:
     signals it never saw get zero weight, so it grades exactly as when it was saved. Others are returned as they
     are (and refused by the caller when their layout differs otherwise)."""
     names = list(combiner.feature_names_)
-    if combiner.gate_ is not None:
-        return combiner
     known = [n for n in names if n in FEATURES]
     extras = names[len(known):]
     # The known signals must lead, once each and in FEATURES order (then no extra signal is a known one).
@@ -236,6 +234,10 @@ def _widened(combiner: LinearCombiner) -> LinearCombiner:
         return combiner
     at = [FEATURES.index(n) for n in known] + list(range(len(FEATURES), len(FEATURES) + len(extras)))
     d = len(FEATURES) + len(extras)
+    if combiner.gate_ is not None:  # the weights read every signal twice: as it is, then times the gate
+        at, d = at + [d + a for a in at], 2 * d
+        combiner.gate_ = FEATURES.index(names[combiner.gate_]) if combiner.gate_ < len(known) else \
+            len(FEATURES) + combiner.gate_ - len(known)
 
     def spread(values: np.ndarray, fill: float) -> np.ndarray:
         out = np.full(values.shape[:-1] + (d,), fill, dtype=np.float64)
@@ -247,7 +249,7 @@ def _widened(combiner: LinearCombiner) -> LinearCombiner:
     if combiner.score_coef_ is not None:
         combiner.score_coef_ = spread(combiner.score_coef_, 0.0)
     combiner.feature_names_ = [*FEATURES, *extras]
-    combiner.n_features_in_ = d
+    combiner.n_features_in_ = len(FEATURES) + len(extras)
     return combiner
 
 

@@ -38,6 +38,7 @@ FEATURES = (
     "q_overlap",  # share of answer content stems copied from the question
     "log_len",  # log of the answer's content-word count
     "len_ratio",  # log ratio of answer to reference length
+    "token_f1",  # token-level alignment with the closest reference: F1 of each side's best-matching token vectors
     "ex_knn",  # similarity-weighted grade of the nearest graded examples
     "ex_top_sim",  # similarity to the closest top-graded example
     "ex_low_sim",  # similarity to the closest bottom-graded example
@@ -84,6 +85,8 @@ class PreparedQuestion:
     example_fractions: np.ndarray  # (n_ex,)
     has_reference: bool
     example_model: ExampleModel | None = None  # the examples' wording -> grade
+    # Each reference's unit token vectors (the encoder's, special tokens removed), for token_f1.
+    reference_tokens: tuple[np.ndarray, ...] = ()
     names: tuple[str, ...] = ()  # the entities the question contrasts (roles.py)
     spelling: dict | None = None  # the question's own longer words -> word family, for misspelt answer words
     # The embedder, to encode an answer's clauses on their own when its encoding came without them (encoded
@@ -198,6 +201,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         has_reference=has_reference,
         names=names,
         encoder=embedder,
+        reference_tokens=tuple(_unit_rows(e.tokens) for e in embedder.encode_tokens(references)) if references else (),
     )
     prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
@@ -453,6 +457,33 @@ def _alone_clauses(prepared: PreparedQuestion, analysis: Analysis, encoding: Enc
     return ranges, np.concatenate(vectors)
 
 
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def token_f1(references: tuple[np.ndarray, ...], tokens: np.ndarray) -> float:
+    """How closely the answer's token vectors align with the closest reference's, both ways (as BERTScore does).
+
+    Precision: the mean over the answer's tokens of each one's best cosine to a reference token; recall: the
+    same over the reference's tokens; the signal is their harmonic mean, the highest over the references.
+    Contextual token vectors credit a reference's content restated in other words, and a short answer that
+    says one true thing earns high precision but low recall.
+    """
+    if not references or len(tokens) == 0:
+        return 0.0
+    answer = _unit_rows(tokens)
+    best = 0.0
+    for reference in references:
+        if not len(reference):
+            continue
+        sims = answer @ reference.T
+        p, r = float(sims.max(axis=1).mean()), float(sims.max(axis=0).mean())
+        if p + r > 0:
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
 def _log_odds(p: float, floor: float = 0.02) -> float:
     """log(p / (1 - p)) with p kept within [floor, 1 - floor]: a linear combiner reads a confident estimate as
     a large value, an uncertain one as near 0."""
@@ -506,7 +537,8 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     len_ratio = math.log((n_words + 1) / (prepared.reference_words + 1)) if prepared.reference_words else 0.0
 
     own = np.array([ref_sim, ref_cover, concept_cover, precision, q_sim, ref_sim - q_sim, misconception,
-                    lex_recall, lex_precision, q_overlap, log_len, len_ratio], dtype=np.float64)  # FEATURES[:12]
+                    lex_recall, lex_precision, q_overlap, log_len, len_ratio,
+                    token_f1(prepared.reference_tokens, encoding.tokens)], dtype=np.float64)  # FEATURES[:13]
     examples = _example_signals(prepared, answer, vec, exclude_example, own[EXAMPLE_SIGNAL_AT])
     n_examples = len(prepared.example_fractions) - (exclude_example is not None)
     weight = n_examples / (n_examples + EXAMPLES_HALF)
