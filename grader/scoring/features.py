@@ -114,7 +114,8 @@ def example_fraction(example, max_points: float, label_fractions: dict[str, floa
 
 def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language: str,
                      label_fractions: dict[str, float]) -> PreparedQuestion:
-    """Encode everything about ``question`` that does not depend on the answer, in one encoder call."""
+    """Encode everything about ``question`` that does not depend on the answer: its texts' sentence vectors in one
+    encoder call, and the token vectors of its references (for :func:`token_f1`) in a second."""
     language = question.language or language
     sample = " ".join([question.prompt, *question.reference_answers])
     if language == "auto":
@@ -155,6 +156,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     half_texts = [t for h in halves if h for side in h for t in side]
     texts += half_texts
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), np.float32)
+    ref_tokens = tuple(_unit_rows(e.tokens) for e in embedder.encode_tokens(references)) if references else ()
     row = 0
     prompt_vector = None
     if question.prompt.strip():
@@ -201,7 +203,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         has_reference=has_reference,
         names=names,
         encoder=embedder,
-        reference_tokens=tuple(_unit_rows(e.tokens) for e in embedder.encode_tokens(references)) if references else (),
+        reference_tokens=ref_tokens,
     )
     prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
