@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from itertools import chain
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,6 +42,9 @@ FEATURES = (
     "ex_knn",  # similarity-weighted grade of the nearest graded examples
     "ex_top_sim",  # similarity to the closest top-graded example
     "ex_low_sim",  # similarity to the closest bottom-graded example
+    "ex_tok_knn",  # as ex_knn, the nearest examples by token_f1 against each (among those nearest by vector)
+    "ex_tok_top",  # token_f1 against the closest top-graded example
+    "ex_tok_low",  # token_f1 against the closest bottom-graded example
     "ex_lex",  # grade the wording of the question's graded examples predicts (exemplars.py), as log-odds
     "ex_lex_top",  # log-odds of the top grade by that wording
     "ex_lex_low",  # log-odds of the bottom grade by that wording
@@ -53,6 +56,10 @@ FEATURES = (
 # combiner.LinearCombiner: its second set of weights is scaled by ex_weight).
 EXAMPLES_HALF = 40.0
 KNN = 5
+# Examples an answer's tokens are aligned with (ex_tok_*): the nearest by sentence vector, and as many of the nearest
+# top-graded and bottom-graded ones; this bounds the work per answer whatever the number of examples.
+TOKEN_CANDIDATES = 24
+TOKEN_CANDIDATES_PER_END = 8
 # The signals a question's examples' model reads beside the wording (exemplars.py): what the answer says of the
 # model answer and how long it is.
 EXAMPLE_SIGNALS = ("ref_sim", "ref_cover", "concept_cover", "answer_precision", "misconception", "lex_recall",
@@ -85,8 +92,9 @@ class PreparedQuestion:
     example_fractions: np.ndarray  # (n_ex,)
     has_reference: bool
     example_model: ExampleModel | None = None  # the examples' wording -> grade
-    # Each reference's unit token vectors (the encoder's, special tokens removed), for token_f1.
-    reference_tokens: tuple[np.ndarray, ...] = ()
+    # The references' and the graded examples' token vectors, for token_f1 and ex_tok_*.
+    reference_tokens: TokenBank | None = None
+    example_tokens: TokenBank | None = None
     names: tuple[str, ...] = ()  # the entities the question contrasts (roles.py)
     spelling: dict | None = None  # the question's own longer words -> word family, for misspelt answer words
     # The embedder, to encode an answer's clauses on their own when its encoding came without them (encoded
@@ -115,7 +123,8 @@ def example_fraction(example, max_points: float, label_fractions: dict[str, floa
 def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language: str,
                      label_fractions: dict[str, float]) -> PreparedQuestion:
     """Encode everything about ``question`` that does not depend on the answer: its texts' sentence vectors in one
-    encoder call, and the token vectors of its references (for :func:`token_f1`) in a second."""
+    encoder call, and the token vectors of its references and graded examples (for :class:`TokenBank`) in a
+    second."""
     language = question.language or language
     sample = " ".join([question.prompt, *question.reference_answers])
     if language == "auto":
@@ -156,7 +165,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     half_texts = [t for h in halves if h for side in h for t in side]
     texts += half_texts
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), np.float32)
-    ref_tokens = tuple(_unit_rows(e.tokens) for e in embedder.encode_tokens(references)) if references else ()
+    token_encodings = embedder.encode_tokens(references + [a for a, _ in examples]) if references or examples else []
+    ex_encodings = token_encodings[len(references):]
     row = 0
     prompt_vector = None
     if question.prompt.strip():
@@ -203,7 +213,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         has_reference=has_reference,
         names=names,
         encoder=embedder,
-        reference_tokens=ref_tokens,
+        reference_tokens=TokenBank.of(token_encodings[:len(references)]),
     )
     prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
@@ -238,19 +248,19 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
         taught=_taught(question.misconceptions, language))
-    prepared.example_model = _example_model(prepared, embedder, examples, ex_vecs)
+    prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)
+    prepared.example_tokens = TokenBank.of(ex_encodings)  # after the examples' model: it reads no ex_* signal
     return prepared
 
 
-def _example_model(prepared: PreparedQuestion, embedder: Embedder, examples: list[tuple[str, float]],
-                   vectors: np.ndarray) -> ExampleModel | None:
+def _example_model(prepared: PreparedQuestion, examples: list[tuple[str, float]], vectors: np.ndarray,
+                   encodings: list[Encoding]) -> ExampleModel | None:
     """The examples' model of a prepared question. With enough examples to fit one and a model answer, it also
     reads each example's :data:`EXAMPLE_SIGNALS` (computed here, as for any answer); without a model answer the
     best examples stand in for it, and their signals against themselves would teach nothing true."""
     texts, fractions = [a for a, _ in examples], [f for _, f in examples]
     signals = None
     if prepared.has_reference and fits(len(texts), fractions):
-        encodings = embedder.encode_tokens(texts)
         signals = np.array([answer_signals(prepared, t, e).features[EXAMPLE_SIGNAL_AT]
                             for t, e in zip(texts, encodings)])
     return ExampleModel.of(texts, fractions, vectors, signals)
@@ -464,26 +474,51 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def token_f1(references: tuple[np.ndarray, ...], tokens: np.ndarray) -> float:
-    """How closely the answer's token vectors align with the closest reference's, both ways (as BERTScore does).
+@dataclass(frozen=True)
+class TokenBank:
+    """Texts' unit token vectors (the encoder's, special tokens removed) in one matrix, to align an answer's
+    tokens with each text's as BERTScore does (:meth:`f1`). Kept in float16: a question's examples may be many."""
 
-    Precision: the mean over the answer's tokens of each one's best cosine to a reference token; recall: the
-    same over the reference's tokens; the signal is their harmonic mean, the highest over the references.
-    Contextual token vectors credit a reference's content restated in other words, and a short answer that
-    says one true thing earns high precision but low recall.
-    """
-    if not references or len(tokens) == 0:
+    rows: np.ndarray  # (total tokens, dim), float16
+    starts: np.ndarray  # (n_texts,) each text's first row
+    lengths: np.ndarray  # (n_texts,) its number of rows (a text without tokens has one zero row)
+
+    @classmethod
+    def of(cls, encodings: Sequence[Encoding]) -> TokenBank | None:
+        if not encodings:
+            return None
+        rows = [_unit_rows(e.tokens) if len(e.tokens) else np.zeros((1, e.vector.shape[-1]), np.float32)
+                for e in encodings]
+        lengths = np.array([len(r) for r in rows])
+        return cls(np.concatenate(rows).astype(np.float16), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def f1(self, tokens: np.ndarray, which: np.ndarray | None = None) -> np.ndarray:
+        """For each text (of ``which``, indices, else all): precision, the mean over the answer's tokens of each
+        one's best cosine to a token of the text; recall, the same over the text's tokens; their harmonic mean.
+        Contextual token vectors credit content restated in other words, and a short answer that says one true
+        thing earns high precision but low recall."""
+        which = np.arange(len(self)) if which is None else np.asarray(which, dtype=np.intp)
+        if len(tokens) == 0 or len(which) == 0:
+            return np.zeros(len(which))
+        lengths = self.lengths[which]
+        at = np.concatenate([np.arange(a, a + n) for a, n in zip(self.starts[which], lengths)])
+        sims = _unit_rows(tokens) @ self.rows[at].astype(np.float32).T  # (answer tokens, the texts' tokens)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        precision = np.maximum.reduceat(sims, starts, axis=1).mean(axis=0)
+        recall = np.add.reduceat(sims.max(axis=0), starts) / lengths
+        total = precision + recall
+        return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+
+
+def token_f1(references: TokenBank | None, tokens: np.ndarray) -> float:
+    """How closely the answer's token vectors align with the closest reference's: the highest
+    :meth:`TokenBank.f1` over the references (0 without any)."""
+    if references is None:
         return 0.0
-    answer = _unit_rows(tokens)
-    best = 0.0
-    for reference in references:
-        if not len(reference):
-            continue
-        sims = answer @ reference.T
-        p, r = float(sims.max(axis=1).mean()), float(sims.max(axis=0).mean())
-        if p + r > 0:
-            best = max(best, 2 * p * r / (p + r))
-    return best
+    return float(references.f1(tokens).max(initial=0.0))
 
 
 def _log_odds(p: float, floor: float = 0.02) -> float:
@@ -541,34 +576,51 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     own = np.array([ref_sim, ref_cover, concept_cover, precision, q_sim, ref_sim - q_sim, misconception,
                     lex_recall, lex_precision, q_overlap, log_len, len_ratio,
                     token_f1(prepared.reference_tokens, encoding.tokens)], dtype=np.float64)  # FEATURES[:13]
-    examples = _example_signals(prepared, answer, vec, exclude_example, own[EXAMPLE_SIGNAL_AT])
+    examples = _example_signals(prepared, answer, vec, encoding.tokens, exclude_example, own[EXAMPLE_SIGNAL_AT])
     n_examples = len(prepared.example_fractions) - (exclude_example is not None)
     weight = n_examples / (n_examples + EXAMPLES_HALF)
     features = np.concatenate([own, examples, [float(prepared.has_reference), weight]])
     return AnswerSignals(features, key_matches, mis_matches, analysis)
 
 
-def _example_signals(prepared: PreparedQuestion, answer: str, vec: np.ndarray, exclude_example: int | None,
-                     own: np.ndarray) -> list[float]:
+def _example_signals(prepared: PreparedQuestion, answer: str, vec: np.ndarray, tokens: np.ndarray,
+                     exclude_example: int | None, own: np.ndarray) -> list[float]:
     """ex_knn ... has_examples (:data:`FEATURES` order): what the question's graded examples say of the answer;
     ``own``: its :data:`EXAMPLE_SIGNALS`, for an examples' model that reads them."""
     ex_knn = ex_top = ex_low = ex_lex = ex_lex_top = ex_lex_low = 0.0
+    tok_knn = tok_top = tok_low = 0.0
     has_examples = 0.0
     if len(prepared.example_fractions):
         sims = prepared.example_vectors @ vec
         fractions = prepared.example_fractions
+        index = np.arange(len(sims))
         if exclude_example is not None:
-            keep = np.arange(len(sims)) != exclude_example
-            sims, fractions = sims[keep], fractions[keep]
+            keep = index != exclude_example
+            sims, fractions, index = sims[keep], fractions[keep], index[keep]
         if len(sims):
             has_examples = 1.0
-            order = np.argsort(-sims)[:KNN]
-            weights = np.exp((sims[order] - sims[order].max()) * 20.0)
-            ex_knn = float(np.dot(weights, fractions[order]) / weights.sum())
             top, low = fractions.max(), fractions.min()
-            ex_top = float(sims[fractions >= top - 1e-9].max())
-            ex_low = float(sims[fractions <= low + 1e-9].max()) if low < top else 0.0
+            is_top, is_low = fractions >= top - 1e-9, fractions <= low + 1e-9
+            ex_knn = _nearest_grade(sims, fractions)
+            ex_top = float(sims[is_top].max())
+            ex_low = float(sims[is_low].max()) if low < top else 0.0
+            if prepared.example_tokens is not None:
+                order = np.argsort(-sims, kind="stable")
+                near = np.unique(np.concatenate([order[:TOKEN_CANDIDATES],
+                                                 order[is_top[order]][:TOKEN_CANDIDATES_PER_END],
+                                                 order[is_low[order]][:TOKEN_CANDIDATES_PER_END]]))
+                aligned = prepared.example_tokens.f1(tokens, index[near])
+                tok_knn = _nearest_grade(aligned, fractions[near])
+                tok_top = float(aligned[is_top[near]].max())
+                tok_low = float(aligned[is_low[near]].max()) if low < top else 0.0
             if prepared.example_model is not None:
                 predicted = prepared.example_model.predict(answer, vec, exclude_example, own)
                 ex_lex, ex_lex_top, ex_lex_low = map(_log_odds, predicted)
-    return [ex_knn, ex_top, ex_low, ex_lex, ex_lex_top, ex_lex_low, has_examples]
+    return [ex_knn, ex_top, ex_low, tok_knn, tok_top, tok_low, ex_lex, ex_lex_top, ex_lex_low, has_examples]
+
+
+def _nearest_grade(sims: np.ndarray, fractions: np.ndarray) -> float:
+    """The grade of the :data:`KNN` most similar examples, each weighed by how close it comes to the closest."""
+    order = np.argsort(-sims, kind="stable")[:KNN]
+    weights = np.exp((sims[order] - sims[order].max()) * 20.0)
+    return float(np.dot(weights, fractions[order]) / weights.sum())
