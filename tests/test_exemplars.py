@@ -78,6 +78,11 @@ def test_signals_of_a_question_with_and_without_examples(grader):
 
     assert prepared.example_model.nbytes() > 10_000
     assert estimate_bytes(prepared) > estimate_bytes(grader.prepare(base)) + prepared.example_model.nbytes()
+    # ... and the examples' token vectors (ex_tok_*).
+    bank = prepared.example_tokens
+    assert len(bank) == 12 and bank.rows.nbytes > 12 * 5 * 384 * 2
+    assert estimate_bytes(prepared) >= (estimate_bytes(grader.prepare(base)) + prepared.example_model.nbytes()
+                                        + bank.rows.nbytes)
 
 
 

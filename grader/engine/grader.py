@@ -62,6 +62,9 @@ def estimate_bytes(prepared: PreparedQuestion) -> int:
     """An estimate of the memory ``prepared`` holds: its arrays (each buffer once) and its texts and stems."""
     arrays = [prepared.topic, prepared.references, prepared.prompt_vector, prepared.example_vectors,
               prepared.example_fractions]
+    for bank in (prepared.reference_tokens, prepared.example_tokens):
+        if bank is not None:
+            arrays += [bank.rows, bank.starts, bank.lengths]
     stems = [prepared.reference_stems, prepared.prompt_stems]
     texts = [prepared.question.prompt, *getattr(prepared.question, "reference_answers", ())]
     for targets in (prepared.reference_targets, prepared.key_targets, prepared.misconception_targets):
