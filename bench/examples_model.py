@@ -4,8 +4,9 @@ For every question of a corpus in the shared format, N of its answers become gra
 (:class:`grader.scoring.exemplars.ExampleModel`) and the rest are graded by the model. Prints,
 per N, the median time a question's preparation takes longer with the examples than without
 (computing the examples' signals and fitting their model), the median time to apply the model
-to an answer, and the model's memory. Every text is encoded before the clock starts (grading
-shares the encodings with every other signal).
+to an answer, the model's memory, and the median time an answer's tokens take to align with the
+examples' (ex_tok_*: the whole signal vector with the examples' token vectors, less without them).
+Every text is encoded before the clock starts (grading shares the encodings with every other signal).
 
     .venv/bin/python bench/examples_model.py                      # ../shared/data/saf_en/train.csv
     .venv/bin/python bench/examples_model.py CORPUS --examples 10,40,100
@@ -36,6 +37,20 @@ def _prepare_ms(question, embedder, fractions):
     return 1000 * (time.perf_counter() - start), prepared
 
 
+def _aligning_ms(prepared, answers: list[str], embedder) -> float:
+    """Milliseconds per answer that aligning its tokens with the examples' adds to its signals."""
+    encodings = embedder.encode_tokens(answers)
+    bank, times = prepared.example_tokens, []
+    for tokens in (bank, None):
+        prepared.example_tokens = tokens
+        start = time.perf_counter()
+        for answer, enc in zip(answers, encodings):
+            answer_signals(prepared, answer, enc)
+        times.append(1000 * (time.perf_counter() - start) / len(answers))
+    prepared.example_tokens = bank
+    return times[0] - times[1]
+
+
 def run(corpus: Path, counts: list[int], seed: int = 0) -> list[dict]:
     rows = [r for r in read_corpus(corpus) if r.answer.strip() and (r.fraction is not None or r.label)]
     questions = build_questions(rows)
@@ -54,7 +69,7 @@ def run(corpus: Path, counts: list[int], seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     out = []
     for n in counts:
-        fits, per_answer, sizes = [], [], []
+        fits, per_answer, sizes, aligning = [], [], [], []
         for qid, idx in by_q.items():
             if len(idx) <= n:
                 continue
@@ -72,8 +87,10 @@ def run(corpus: Path, counts: list[int], seed: int = 0) -> list[dict]:
                 model.predict(rows[i].answer, vec, signals=own[i])
             per_answer.append((time.perf_counter() - start) / len(rest))
             sizes.append(model.nbytes())
+            aligning.append(_aligning_ms(prepared, [rows[i].answer for i in rest], embedder))
         out.append({"examples": n, "questions": len(fits), "prepare_ms": float(np.median(fits)),
-                    "per_answer_ms": 1000 * float(np.median(per_answer)), "model_kb": float(np.median(sizes)) / 1024})
+                    "per_answer_ms": 1000 * float(np.median(per_answer)), "model_kb": float(np.median(sizes)) / 1024,
+                    "aligning_ms": float(np.median(aligning))})
     return out
 
 
@@ -83,10 +100,10 @@ def main() -> None:
     p.add_argument("--examples", default="5,20,60", help="graded examples per question (default: 5,20,60)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    print("examples  questions  prepare +ms (median)  ms per answer (median)  model KB (median)")
+    print("examples  questions  prepare +ms (median)  ms per answer (median)  model KB (median)  aligning ms (median)")
     for r in run(args.corpus, [int(v) for v in args.examples.split(",")], args.seed):
         print(f"{r['examples']:>8}  {r['questions']:>9}  {r['prepare_ms']:>20.1f}  {r['per_answer_ms']:>22.3f}  "
-              f"{r['model_kb']:>17.0f}")
+              f"{r['model_kb']:>17.0f}  {r['aligning_ms']:>20.3f}")
 
 
 if __name__ == "__main__":
