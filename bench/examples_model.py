@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.encoding.blas_threads import limit_blas_threads
 from grader.encoding.registry import get_embedder
 from grader.evaluation.corpus import build_questions, read_corpus
 from grader.evaluation.training import CachingEmbedder, label_fractions_of, with_examples
@@ -52,6 +53,7 @@ def _aligning_ms(prepared, answers: list[str], embedder) -> float:
 
 
 def run(corpus: Path, counts: list[int], seed: int = 0) -> list[dict]:
+    limit_blas_threads()  # as a grader does: the products are small, and more threads only spin
     rows = [r for r in read_corpus(corpus) if r.answer.strip() and (r.fraction is not None or r.label)]
     questions = build_questions(rows)
     fractions = label_fractions_of(rows)
