@@ -108,9 +108,7 @@ class PreparedQuestion:
         """Vectors with the question's topic direction removed, unit length again."""
         if self.topic is None or vectors.size == 0:
             return vectors
-        out = vectors - np.outer(vectors @ self.topic, self.topic)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        return _unit_rows(vectors - np.outer(vectors @ self.topic, self.topic))
 
 
 def example_fraction(example, max_points: float, label_fractions: dict[str, float]) -> float | None:
@@ -470,6 +468,7 @@ def _alone_clauses(prepared: PreparedQuestion, analysis: Analysis, encoding: Enc
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` with each non-zero row scaled to unit length, as float32."""
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
@@ -490,7 +489,7 @@ class TokenBank:
         rows = [_unit_rows(e.tokens) if len(e.tokens) else np.zeros((1, e.vector.shape[-1]), np.float32)
                 for e in encodings]
         lengths = np.array([len(r) for r in rows])
-        return cls(np.concatenate(rows).astype(np.float16), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        return cls(np.concatenate(rows).astype(np.float16), _starts(lengths), lengths)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -506,11 +505,16 @@ class TokenBank:
         lengths = self.lengths[which]
         at = np.concatenate([np.arange(a, a + n) for a, n in zip(self.starts[which], lengths)])
         sims = _unit_rows(tokens) @ self.rows[at].astype(np.float32).T  # (answer tokens, the texts' tokens)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        starts = _starts(lengths)
         precision = np.maximum.reduceat(sims, starts, axis=1).mean(axis=0)
         recall = np.add.reduceat(sims.max(axis=0), starts) / lengths
         total = precision + recall
         return np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    """The first row of each of consecutive blocks of ``lengths`` rows."""
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
 
 
 def token_f1(references: TokenBank | None, tokens: np.ndarray) -> float:
