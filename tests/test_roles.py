@@ -182,6 +182,14 @@ def test_additive_cell_state_is_not_the_parameters_misconception(grader):
     assert not any("parameters" in m.misconception for m in result.misconceptions)
 
 
+def test_the_parameters_misconception_is_no_cell_state(grader):
+    concepts, result = _q5(grader, "Vanilla RNNs have too few parameters to capture distant patterns. The LSTM adds "
+                                   "extra weight matrices for the gates, which gives it enough capacity.")
+    assert any("parameters" in m.misconception for m in result.misconceptions)
+    assert not any(c.found for c in concepts.values())
+    assert "You stated" not in result.feedback
+
+
 def test_swapped_roles_earn_no_concept(grader):
     concepts, _ = _q5(grader, "The vanilla RNN uses additive updates, which is why its gradients vanish, while "
                               "the LSTM uses multiplicative recurrence with gating")

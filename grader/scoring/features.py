@@ -546,9 +546,11 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     ref_sims = spans.similarities(prepared.reference_targets.matrix) if prepared.reference_targets else None
     ref_strengths = spans.strengths(prepared.reference_targets, ref_sims)
     ref_cover = sum(ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
-    mis_matches = spans.match_all(prepared.misconception_targets)
-    spans.silence(mis_matches)  # a clause that states a misconception states no key phrase on its own
-    key_matches = spans.match_all(prepared.key_targets)
+    mis_sims = spans.similarities(prepared.misconception_targets.matrix) if prepared.misconception_targets else None
+    mis_matches = spans.match_all(prepared.misconception_targets, mis_sims)
+    key_sims = spans.similarities(prepared.key_targets.matrix) if prepared.key_targets else None
+    spans.silence(mis_matches, mis_sims, key_sims)  # a clause that states a misconception states no key phrase
+    key_matches = spans.match_all(prepared.key_targets, key_sims)
     if key_matches and lists_terms(answer, analysis, q):
         # A bare list of terms names the concepts without stating anything about them.
         key_matches = [m._replace(strength=min(m.strength, UNSTATED)) for m in key_matches]

@@ -344,15 +344,25 @@ class AnswerSpans:
         self._family_masks: dict = {}  # word families -> per word: whether it is of one (_of_families)
         self._said: dict = {}  # span index -> the word families it asserts (_says_it_of_other)
 
-    def silence(self, matches) -> None:
+    def silence(self, matches, sims: np.ndarray | None = None, later: np.ndarray | None = None) -> None:
         """Clauses encoded on their own that overlap the evidence of a found match (a misconception) state
-        nothing more: "LSTMs use attention to look back" is a wrong claim, not a rough key phrase."""
-        spans = [(m.start, m.end) for m in matches if m.found and m.start is not None]
-        if not spans or len(self.ranges) == self.n_pooled:
+        nothing more: "LSTMs use attention to look back" is a wrong claim, not a rough key phrase.
+
+        ``sims`` and ``later``: every span's cosine with the phrasings of the matched targets (the
+        misconceptions) and of those matched later (the key phrases), as :meth:`similarities` gives them.
+        A clause on its own states only what it reads closest to: one closer to a misconception than to
+        every later target states none of them ("the LSTM adds extra weight matrices" is the misconception
+        "more parameters", though on its own it reads close to "a cell state that is added to" too).
+        """
+        if len(self.ranges) == self.n_pooled:
             return
         words = self.analysis.words
-        self.alone_off = np.array([any(words[s].start < end and start < words[e - 1].end for start, end in spans)
-                                   for s, e in self.ranges[self.n_pooled :]])
+        spans = [(m.start, m.end) for m in matches if m.found and m.start is not None]
+        off = np.array([any(words[s].start < end and start < words[e - 1].end for start, end in spans)
+                        for s, e in self.ranges[self.n_pooled :]], dtype=bool)
+        if sims is not None and later is not None and sims.size and later.size:
+            off |= sims[self.n_pooled :].max(axis=1) > later[self.n_pooled :].max(axis=1)
+        self.alone_off = off if off.any() else None
 
     @property
     def vectors(self) -> np.ndarray:
