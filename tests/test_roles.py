@@ -190,6 +190,13 @@ def test_the_parameters_misconception_is_no_cell_state(grader):
     assert "You stated" not in result.feedback
 
 
+def test_a_half_stated_in_the_key_phrases_own_words_counts(grader):
+    # "vanishing/exploding grads" reads far from "gradients vanish or explode" as a vector, but says it word for word.
+    concepts, _ = _q5(grader, "RNN: shared weights used at every step → vanishing/exploding grads.")
+    same = concepts["the same weight matrix is multiplied at every step, so gradients vanish or explode"]
+    assert same.found and "shared weights" in same.evidence and "grads" in same.evidence
+
+
 def test_swapped_roles_earn_no_concept(grader):
     concepts, _ = _q5(grader, "The vanilla RNN uses additive updates, which is why its gradients vanish, while "
                               "the LSTM uses multiplicative recurrence with gating")

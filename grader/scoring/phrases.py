@@ -18,6 +18,7 @@ its state additively") cannot state the concept.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import accumulate, chain, repeat
@@ -483,13 +484,21 @@ class AnswerSpans:
         sentence = self._span_sentence
         n = len(self.analysis.sentences)
         best = np.zeros((2, n))
-        where = np.zeros((2, n), dtype=np.int64)
-        for side in range(2):
+        where: list[list] = [[None] * n, [None] * n]  # the word range of each side's best span per sentence
+        starts = [s for s, _ in self.analysis.sentences]
+        for side, part in enumerate(target.parts):
             column = strength[:, side]
             order = np.lexsort((column, sentence))  # by sentence, strongest last
             last = np.r_[sentence[order][1:] != sentence[order][:-1], True]
             best[side, sentence[order][last]] = column[order][last]
-            where[side, sentence[order][last]] = order[last]
+            for i in order[last]:
+                where[side][sentence[i]] = self.ranges[i]
+            # A half stated in the phrasing's own words ("vanishing/exploding grads") counts as a word match of it.
+            lexical, unit = self._lexical(part)[:2]
+            if lexical > 0:
+                at = bisect_right(starts, unit[0]) - 1
+                if lexical > best[side, at]:
+                    best[side, at], where[side][at] = lexical, unit
         # cause in sentence i, effect in sentence j, |i - j| <= 1
         pair, pair_at = 0.0, None
         for shift in (-1, 0, 1):
@@ -498,7 +507,7 @@ class AnswerSpans:
             if len(both) and both.max() > pair:
                 pair = min(float(both.max()), 1.0)
                 at = int(i[both.argmax()])
-                pair_at = (where[0, at], where[1, at + shift])
+                pair_at = (where[0][at], where[1][at + shift])
         if (whole.method == "lexical" and whole.strength >= pair) or (whole.negated and pair < FOUND):
             return whole
         lexical, unit = self._lexical(target)[:2]
@@ -506,7 +515,7 @@ class AnswerSpans:
             return self._make(lexical, unit, "lexical")
         if pair_at is None:
             return Match(0.0, None, None, None, None, whole.negated)
-        a, b = (self.ranges[i] for i in pair_at)
+        a, b = pair_at
         return self._make(pair, (min(a[0], b[0]), max(a[1], b[1])), "semantic")
 
     @property
