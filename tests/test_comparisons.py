@@ -22,16 +22,20 @@ CROSSING = "homologous chromosomes cross over, so the daughter cells differ gene
 GROWTH = "meiosis happens because the body needs to grow and repair tissue"
 
 
-@pytest.fixture(scope="module")
-def biology(embedder):
+def _graded(embedder, question: ShortAnswerQuestion):
+    """(a grader without a rubric, the question it grades)."""
     from grader.engine import Grader
 
-    question = ShortAnswerQuestion(
+    return Grader(None, embedder=embedder), question
+
+
+@pytest.fixture(scope="module")
+def biology(embedder):
+    return _graded(embedder, ShortAnswerQuestion(
         id="bio", prompt=PROMPT, reference_answers=[REFERENCE], max_points=3,
         key_phrases=[KeyPhrase(text=MEIOSIS, points=1), KeyPhrase(text=MITOSIS, points=1),
                      KeyPhrase(text=CROSSING, points=1)],
-        misconceptions=[Misconception(text=GROWTH, penalty=1)])
-    return Grader(None, embedder=embedder), question
+        misconceptions=[Misconception(text=GROWTH, penalty=1)]))
 
 
 def _grade(biology, answer):
@@ -141,3 +145,37 @@ def test_topic_words_are_the_prompts_and_those_shared_by_three_concepts():
 
 def test_a_span_of_topic_words_alone_states_no_concept(biology):
     assert _stated(_grade(biology, "Both of them are about daughter cells.")) == set()
+
+
+# -- a second subject: two data structures, one use each --------------------------------------
+STACK_ORDER = "a stack removes the most recently added item first"
+QUEUE_ORDER = "a queue removes the oldest item first"
+STACK_USE = "a stack is used for function calls or undo"
+QUEUE_USE = "a queue serves tasks or requests in arrival order"
+
+
+@pytest.fixture(scope="module")
+def structures(embedder):
+    return _graded(embedder, ShortAnswerQuestion(
+        id="ds", prompt="How does a stack differ from a queue in the order it removes items, and what is each "
+                        "typically used for?",
+        reference_answers=["A stack removes the most recently added item first (last in, first out), while a queue "
+                           "removes the oldest item first (first in, first out). Stacks hold function calls and undo "
+                           "histories; queues hold tasks or requests waiting to be served in arrival order."],
+        max_points=4,
+        key_phrases=[KeyPhrase(text=STACK_ORDER, points=1, alternatives=[
+                         "a stack is last in, first out", "the last element pushed onto a stack is the first one popped"]),
+                     KeyPhrase(text=QUEUE_ORDER, points=1, alternatives=["a queue is first in, first out"]),
+                     KeyPhrase(text=STACK_USE, points=1, alternatives=["undo histories are stored on a stack"]),
+                     KeyPhrase(text=QUEUE_USE, points=1,
+                               alternatives=["queues are used for scheduling jobs in the order they arrive",
+                                             "a print queue or a message queue buffers requests"])],
+        misconceptions=[Misconception(text="a stack keeps its items sorted", penalty=1)]))
+
+
+def test_a_word_of_one_phrasing_only_is_still_the_concepts_own(structures):
+    # "scheduling" is in one alternative of the queue's use and in no other concept: it names that concept.
+    result = _grade(structures, "Stacks hold undo histories. Queues are for job scheduling.")
+    assert _stated(result) == {STACK_USE, QUEUE_USE}
+    evidence = {c.concept: c.evidence for c in result.concepts}
+    assert "scheduling" in evidence[QUEUE_USE] and "undo" in evidence[STACK_USE]

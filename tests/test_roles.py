@@ -197,6 +197,12 @@ def test_a_half_stated_in_the_key_phrases_own_words_counts(grader):
     assert same.found and "shared weights" in same.evidence and "grads" in same.evidence
 
 
+def test_words_a_misconception_uses_too_do_not_name_a_key_phrase(grader):
+    # "hidden state" is in one phrasing of "multiplicative recurrence", and in the "buffer" misconception too.
+    concepts, _ = _q5(grader, "A plain RNN only remembers its latest hidden state.")
+    assert not concepts["multiplicative recurrence"].found
+
+
 def test_swapped_roles_earn_no_concept(grader):
     concepts, _ = _q5(grader, "The vanilla RNN uses additive updates, which is why its gradients vanish, while "
                               "the LSTM uses multiplicative recurrence with gating")

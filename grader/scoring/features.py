@@ -236,7 +236,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
         [contrast_of(a, pairs) for a in key_analyses],
         [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
-        (KEY_FLOOR, KEY_CEIL), common, alone, _taught(question.key_phrases, language))
+        (KEY_FLOOR, KEY_CEIL), common, alone, _taught(question.key_phrases, language),
+        frozenset().union(*(content_stem_set(a) for texts in mis_analyses for a in texts)))
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     # A misconception too is stated only by a span that asserts one of its own words ("a growing buffer",
@@ -245,7 +246,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
-        taught=_taught(question.misconceptions, language))
+        taught=_taught(question.misconceptions, language),
+        others=frozenset().union(*(content_stem_set(a) for texts in key_analyses for a in texts)))
     prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)
     prepared.example_tokens = TokenBank.of(ex_encodings)  # after the examples' model: it reads no ex_* signal
     return prepared

@@ -118,10 +118,13 @@ class TargetSet:
 
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
-           common: frozenset | None = None, alone: AloneScale | None = None, taught=None) -> "TargetSet":
+           common: frozenset | None = None, alone: AloneScale | None = None, taught=None,
+           others: frozenset = frozenset()) -> "TargetSet":
         """``common``: word families of the question's topic (:func:`common_roots`) and its entities' names;
-        given, a span that shares none of a target's own words (:func:`_core`, and those of ``taught``: per
-        target, the word families of an instructor's examples of it) does not state it."""
+        given, a span that shares none of a target's own words does not state it: its :func:`_own` words, any
+        word of one of its phrasings that no other target and none of ``others`` (the word families of the
+        question's other kind of target: misconceptions beside key phrases) has, and those of ``taught`` (per
+        target, the word families of an instructor's examples of it)."""
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
@@ -130,7 +133,10 @@ class TargetSet:
         distinct = None
         if common is not None:
             taught = taught or [frozenset()] * len(targets)
-            distinct = tuple(_own(t.stems, common) | (extra - common) for t, extra in zip(targets, taught))
+            words = [frozenset().union(*t.stems) - common for t in targets]
+            unique = [w - others - frozenset().union(*(o for j, o in enumerate(words) if j != i))
+                      for i, w in enumerate(words)]
+            distinct = tuple(_own(t.stems, common) | u | (extra - common) for t, u, extra in zip(targets, unique, taught))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
                    roles if (roles != NO_ROLE).any() else None, scale, distinct, alone)
