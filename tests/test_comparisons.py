@@ -179,3 +179,12 @@ def test_a_word_of_one_phrasing_only_is_still_the_concepts_own(structures):
     assert _stated(result) == {STACK_USE, QUEUE_USE}
     evidence = {c.concept: c.evidence for c in result.concepts}
     assert "scheduling" in evidence[QUEUE_USE] and "undo" in evidence[STACK_USE]
+
+
+def test_one_clause_can_say_one_thing_of_each_side(structures):
+    result = _grade(structures, "A stack pops the newest item and a queue dequeues the oldest item.")
+    assert _stated(result) == {STACK_ORDER, QUEUE_ORDER}
+    evidence = {c.concept: c.evidence for c in result.concepts}
+    assert "queue" not in evidence[STACK_ORDER] and "stack" not in evidence[QUEUE_ORDER]
+    # Both sides named together, one statement about both: it is about neither side alone.
+    assert _stated(_grade(structures, "The stack and the queue both store items in memory.")) == set()

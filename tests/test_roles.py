@@ -203,6 +203,18 @@ def test_words_a_misconception_uses_too_do_not_name_a_key_phrase(grader):
     assert not concepts["multiplicative recurrence"].found
 
 
+def test_one_clause_joined_by_and_says_one_thing_of_each_side(grader):
+    concepts, _ = _q5(grader, "The RNN multiplies its hidden state by the same weight matrix at every step and the "
+                              "LSTM adds to its cell state through gates.")
+    recurrence, cell = concepts["multiplicative recurrence"], concepts["a separate cell state that is updated additively"]
+    assert recurrence.found and "LSTM" not in recurrence.evidence
+    assert cell.found and "RNN" not in cell.evidence
+    swapped, _ = _q5(grader, "The vanilla RNN uses additive updates with gating and the LSTM uses multiplicative "
+                             "recurrence.")
+    assert swapped["additive updates with gating"].negated and swapped["multiplicative recurrence"].negated
+    assert not any(c.found for c in swapped.values())
+
+
 def test_swapped_roles_earn_no_concept(grader):
     concepts, _ = _q5(grader, "The vanilla RNN uses additive updates, which is why its gradients vanish, while "
                               "the LSTM uses multiplicative recurrence with gating")

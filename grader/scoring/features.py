@@ -155,7 +155,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     ref_clauses = []
     for a in ref_analyses if question.key_phrases else ():
         roles = word_roles(a, names)
-        ref_clauses += [(a.span_text(s, e), int(roles[s])) for s, e in a.clauses if sum(a.content[s:e]) >= 3]
+        parts = [(i, j) for s, e in a.clauses for i, j in _runs(roles, s, e)]  # a clause may speak of both sides
+        ref_clauses += [(a.span_text(s, e), int(roles[s])) for s, e in parts if sum(a.content[s:e]) >= 3]
     texts += [t for t, _ in ref_clauses]
     # A key phrase that states a cause and its effect ("X, so Y") is stated only with both: each half is matched
     # on its own, from every phrasing that splits the same way.
@@ -362,6 +363,12 @@ def _with_reference_clauses(phrasings, vectors: np.ndarray, clauses, clause_vect
         out_phrasings.append((*p, *(clauses[i][0] for i in mine)))
         out_vectors += [vectors[start : start + len(p)], clause_vectors[mine]]
     return out_phrasings, np.concatenate(out_vectors)
+
+
+def _runs(roles: np.ndarray, start: int, end: int) -> list[tuple[int, int]]:
+    """The [start, end) word ranges within [start, end) over which ``roles`` stays the same."""
+    cuts = [start, *(i for i in range(start + 1, end) if roles[i] != roles[i - 1]), end]
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, names,

@@ -93,6 +93,8 @@ _COMPARE = frozenset("""compare compared comparing contrast contrasting differen
     vergleichen zwischen""".split())
 _JOIN = frozenset("and or with from to vs versus und oder mit von".split())
 _ALWAYS_JOIN = frozenset({"vs", "versus"})
+# Words that join two statements about different entities within one clause (:func:`_coordinated`).
+_COORDINATORS = frozenset("and but while whereas whilst or und aber während wohingegen oder".split())
 _SIDE_WORDS = 3  # content words of one side of a comparison ("supervised learning") at most
 
 
@@ -220,12 +222,38 @@ def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
             subjects = {role for j, role in found if j not in against}
             if len(subjects) == 1:
                 named = subjects
+            else:
+                parts = _coordinated(analysis, s, found)
+                if parts is not None:  # "a stack pops the newest item and a queue the oldest"
+                    for (start, role), (end, _) in zip(parts, [*parts[1:], (e, None)]):
+                        roles[start:end] = role
+                    current = parts[-1][1]
+                    continue
         if len(named) == 1:
             current = named.pop()
         elif named:
             current = ALL_ROLES
         roles[s:e] = current
     return roles
+
+
+def _coordinated(analysis: Analysis, s: int, found: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+    """[(first word, entity)] of the parts of a clause [s, ...) that says one thing of each of several entities,
+    joined by a coordinator before each next entity's name ("the RNN multiplies by W and the LSTM adds to its
+    cell"); None unless every part names one entity and says something of it (two content words besides)."""
+    words, content = analysis.words, analysis.content
+    parts = [(s, found[0][1])]
+    last = found[0][0]
+    for j, role in found[1:]:
+        if role == parts[-1][1]:
+            last = j
+            continue
+        cut = next((i for i in range(j - 1, last, -1) if words[i].norm in _COORDINATORS), None)
+        if cut is None or sum(content[i] for i in range(last + 1, cut)) < 2:
+            return None
+        parts.append((cut, role))
+        last = j
+    return parts if len(parts) > 1 else None
 
 
 def span_role_counts(roles: np.ndarray, n_entities: int, bounds: np.ndarray) -> np.ndarray:
