@@ -9,7 +9,7 @@ import pytest
 
 from grader.rubric import KeyPhrase, Misconception, ShortAnswerQuestion
 from grader.scoring.phrases import cause_effect
-from grader.scoring.roles import entities
+from grader.scoring.roles import comparisons, entities
 from grader.text import analyze
 
 PROMPT = "What is the difference between mitosis and meiosis?"
@@ -188,3 +188,48 @@ def test_one_clause_can_say_one_thing_of_each_side(structures):
     assert "queue" not in evidence[STACK_ORDER] and "stack" not in evidence[QUEUE_ORDER]
     # Both sides named together, one statement about both: it is about neither side alone.
     assert _stated(_grade(structures, "The stack and the queue both store items in memory.")) == set()
+
+
+# -- a third subject: a comparative ----------------------------------------------------------
+DENSITY = "ice is less dense than liquid water"
+
+
+@pytest.fixture(scope="module")
+def ice(embedder):
+    return _graded(embedder, ShortAnswerQuestion(
+        id="ice", prompt="Why does ice float on liquid water?",
+        reference_answers=["Ice is less dense than liquid water. When water freezes, hydrogen bonds hold the "
+                           "molecules in an open lattice that takes up more space than the liquid."],
+        max_points=2,
+        key_phrases=[KeyPhrase(text=DENSITY, points=1),
+                     KeyPhrase(text="hydrogen bonds hold the molecules in an open lattice when water freezes",
+                               points=1)]))
+
+
+@pytest.mark.parametrize("text, quantity, direction", [
+    ("ice is less dense than liquid water", "dens", -1),
+    ("Ice is denser than water.", "dens", 1),
+    ("Ice has a lower density than water.", "densit", -1),
+    ("The density of ice is lower.", "densit", -1),
+    ("TCP is slower than UDP.", "fast", -1),
+    ("The molecules are packed more tightly.", "tight", 1),
+])
+def test_comparatives_give_a_quantity_a_direction(text, quantity, direction):
+    found = comparisons(analyze(text), frozenset({"dens"}))
+    assert [(c.quantity, c.direction) for c in found] == [(quantity, direction)]
+    assert comparisons(analyze("Water is not denser than ice."), frozenset({"dens"})) == []  # denied: no direction
+    assert comparisons(analyze("Water boils at a hundred degrees."), frozenset({"dens"})) == []  # "water" is no "-er"
+
+
+def test_a_comparative_turned_the_other_way_is_a_reversal(ice):
+    result = _grade(ice, "Ice is denser than water.")
+    concept = next(c for c in result.concepts if c.concept == DENSITY)
+    assert concept.negated and not concept.found
+    assert "opposite" in result.feedback
+
+
+@pytest.mark.parametrize("answer", ["Ice has a lower density than liquid water.",
+                                    "Liquid water has a higher density than ice.",  # the same, from the other side
+                                    "Water is denser than ice."])
+def test_the_same_comparison_in_other_words_states_the_concept(ice, answer):
+    assert DENSITY in _stated(_grade(ice, answer))

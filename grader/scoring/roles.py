@@ -25,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from grader.text import STOPWORDS, Analysis
+from grader.text import STOPWORDS, Analysis, stem
 
 NO_ROLE = -1  # a word (or a concept) about no entity in particular
 ALL_ROLES = -2  # a word of a clause that names several entities
@@ -303,24 +303,125 @@ def number_of(norm: str) -> str | None:
     return _NUMBER_WORDS.get(norm)
 
 
+# Comparatives: which way a quantity goes ("less dense", "denser", "a lower density", "the force is greater").
+_MORE = frozenset("more greater higher larger bigger mehr höher größer".split())
+_LESS = frozenset("less fewer lower smaller weniger niedriger kleiner geringer".split())
+_THAN = frozenset({"than", "als"})
+# Adjectives whose comparatives name one quantity from either end, as (quantity, direction).
+_POLES = {"fast": ("fast", 1), "quick": ("fast", 1), "slow": ("fast", -1), "high": ("high", 1), "low": ("high", -1),
+          "larg": ("larg", 1), "big": ("larg", 1), "great": ("larg", 1), "small": ("larg", -1), "long": ("long", 1),
+          "short": ("long", -1), "strong": ("strong", 1), "weak": ("strong", -1), "wide": ("wide", 1),
+          "narrow": ("wide", -1), "thick": ("thick", 1), "thin": ("thick", -1), "hot": ("hot", 1), "warm": ("hot", 1),
+          "cold": ("hot", -1), "earli": ("earli", 1), "late": ("earli", -1), "schnell": ("fast", 1),
+          "langsam": ("fast", -1), "hoch": ("high", 1), "niedrig": ("high", -1), "gross": ("larg", 1),
+          "klein": ("larg", -1)}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A direction an analysed text gives a quantity: ``at`` the word that names it, ``quantity`` its word
+    family, ``direction`` +1 (more) or -1 (less), ``subject`` and ``measure`` the word families of what is
+    compared (before it in its clause) and of what it is measured against (after "than")."""
+
+    at: int
+    quantity: str
+    direction: int
+    subject: frozenset[str]
+    measure: frozenset[str]
+
+
 @dataclass(frozen=True)
 class Contrast:
-    """What reverses one concept: word families opposed to its own, and numbers it fixes.
+    """What reverses one concept: word families opposed to its own, numbers it fixes, and comparatives.
 
     ``own``: roots of the concept's words that have an opposite; ``opposite``: those
     opposites; ``numbers``: numbers the concept states; ``number_context``: the word just
     before them ("near"), or the two when the first is a function word (("close", "to")), where
-    another number contradicts it.
+    another number contradicts it; ``comparisons``: (quantity, direction) the concept states
+    ("less dense": ("dens", -1)), with ``compared`` and ``against``, the word families of what
+    it compares and of what it measures against ("ice", "water").
     """
 
     own: frozenset[str] = frozenset()
     opposite: frozenset[str] = frozenset()
     numbers: frozenset[str] = frozenset()
     number_context: frozenset[str] = frozenset()
+    comparisons: frozenset[tuple[str, int]] = frozenset()
+    compared: frozenset[str] = frozenset()
+    against: frozenset[str] = frozenset()
 
     @property
     def empty(self) -> bool:
-        return not (self.opposite or self.numbers)
+        return not (self.opposite or self.numbers or self.comparisons)
+
+
+def _same_family(a: str, b: str) -> bool:
+    """Word families of one word: equal, or one begins the other ("dens" of dense, "densit" of density)."""
+    short, long_ = sorted((a, b), key=len)
+    return short == long_ or (len(short) >= 4 and long_.startswith(short))
+
+
+def _pole(family: str) -> tuple[str, int]:
+    return _POLES.get(family, (family, 1))
+
+
+def comparisons(analysis: Analysis, quantities: frozenset[str] = frozenset()) -> list[Comparison]:
+    """The comparatives of an analysed text: "more"/"less" before a word ("less dense", "more tightly"),
+    "higher"/"lower" before a noun or after one ("a lower density", "the density is lower"), and a word
+    ending in "-er" ("denser", "slower") whose base is one of ``quantities`` (word families) or a pole of
+    :data:`_POLES`. A negated word states no direction."""
+    words, content, negated = analysis.words, analysis.content, analysis.negated
+    out = []
+    for s, e in analysis.clauses:
+        than = next((i for i in range(s, e) if words[i].norm in _THAN), e)
+        measure = frozenset(root(words[i].stem) for i in range(than + 1, e) if content[i])
+        for i in range(s, e):
+            norm = words[i].norm
+            if negated[i]:
+                continue
+            at = None
+            if norm in _MORE or norm in _LESS:
+                direction = 1 if norm in _MORE else -1
+                after = next((j for j in range(i + 1, min(e, i + 3))
+                              if content[j] and words[j].norm not in _THAN), None)
+                if after is not None and words[after].norm not in _MORE | _LESS:
+                    at, family = after, root(words[after].stem)
+                elif norm not in ("more", "less", "fewer", "mehr", "weniger"):
+                    # what is higher: the noun before it, or before an "of" ("the density of ice is lower")
+                    of = next((j for j in range(max(s, i - 6), i) if words[j].norm in ("of", "von")), i)
+                    before = next((j for j in range(of - 1, max(s - 1, of - 4), -1) if content[j]), None)
+                    at, family = (before, root(words[before].stem)) if before is not None else (i, "larg")
+                    if at == i and norm in ("higher", "lower", "höher", "niedriger"):
+                        family = "high"
+            elif len(norm) >= 5 and norm.endswith("er"):
+                for base in (norm[:-2], norm[:-1], norm[:-3], norm[:-3] + "y"):
+                    family = root(stem(base))
+                    if len(base) >= 3 and (family in _POLES or any(_same_family(family, q) for q in quantities)):
+                        at, direction = i, 1
+                        break
+            if at is None:
+                continue
+            quantity, pole = _pole(family)
+            subject = frozenset(root(words[j].stem) for j in range(s, min(i, at)) if content[j])
+            out.append(Comparison(at, quantity, direction * pole, subject, measure if than > i else frozenset()))
+    return out
+
+
+def _stated_direction(c: Comparison, contrast: Contrast) -> int:
+    """+1 when comparison ``c`` of an answer says what ``contrast``'s concept says of its quantity, -1 when it
+    says the opposite, 0 when it speaks of another quantity. Turned round ("water is denser than ice" for
+    "ice is less dense than water"), it says the same."""
+    def meets(words: frozenset[str], others: frozenset[str]) -> bool:
+        return any(_same_family(a, b) for a in words for b in others)
+
+    for quantity, direction in contrast.comparisons:
+        if _same_family(quantity, c.quantity):
+            if c.measure:  # what it is measured against decides: the concept's subject there turns it round
+                flip = meets(c.measure, contrast.compared) and not meets(c.measure, contrast.against)
+            else:
+                flip = meets(c.subject, contrast.against) and not meets(c.subject, contrast.compared)
+            return 1 if (c.direction == direction) != flip else -1
+    return 0
 
 
 def contrast_of(phrasings, pairs: frozenset[tuple[str, str]]) -> Contrast:
@@ -340,7 +441,11 @@ def contrast_of(phrasings, pairs: frozenset[tuple[str, str]]) -> Contrast:
                     before = a.words[i - 1].norm
                     light = before in STOPWORDS.get(a.language, STOPWORDS["en"]) and i > 1
                     context.add((a.words[i - 2].norm, before) if light else before)
-    return Contrast(frozenset(own), frozenset(opposite), frozenset(numbers), frozenset(context))
+    found = [c for a in phrasings for c in comparisons(a)]
+    compared = frozenset().union(*(c.subject for c in found)) if found else frozenset()
+    against = frozenset().union(*(c.measure for c in found)) if found else frozenset()
+    return Contrast(frozenset(own), frozenset(opposite), frozenset(numbers), frozenset(context),
+                    frozenset((c.quantity, c.direction) for c in found), compared - against, against - compared)
 
 
 def _in_number_context(words, i: int, context: frozenset) -> bool:
@@ -362,6 +467,11 @@ def _asserted_sides(analysis: Analysis, contrast: Contrast) -> tuple[np.ndarray,
         r = root(w.stem)
         opposite[i] = in_family(r, contrast.opposite)
         own[i] = not opposite[i] and in_family(r, contrast.own)
+    if contrast.comparisons:
+        for c in comparisons(analysis, frozenset(q for q, _ in contrast.comparisons)):
+            said = _stated_direction(c, contrast)
+            own[c.at] |= said > 0
+            opposite[c.at] |= said < 0
     return own, opposite
 
 
@@ -466,7 +576,7 @@ def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray
     """
     n = len(analysis.words)
     out = np.zeros(n, dtype=bool)
-    if not contrast.opposite or not n:
+    if not (contrast.opposite or contrast.comparisons) or not n:
         return out
     own, opposite = _asserted_sides(analysis, contrast)
     if not opposite.any():
