@@ -233,3 +233,9 @@ def test_a_comparative_turned_the_other_way_is_a_reversal(ice):
                                     "Water is denser than ice."])
 def test_the_same_comparison_in_other_words_states_the_concept(ice, answer):
     assert DENSITY in _stated(_grade(ice, answer))
+
+
+def test_a_short_answer_that_states_a_key_phrase_does_not_restate_the_question(ice):
+    result = _grade(ice, "Water is denser than ice, so ice floats.")
+    assert "restates_question" not in {f.code for f in result.flags} and result.points > 0
+    assert "restates_question" in {f.code for f in _grade(ice, "Ice floats on liquid water.").flags}

@@ -49,6 +49,7 @@ class AnswerView:
     key_found: int
     key_total: int
     question: object | None = None  # the ShortAnswerQuestion (reference answers, key phrases), when known
+    key_stated: int = 0  # key phrases found on sure evidence (of ``key_found``)
 
     @cached_property
     def reference(self) -> "_Reference | None":
@@ -255,9 +256,10 @@ def _term_list(view: AnswerView, breaks: re.Pattern | None = None) -> bool:
 
 
 def restates_question(view: AnswerView) -> Detection | None:
-    """The answer only copies or rewords the question: it earns nothing."""
+    """The answer only copies or rewords the question: it earns nothing. One that states a key phrase on sure
+    evidence answers it, however few words it adds ("Water is denser than ice, so ice floats")."""
     stems = view.analysis.content_stems()
-    if not stems or not view.prompt_stems:
+    if not stems or not view.prompt_stems or view.key_stated:
         return None
     new = stems - view.prompt_stems - view.reference_stems
     copied = len(stems & view.prompt_stems) / len(stems)

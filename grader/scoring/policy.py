@@ -203,7 +203,8 @@ def score_answer(prepared: PreparedQuestion, text: str, encoding: Encoding, comb
         flags.append(Flag("uncertain", "the evidence is weak for: " + "; ".join(unsure)))
     feature_values = sig.features.tolist()
     view = AnswerView(text, sig.analysis, dict(zip(FEATURES, feature_values)), prepared.prompt_stems,
-                      prepared.reference_stems, sum(c.found for c in concepts), len(concepts), question)
+                      prepared.reference_stems, sum(c.found for c in concepts), len(concepts), question,
+                      sum(c.found and not c.uncertain and not c.negated for c in concepts))
     detections = detect(view)
     flags.extend(d.flag for d in detections)
     cap = min(cap, cap_of(detections))
