@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,16 @@ def test_seed_q5_concepts_runs(capsys):
     assert c["answers_annotated"] == 40 and c["answers_not_annotated"] == 0
     assert c["micro"]["tp"] + c["micro"]["fp"] + c["micro"]["fn"] + c["micro"]["tn"] == 200
     assert len(c["per_misconception"]) == 3
+
+
+@pytest.mark.parametrize("probe, answers, floor", [("stack_queue", 15, 0.9), ("ice", 14, 0.85)])
+def test_the_probes_of_other_subjects_keep_their_concept_figures(probe, answers, floor, capsys):
+    folder = Path(__file__).resolve().parent.parent / "eval" / "probes" / probe
+    code = main(["eval", str(folder / "answers.csv"), "--rubric", str(folder / "rubric.yaml"),
+                 "--concepts", str(folder / "concepts.csv"), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["concepts"]["answers_annotated"] == answers
+    assert out["concepts"]["micro"]["f1"] >= floor  # figures in docs/evaluation.md, "Concepts on other subjects"
+    assert out["concepts"]["misconceptions"]["precision"] == 1.0
+    assert out["systems"]["grader"]["score"]["pearson"] >= 0.8
