@@ -162,6 +162,16 @@ def test_a_question_page_sorts_clusters_by_doubt_and_highlights_evidence(workspa
     assert sum(c.size for c in choice.clusters) == 44 and len(choice.clusters) <= 5 and not choice.suggestions
 
 
+def test_a_concept_found_on_weak_evidence_is_shown_for_checking(workspace):
+    view = workspace.view("q5")
+    marks = [(a, m) for c in view.clusters for a in c.answers for m in a.concepts]
+    unsure = [(a, m) for a, m in marks if m.uncertain]
+    assert unsure and all(m.found and "uncertain" in a.machine["flags"] for a, m in unsure)
+    assert any(m.found and not m.uncertain for _, m in marks)
+    page = client_for(workspace).get("/q/q5").text
+    assert page.count("found on weak evidence: please check") == len(unsure)
+
+
 def test_actions_regrade_and_export_follow_the_instructors_decisions(workspace, tmp_path):
     view = workspace.view("q5")
     top = max(view.clusters, key=lambda c: c.size)

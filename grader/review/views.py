@@ -29,12 +29,14 @@ class Segment:
 
 @dataclass(frozen=True)
 class ConceptMark:
-    """One concept of the question in one answer: found by the grader, and the instructor's mark."""
+    """One concept of the question in one answer: found by the grader (``uncertain``: on weak evidence, for a
+    human to check), and the instructor's mark."""
 
     number: int
     text: str
     found: bool
     mark: bool | None
+    uncertain: bool = False
 
 
 @dataclass
@@ -195,7 +197,9 @@ def answer_view(question, answer, machine: dict, state: AnswerState | None, clus
     found = set(filter(None, machine.get("concepts_found", "").split("; ")))
     key_phrases = getattr(question, "key_phrases", ())
     marks = state.concepts if state else {}
-    concepts = [ConceptMark(i, kp.text, kp.text in found, marks.get(kp.text)) for i, kp in enumerate(key_phrases, 1)]
+    unsure = set(machine.get("uncertain", ()))  # grades stored before uncertainty was recorded have none
+    concepts = [ConceptMark(i, kp.text, kp.text in found, marks.get(kp.text), kp.text in found and kp.text in unsure)
+                for i, kp in enumerate(key_phrases, 1)]
     numbers = {kp.text: i for i, kp in enumerate(key_phrases, 1)}
     spans = []
     for concept, evidence in machine.get("evidence", []):

@@ -40,6 +40,7 @@ def machine_of(result: GradeResult) -> dict:
     out = dict(zip(FIELDS, fields))
     out["evidence"] = [[c.concept, c.evidence] for c in result.concepts if c.found and c.evidence]
     out["misconceptions"] = [[m.misconception, m.evidence, m.uncertain] for m in result.misconceptions]
+    out["uncertain"] = [c.concept for c in result.concepts if c.found and c.uncertain]
     return out
 
 
@@ -133,7 +134,7 @@ class Workspace:
             return state.machine
         detail = analysis.details.get(answer.row, {})
         return {**answer.fields, "evidence": detail.get("evidence", []),
-                "misconceptions": detail.get("misconceptions", [])}
+                "misconceptions": detail.get("misconceptions", []), "uncertain": detail.get("uncertain", [])}
 
     # -- pages ------------------------------------------------------------------------------------
     def progress(self) -> dict[str, tuple[int, int]]:
