@@ -29,6 +29,11 @@ def _graded(embedder, question: ShortAnswerQuestion):
     return Grader(None, embedder=embedder), question
 
 
+def _one_point_each(embedder, qid: str, prompt: str, reference: str, *key_phrases: KeyPhrase):
+    return _graded(embedder, ShortAnswerQuestion(id=qid, prompt=prompt, reference_answers=[reference],
+                                                 max_points=len(key_phrases), key_phrases=list(key_phrases)))
+
+
 @pytest.fixture(scope="module")
 def biology(embedder):
     return _graded(embedder, ShortAnswerQuestion(
@@ -196,14 +201,12 @@ DENSITY = "ice is less dense than liquid water"
 
 @pytest.fixture(scope="module")
 def ice(embedder):
-    return _graded(embedder, ShortAnswerQuestion(
-        id="ice", prompt="Why does ice float on liquid water?",
-        reference_answers=["Ice is less dense than liquid water. When water freezes, hydrogen bonds hold the "
-                           "molecules in an open lattice that takes up more space than the liquid."],
-        max_points=2,
-        key_phrases=[KeyPhrase(text=DENSITY, points=1),
-                     KeyPhrase(text="hydrogen bonds hold the molecules in an open lattice when water freezes",
-                               points=1)]))
+    return _one_point_each(embedder, "ice", "Why does ice float on liquid water?",
+                           "Ice is less dense than liquid water. When water freezes, hydrogen bonds hold the molecules "
+                           "in an open lattice that takes up more space than the liquid.",
+                           KeyPhrase(text=DENSITY, points=1),
+                           KeyPhrase(text="hydrogen bonds hold the molecules in an open lattice when water freezes",
+                                     points=1))
 
 
 @pytest.mark.parametrize("text, quantity, direction", [
@@ -239,3 +242,27 @@ def test_a_short_answer_that_states_a_key_phrase_does_not_restate_the_question(i
     result = _grade(ice, "Water is denser than ice, so ice floats.")
     assert "restates_question" not in {f.code for f in result.flags} and result.points > 0
     assert "restates_question" in {f.code for f in _grade(ice, "Ice floats on liquid water.").flags}
+
+
+# -- a fourth subject: a concept that says something is not so --------------------------------
+RETRANSMIT = "UDP does not retransmit lost packets, so the stream does not wait for them"
+NO_CONTROL = "UDP has no congestion control"
+
+
+@pytest.fixture(scope="module")
+def transport(embedder):
+    return _one_point_each(embedder, "udp", "Why is UDP often preferred over TCP for live video streaming?",
+                           "UDP does not retransmit lost packets, so the stream never waits for data that arrives too "
+                           "late to be shown. UDP has no congestion control, so it keeps sending at the rate the video "
+                           "needs.",
+                           KeyPhrase(text=RETRANSMIT, points=1,
+                                     alternatives=["UDP never resends lost data, so playback does not stall"]),
+                           KeyPhrase(text=NO_CONTROL, points=1, alternatives=[
+                               "UDP does not reduce its sending rate when the network is congested"]))
+
+
+def test_a_negation_is_no_word_of_what_it_denies(transport):
+    # "no" is in every phrasing of "UDP has no congestion control", but it names no congestion control.
+    assert _stated(_grade(transport, "UDP has no handshake, so the connection starts sooner.")) == set()
+    assert _stated(_grade(transport, "UDP has no congestion control, so it keeps sending at the video's rate.")) \
+        == {NO_CONTROL}  # nor does its "so ..." make it the other concept's "no retransmission, so no waiting"

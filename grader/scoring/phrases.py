@@ -32,7 +32,7 @@ from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, ROOT, Contrast, famili
                                   own_side_spans, reversed_sentences, reversed_spans, root, span_role_counts,
                                   word_roles)
 from grader.scoring.spelling import corrected_family
-from grader.text import Analysis, analyze
+from grader.text import NEGATION_CUES, Analysis, analyze, stem
 
 WINDOW_SIZES = (3, 5, 8)
 MAX_SPANS = 600  # long answers get sparser windows, never unbounded work
@@ -49,6 +49,8 @@ FOUND = 0.5  # strength from which a concept counts as stated
 PARTIAL = 0.3  # strength from which it counts as half-stated
 SURE = 0.65  # strength from which a found concept or misconception is asserted rather than uncertain
 TOPIC_WEIGHT = 0.5  # weight in a word match of a word not the concept's own (a topic word), against 1
+# "no", "not", "never": they say which way a phrasing goes, not what it is about (never a concept's own words).
+NEGATION_ROOTS = frozenset(root(stem(w, lang)) for lang, cues in NEGATION_CUES.items() for w in cues)
 TOPIC_CONCEPTS = 3  # a word family in this many of a question's concepts is a topic word, not one concept's
 
 
@@ -136,7 +138,8 @@ class TargetSet:
             words = [frozenset().union(*t.stems) - common for t in targets]
             unique = [w - others - frozenset().union(*(o for j, o in enumerate(words) if j != i))
                       for i, w in enumerate(words)]
-            distinct = tuple(_own(t.stems, common) | u | (extra - common) for t, u, extra in zip(targets, unique, taught))
+            distinct = tuple((_own(t.stems, common) | u | (extra - common)) - NEGATION_ROOTS
+                             for t, u, extra in zip(targets, unique, taught))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
                    roles if (roles != NO_ROLE).any() else None, scale, distinct, alone)
@@ -482,11 +485,19 @@ class AnswerSpans:
                           alone: AloneScale | None = None) -> Match:
         """A "cause, so effect" target: as strong as the weaker of its cause and its effect, each matched on
         its own in one sentence or two neighbouring ones (the evidence runs from one to the other). A lexical
-        match of the whole phrasing stands."""
+        match of the whole phrasing stands. A span that names none of a half's own words (those of the
+        target's own words the half uses, said or denied) does not state that half."""
         cause, effect = target.parts
         sims = self.similarities(np.concatenate([cause.vectors, effect.vectors]))
         strength = self._semantic(sims, _needed([*cause.stems, *effect.stems]), np.array([0, len(cause.vectors)]),
                                   target.parts, scale, alone=alone)[0]
+        own = self._distinct.get(target.key)
+        for side, part in enumerate(target.parts if own else ()):
+            words = frozenset().union(*part.stems) & own
+            if words:
+                named = np.concatenate([[0], np.cumsum(self._of_families(words))])
+                lacking = (named[self._bounds[:, 1]] - named[self._bounds[:, 0]]) == 0
+                strength[lacking, side] = np.minimum(strength[lacking, side], FOUND - 0.01)
         sentence = self._span_sentence
         n = len(self.analysis.sentences)
         best = np.zeros((2, n))
