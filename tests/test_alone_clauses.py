@@ -130,22 +130,25 @@ def test_a_clause_that_states_a_misconception_states_no_key_phrase(embedder):
     assert spans.match_all(_targets(embedder, AloneScale(0.2, 0.5)))[0].strength < FOUND
 
 
-def test_a_clause_closer_to_a_misconception_than_to_any_key_phrase_states_none(embedder):
+def test_a_clause_that_goes_on_with_a_stated_misconception_states_no_key_phrase(embedder):
     text = "The RNN has trouble with long sequences; the LSTM has its own lane that grows."
     cell, wrong, noise = embedder.encode(["a memory cell updated by addition", "LSTMs have more parameters",
                                           "the weather is nice"])
     clause = cell + 1.2 * wrong  # read alone, the clause is near the cell concept and nearer the misconception
     clause /= np.linalg.norm(clause)
     targets = _targets(embedder, AloneScale(0.2, 0.5))
-    spans = _spans(embedder, text, [noise, clause])
-    key_sims = spans.similarities(targets.matrix)
-    assert spans.match_all(targets, key_sims)[0].found  # alone, it would state the key phrase
-    spans.silence([], spans.similarities(wrong[None, :]), key_sims)
-    assert spans.match_all(targets, key_sims)[0].strength < FOUND
-    # A misconception it reads farther from than from the key phrase leaves it stating the key phrase.
-    kept = _spans(embedder, text, [noise, clause])
-    kept.silence([], kept.similarities(noise[None, :]), key_sims)
-    assert kept.match_all(targets, key_sims)[0].found
+    rivals = TargetSet.of(make_targets(["params"], [("LSTMs have more parameters",)], wrong[None, :], "en"))
+    first = text.index(";")
+
+    def matched(strength):  # the misconception's match, its evidence in the first clause
+        spans = _spans(embedder, text, [noise, clause])
+        key_sims = spans.similarities(targets.matrix)
+        spans.silence([Match(strength, text[:first], 0, first, "semantic", False)], rivals,
+                      spans.similarities(rivals.matrix), key_sims, 0.3)
+        return spans.match_all(targets, key_sims)[0]
+
+    assert matched(0.9).strength < FOUND  # the answer states the misconception: the clause goes on with it
+    assert matched(0.1).found  # it does not: the clause reads close to it, and states the key phrase
 
 
 def test_questions_without_key_phrases_leave_the_encoder_alone(fresh):

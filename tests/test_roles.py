@@ -190,6 +190,12 @@ def test_the_parameters_misconception_is_no_cell_state(grader):
     assert "You stated" not in result.feedback
 
 
+def test_a_clause_near_a_misconception_nobody_stated_still_states_its_key_phrase(grader):
+    # On its own the clause reads closer to "a growing memory buffer" than to any key phrase; nothing here says it.
+    concepts, result = _q5(grader, "The LSTM keeps a memory line that is only ever added to, never overwritten.")
+    assert concepts["a separate cell state that is updated additively"].found and not result.misconceptions
+
+
 def test_a_half_stated_in_the_key_phrases_own_words_counts(grader):
     # "vanishing/exploding grads" reads far from "gradients vanish or explode" as a vector, but says it word for word.
     concepts, _ = _q5(grader, "RNN: shared weights used at every step → vanishing/exploding grads.")

@@ -239,6 +239,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
         (KEY_FLOOR, KEY_CEIL), common, alone, _taught(question.key_phrases, language),
         frozenset().union(*(content_stem_set(a) for texts in mis_analyses for a in texts)))
+    key_words = frozenset().union(*(content_stem_set(a) for texts in key_analyses for a in texts))
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     # A misconception too is stated only by a span that asserts one of its own words ("a growing buffer",
@@ -248,7 +249,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
         taught=_taught(question.misconceptions, language),
-        others=frozenset().union(*(content_stem_set(a) for texts in key_analyses for a in texts)))
+        others=key_words, claimed=key_words)
     prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)
     prepared.example_tokens = TokenBank.of(ex_encodings)  # after the examples' model: it reads no ex_* signal
     return prepared
@@ -558,7 +559,9 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     mis_sims = spans.similarities(prepared.misconception_targets.matrix) if prepared.misconception_targets else None
     mis_matches = spans.match_all(prepared.misconception_targets, mis_sims)
     key_sims = spans.similarities(prepared.key_targets.matrix) if prepared.key_targets else None
-    spans.silence(mis_matches, mis_sims, key_sims)  # a clause that states a misconception states no key phrase
+    alone = prepared.key_targets.alone
+    # a clause that states a misconception states no key phrase
+    spans.silence(mis_matches, prepared.misconception_targets, mis_sims, key_sims, alone.ceil if alone else None)
     key_matches = spans.match_all(prepared.key_targets, key_sims)
     if key_matches and lists_terms(answer, analysis, q):
         # A bare list of terms names the concepts without stating anything about them.

@@ -121,12 +121,13 @@ class TargetSet:
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
            common: frozenset | None = None, alone: AloneScale | None = None, taught=None,
-           others: frozenset = frozenset()) -> "TargetSet":
+           others: frozenset = frozenset(), claimed: frozenset = frozenset()) -> "TargetSet":
         """``common``: word families of the question's topic (:func:`common_roots`) and its entities' names;
         given, a span that shares none of a target's own words does not state it: its :func:`_own` words, any
         word of one of its phrasings that no other target and none of ``others`` (the word families of the
         question's other kind of target: misconceptions beside key phrases) has, and those of ``taught`` (per
-        target, the word families of an instructor's examples of it)."""
+        target, the word families of an instructor's examples of it). Words of ``claimed`` (for misconceptions,
+        the key phrases' words: "memory", "keep") are never a target's own but through ``taught``."""
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
@@ -138,7 +139,7 @@ class TargetSet:
             words = [frozenset().union(*t.stems) - common for t in targets]
             unique = [w - others - frozenset().union(*(o for j, o in enumerate(words) if j != i))
                       for i, w in enumerate(words)]
-            distinct = tuple((_own(t.stems, common) | u | (extra - common)) - NEGATION_ROOTS
+            distinct = tuple(((_own(t.stems, common) | u) - claimed | (extra - common)) - NEGATION_ROOTS
                              for t, u, extra in zip(targets, unique, taught))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
@@ -354,15 +355,19 @@ class AnswerSpans:
         self._family_masks: dict = {}  # word families -> per word: whether it is of one (_of_families)
         self._said: dict = {}  # span index -> the word families it asserts (_says_it_of_other)
 
-    def silence(self, matches, sims: np.ndarray | None = None, later: np.ndarray | None = None) -> None:
+    def silence(self, matches, rivals: "TargetSet | None" = None, sims: np.ndarray | None = None,
+                later: np.ndarray | None = None, full: float | None = None) -> None:
         """Clauses encoded on their own that overlap the evidence of a found match (a misconception) state
         nothing more: "LSTMs use attention to look back" is a wrong claim, not a rough key phrase.
 
-        ``sims`` and ``later``: every span's cosine with the phrasings of the matched targets (the
-        misconceptions) and of those matched later (the key phrases), as :meth:`similarities` gives them.
-        A clause on its own states only what it reads closest to: one closer to a misconception than to
-        every later target states none of them ("the LSTM adds extra weight matrices" is the misconception
-        "more parameters", though on its own it reads close to "a cell state that is added to" too).
+        ``rivals``: the targets of ``matches`` (the misconceptions); ``sims`` and ``later``: every span's
+        cosine with their phrasings and with those of the targets matched later (the key phrases), as
+        :meth:`similarities` gives them; ``full``: the cosine at which a clause on its own fully states a
+        later target (:class:`AloneScale` ``ceil``). A clause that goes on with a misconception the answer
+        states (reads as it at that level, closer than to every later target, and names one of its own
+        words) states no later target either: in "Vanilla RNNs have too few parameters. The LSTM adds extra
+        weight matrices for the gates", the second sentence is the same misconception, though on its own it
+        reads close to "a cell state that is added to" too.
         """
         if len(self.ranges) == self.n_pooled:
             return
@@ -370,8 +375,18 @@ class AnswerSpans:
         spans = [(m.start, m.end) for m in matches if m.found and m.start is not None]
         off = np.array([any(words[s].start < end and start < words[e - 1].end for start, end in spans)
                         for s, e in self.ranges[self.n_pooled :]], dtype=bool)
-        if sims is not None and later is not None and sims.size and later.size:
-            off |= sims[self.n_pooled :].max(axis=1) > later[self.n_pooled :].max(axis=1)
+        stated = [k for k, m in enumerate(matches) if m.found and not m.negated]
+        if stated and rivals and full is not None and sims is not None and later is not None and later.size:
+            per_rival = np.maximum.reduceat(sims[self.n_pooled :], rivals.starts, axis=1)
+            bounds = self._bounds[self.n_pooled :]
+            for k, own in enumerate(rivals.distinct or [frozenset()] * len(rivals)):
+                if k not in stated:
+                    per_rival[:, k] = -1.0
+                elif own:
+                    named = np.concatenate([[0], np.cumsum(self._of_families(own))])
+                    per_rival[(named[bounds[:, 1]] - named[bounds[:, 0]]) == 0, k] = -1.0
+            rival = per_rival.max(axis=1)
+            off |= (rival >= full) & (rival > later[self.n_pooled :].max(axis=1))
         self.alone_off = off if off.any() else None
 
     @property
