@@ -29,9 +29,10 @@ def _graded(embedder, question: ShortAnswerQuestion):
     return Grader(None, embedder=embedder), question
 
 
-def _one_point_each(embedder, qid: str, prompt: str, reference: str, *key_phrases: KeyPhrase):
+def _one_point_each(embedder, qid: str, prompt: str, reference: str, *key_phrases: KeyPhrase, misconceptions=()):
     return _graded(embedder, ShortAnswerQuestion(id=qid, prompt=prompt, reference_answers=[reference],
-                                                 max_points=len(key_phrases), key_phrases=list(key_phrases)))
+                                                 max_points=len(key_phrases), key_phrases=list(key_phrases),
+                                                 misconceptions=list(misconceptions)))
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +267,43 @@ def test_a_negation_is_no_word_of_what_it_denies(transport):
     assert _stated(_grade(transport, "UDP has no handshake, so the connection starts sooner.")) == set()
     assert _stated(_grade(transport, "UDP has no congestion control, so it keeps sending at the video's rate.")) \
         == {NO_CONTROL}  # nor does its "so ..." make it the other concept's "no retransmission, so no waiting"
+
+
+# -- a fifth subject: misconceptions near the key phrases ------------------------------------
+OXYGEN = "oxygen is released as a by-product"
+SOIL, REVERSED, ROOTS = ("plants take their food from the soil",
+                         "in photosynthesis plants take in oxygen and give off carbon dioxide",
+                         "photosynthesis happens in the roots")
+
+
+@pytest.fixture(scope="module")
+def plants(embedder):
+    return _one_point_each(
+        embedder, "photo", "What does a plant need for photosynthesis, and what does it produce?",
+        "Chlorophyll in the leaves captures light energy. The plant uses it to convert carbon dioxide from the air "
+        "and water into glucose, and releases oxygen as a by-product.",
+        KeyPhrase(text="chlorophyll captures light energy", points=1,
+                  alternatives=["the green pigment in the leaves absorbs sunlight"]),
+        KeyPhrase(text="carbon dioxide and water are converted into glucose", points=1),
+        KeyPhrase(text=OXYGEN, points=1, alternatives=["the plant gives off oxygen"]),
+        misconceptions=[Misconception(text=SOIL, penalty=1), Misconception(text=REVERSED, penalty=1),
+                        Misconception(text=ROOTS, penalty=1)])
+
+
+def _held(result) -> set[str]:
+    return {m.misconception for m in result.misconceptions if not m.uncertain}
+
+
+@pytest.mark.parametrize("answer", [
+    "Plants do not get their food from the soil: they make it from air and water using light.",
+    "The roots do not do photosynthesis; it happens in the leaves, whose green pigment absorbs the light.",
+])
+def test_a_denied_misconception_is_not_held(plants, answer):
+    assert _held(_grade(plants, answer)) == set()
+
+
+def test_the_words_of_a_stated_misconception_state_no_key_phrase(plants):
+    result = _grade(plants, "In photosynthesis the plant breathes in oxygen and breathes out carbon dioxide.")
+    assert _held(result) == {REVERSED}
+    assert OXYGEN not in _stated(result)
+    assert _held(_grade(plants, "Photosynthesis takes place in the roots.")) == {ROOTS}

@@ -249,7 +249,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
         taught=_taught(question.misconceptions, language),
-        others=key_words, claimed=key_words)
+        others=key_words)
     prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)
     prepared.example_tokens = TokenBank.of(ex_encodings)  # after the examples' model: it reads no ex_* signal
     return prepared

@@ -48,9 +48,15 @@ LEXICAL_POWER = 2.0  # lexical strength is the share of a phrasing's content wor
 FOUND = 0.5  # strength from which a concept counts as stated
 PARTIAL = 0.3  # strength from which it counts as half-stated
 SURE = 0.65  # strength from which a found concept or misconception is asserted rather than uncertain
+# Misconception strengths sit on a stricter cosine scale than key phrases', so a misconception is asserted
+# from a lower strength than SURE: on the annotated development answers every misconception from 0.55 up was
+# right, and asserting them from FOUND cost a quarter of the precision.
+MISCONCEPTION_SURE = 0.55
 TOPIC_WEIGHT = 0.5  # weight in a word match of a word not the concept's own (a topic word), against 1
-# "no", "not", "never": they say which way a phrasing goes, not what it is about (never a concept's own words).
+# "no", "not", "never": they say which way a phrasing goes, not what it is about; verbs that say little on
+# their own ("happens in the roots" is about the roots) neither: never a concept's own words.
 NEGATION_ROOTS = frozenset(root(stem(w, lang)) for lang, cues in NEGATION_CUES.items() for w in cues)
+LIGHT_ROOTS = frozenset(root(stem(w)) for w in "make take get give go come happen occur use put".split())
 TOPIC_CONCEPTS = 3  # a word family in this many of a question's concepts is a topic word, not one concept's
 
 
@@ -121,13 +127,12 @@ class TargetSet:
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
            common: frozenset | None = None, alone: AloneScale | None = None, taught=None,
-           others: frozenset = frozenset(), claimed: frozenset = frozenset()) -> "TargetSet":
+           others: frozenset = frozenset()) -> "TargetSet":
         """``common``: word families of the question's topic (:func:`common_roots`) and its entities' names;
         given, a span that shares none of a target's own words does not state it: its :func:`_own` words, any
         word of one of its phrasings that no other target and none of ``others`` (the word families of the
         question's other kind of target: misconceptions beside key phrases) has, and those of ``taught`` (per
-        target, the word families of an instructor's examples of it). Words of ``claimed`` (for misconceptions,
-        the key phrases' words: "memory", "keep") are never a target's own but through ``taught``."""
+        target, the word families of an instructor's examples of it)."""
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
@@ -139,7 +144,7 @@ class TargetSet:
             words = [frozenset().union(*t.stems) - common for t in targets]
             unique = [w - others - frozenset().union(*(o for j, o in enumerate(words) if j != i))
                       for i, w in enumerate(words)]
-            distinct = tuple(((_own(t.stems, common) | u) - claimed | (extra - common)) - NEGATION_ROOTS
+            distinct = tuple((_own(t.stems, common) | u | (extra - common)) - NEGATION_ROOTS - LIGHT_ROOTS
                              for t, u, extra in zip(targets, unique, taught))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
@@ -283,14 +288,24 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
         contrast = None if contrasts is None or contrasts[k] is None or contrasts[k].empty else contrasts[k]
         halves = None
         if parts is not None and parts[k] is not None:
-            halves = tuple(Target(f"{key} ({side})", tuple(t), v, tuple(content_stem_set(analyze(x, language)) for x in t),
-                                  None, role, contrast)
+            halves = tuple(_half(f"{key} ({side})", tuple(t), v, language, role, contrast)
                            for side, (t, v) in zip(("cause", "effect"), parts[k]))
         targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast, halves,
                               qualified_parts(key, language), negative if any(negative) else None,
                               tuple(signed_stem_set(a) for a in analyses) if any(negative) else None))
         row += n
     return targets
+
+
+def _half(key: str, texts: tuple[str, ...], vectors: np.ndarray, language: str, role: int,
+          contrast: Contrast | None) -> Target:
+    """The cause or the effect of a "cause, so effect" target, with the polarity of its phrasings: "the
+    stream does not wait" is stated by a negated span, as its whole phrasing is."""
+    analyses = [analyze(x, language) for x in texts]
+    negative = tuple(is_negative(a) for a in analyses)
+    return Target(key, texts, vectors, tuple(content_stem_set(a) for a in analyses), None, role, contrast,
+                  negative=negative if any(negative) else None,
+                  signed=tuple(signed_stem_set(a) for a in analyses) if any(negative) else None)
 
 
 class AnswerSpans:
@@ -315,6 +330,8 @@ class AnswerSpans:
         self._topic = topic
         self._sums, self._along, self._inverse_norms = _pool(words, encoding, bounds, topic)
         self.alone_off = None  # clauses encoded alone that state nothing (set by :meth:`silence`)
+        self.wrong_off = None  # spans inside a stated misconception's evidence (set by :meth:`silence`)
+        self._held: list[tuple[int, int]] = []  # that evidence, as character ranges
         if alone is not None and len(alone[0]):
             extra, vectors = list(alone[0]), np.asarray(alone[1], dtype=np.float32)
             self.ranges = self.ranges + extra
@@ -334,8 +351,11 @@ class AnswerSpans:
             negated_content = [c and n for c, n in zip(content, analysis.negated)]
             negated_sum = np.array([0, *accumulate(negated_content)])
             negated_spans = negated_sum[bounds[:, 1]] - negated_sum[bounds[:, 0]]
-            # A span is negated when most of its content words sit inside a negation scope.
-            self.negated = (self.span_content > 0) & (negated_spans >= 0.5 * self.span_content)
+            # A span is negated when most of its content words sit inside a negation scope, the negation
+            # itself not counted ("the roots do not do photosynthesis": one word of two, not of three).
+            cue = np.array([0, *accumulate(c and root(w.stem) in NEGATION_ROOTS for c, w in zip(content, words))])
+            weighed = self.span_content - (cue[bounds[:, 1]] - cue[bounds[:, 0]])
+            self.negated = (weighed > 0) & (negated_spans >= 0.5 * weighed)
             asserted = [c and not n for c, n in zip(content, negated_content)]
             self.negated_stems = frozenset(root(w.stem) for w, n in zip(words, negated_content) if n)
         else:  # most answers negate nothing
@@ -357,25 +377,35 @@ class AnswerSpans:
 
     def silence(self, matches, rivals: "TargetSet | None" = None, sims: np.ndarray | None = None,
                 later: np.ndarray | None = None, full: float | None = None) -> None:
-        """Clauses encoded on their own that overlap the evidence of a found match (a misconception) state
-        nothing more: "LSTMs use attention to look back" is a wrong claim, not a rough key phrase.
+        """What a misconception the answer states (``matches``, at MISCONCEPTION_SURE or more) keeps from
+        stating anything matched later (the key phrases).
 
-        ``rivals``: the targets of ``matches`` (the misconceptions); ``sims`` and ``later``: every span's
-        cosine with their phrasings and with those of the targets matched later (the key phrases), as
-        :meth:`similarities` gives them; ``full``: the cosine at which a clause on its own fully states a
-        later target (:class:`AloneScale` ``ceil``). A clause that goes on with a misconception the answer
-        states (reads as it at that level, closer than to every later target, and names one of its own
-        words) states no later target either: in "Vanilla RNNs have too few parameters. The LSTM adds extra
-        weight matrices for the gates", the second sentence is the same misconception, though on its own it
-        reads close to "a cell state that is added to" too.
+        - A span inside its evidence is that wrong claim: "the plant breathes in oxygen" of "in
+          photosynthesis the plant breathes in oxygen and breathes out carbon dioxide" is no "the plant
+          releases oxygen".
+        - A clause encoded on its own that overlaps its evidence states nothing more: "LSTMs use attention
+          to look back" is a wrong claim, not a rough key phrase.
+        - So does a clause on its own that goes on with it: ``rivals`` are the targets of ``matches``;
+          ``sims`` and ``later`` every span's cosine with their phrasings and with those of the targets
+          matched later (:meth:`similarities`); ``full`` the cosine at which a clause on its own fully states
+          a later target (:class:`AloneScale` ``ceil``). A clause that reads as the misconception at that
+          level, closer than to every later target, and names one of its own words goes on with it: in
+          "Vanilla RNNs have too few parameters. The LSTM adds extra weight matrices for the gates", the
+          second sentence, though on its own it reads close to "a cell state that is added to" too.
+
+        An uncertain misconception silences nothing.
         """
+        words = self.analysis.words
+        stated = [k for k, m in enumerate(matches)
+                  if m.strength >= MISCONCEPTION_SURE and not m.negated and m.start is not None]
+        self._held = [(matches[k].start, matches[k].end) for k in stated]
+        if self._held:
+            inside = np.array([self._is_held(s, e) for s, e in self.ranges], dtype=bool)
+            self.wrong_off = inside if inside.any() else None
         if len(self.ranges) == self.n_pooled:
             return
-        words = self.analysis.words
-        spans = [(m.start, m.end) for m in matches if m.found and m.start is not None]
-        off = np.array([any(words[s].start < end and start < words[e - 1].end for start, end in spans)
+        off = np.array([any(words[s].start < end and start < words[e - 1].end for start, end in self._held)
                         for s, e in self.ranges[self.n_pooled :]], dtype=bool)
-        stated = [k for k, m in enumerate(matches) if m.found and not m.negated]
         if stated and rivals and full is not None and sims is not None and later is not None and later.size:
             per_rival = np.maximum.reduceat(sims[self.n_pooled :], rivals.starts, axis=1)
             bounds = self._bounds[self.n_pooled :]
@@ -388,6 +418,11 @@ class AnswerSpans:
             rival = per_rival.max(axis=1)
             off |= (rival >= full) & (rival > later[self.n_pooled :].max(axis=1))
         self.alone_off = off if off.any() else None
+
+    def _is_held(self, s: int, e: int) -> bool:
+        """Whether the words [s, e) lie inside the evidence of a stated misconception (:meth:`silence`)."""
+        words = self.analysis.words
+        return any(start <= words[s].start and words[e - 1].end <= end for start, end in self._held)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -500,16 +535,17 @@ class AnswerSpans:
                           alone: AloneScale | None = None) -> Match:
         """A "cause, so effect" target: as strong as the weaker of its cause and its effect, each matched on
         its own in one sentence or two neighbouring ones (the evidence runs from one to the other). A lexical
-        match of the whole phrasing stands. A span that names none of a half's own words (those of the
-        target's own words the half uses, said or denied) does not state that half."""
+        match of the whole phrasing stands. Where every phrasing of a half uses some of the target's own words,
+        a span that names none of them (said or denied) does not state that half."""
         cause, effect = target.parts
         sims = self.similarities(np.concatenate([cause.vectors, effect.vectors]))
         strength = self._semantic(sims, _needed([*cause.stems, *effect.stems]), np.array([0, len(cause.vectors)]),
                                   target.parts, scale, alone=alone)[0]
         own = self._distinct.get(target.key)
         for side, part in enumerate(target.parts if own else ()):
-            words = frozenset().union(*part.stems) & own
-            if words:
+            mine = [stems & own for stems in part.stems]
+            if all(mine):  # every phrasing of the half has words of its own: a span must name one
+                words = frozenset().union(*mine)
                 named = np.concatenate([[0], np.cumsum(self._of_families(words))])
                 lacking = (named[self._bounds[:, 1]] - named[self._bounds[:, 0]]) == 0
                 strength[lacking, side] = np.minimum(strength[lacking, side], FOUND - 0.01)
@@ -629,6 +665,8 @@ class AnswerSpans:
                     own[self.alone_off] = 0.0
                 strength[self.n_pooled :] = own
         np.maximum(strength, 0.0, out=strength)  # not capped at 1: the closest of two saturated spans wins
+        if self.wrong_off is not None:
+            strength[self.wrong_off] = 0.0
         reversal = None
         masks = self._role_masks(targets) if targets else None
         if masks is not None:
@@ -862,6 +900,8 @@ class AnswerSpans:
             allowed = [unit for unit in allowed if mine[unit[0][0] : unit[0][1]].any()]
         if target.qualified is not None:  # nor one without both X and Y of "X with Y"
             allowed = [unit for unit in allowed if all(unit[1] & part for part in target.qualified)]
+        if self._held:  # nor the words of a stated misconception (:meth:`silence`)
+            allowed = [unit for unit in allowed if not self._is_held(*unit[0])]
         best, where = self._best_share(target, allowed)
         rev, rev_where = self._best_share(target, reversing) if reversing else (0.0, None)
         empty = (0, 0)

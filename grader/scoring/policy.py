@@ -21,13 +21,9 @@ from grader.scoring.combiner import LinearCombiner, extra_signal_names
 from grader.scoring.detectors import AnswerView, cap_of, detect
 from grader.scoring.features import FEATURES, PreparedQuestion, answer_signals, key_credit
 from grader.scoring.feedback import compose
-from grader.scoring.phrases import FOUND, SURE
+from grader.scoring.phrases import FOUND, MISCONCEPTION_SURE, SURE
 
 REVIEW_THRESHOLD = 0.6
-# Misconception strengths sit on a stricter cosine scale than key phrases' (phrases.py), so a
-# misconception is asserted from a lower strength than SURE: on the annotated development answers
-# every misconception from 0.55 up was right, and asserting them from FOUND cost a quarter of the precision.
-MISCONCEPTION_SURE = 0.55
 MAX_ANSWER_CHARS = 20_000
 
 
