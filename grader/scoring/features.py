@@ -232,14 +232,15 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     if alone is not None:
         _encode_clauses(embedder, language)
     common = common_roots(prompt_analysis, key_analyses + mis_analyses) | frozenset(names)
+    # the words of each kind of target: a word of one phrasing that the other kind uses is not a target's own
+    key_words, mis_words = (frozenset().union(*(content_stem_set(a) for texts in kind for a in texts))
+                            for kind in (key_analyses, mis_analyses))
     prepared.key_targets = TargetSet.of(make_targets(
         [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
         [contrast_of(a, pairs) for a in key_analyses],
         [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
-        (KEY_FLOOR, KEY_CEIL), common, alone, _taught(question.key_phrases, language),
-        frozenset().union(*(content_stem_set(a) for texts in mis_analyses for a in texts)))
-    key_words = frozenset().union(*(content_stem_set(a) for texts in key_analyses for a in texts))
+        (KEY_FLOOR, KEY_CEIL), common, alone, _taught(question.key_phrases, language), mis_words)
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     # A misconception too is stated only by a span that asserts one of its own words ("a growing buffer",
@@ -248,8 +249,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
-        taught=_taught(question.misconceptions, language),
-        others=key_words)
+        taught=_taught(question.misconceptions, language), others=key_words)
     prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)
     prepared.example_tokens = TokenBank.of(ex_encodings)  # after the examples' model: it reads no ex_* signal
     return prepared
