@@ -280,32 +280,29 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
     targets, row = [], 0
     for k, (key, texts) in enumerate(zip(keys, phrasings)):
         n = len(texts)
-        analyses = [analyze(t, language) for t in texts]
-        stems = tuple(content_stem_set(a) for a in analyses)
-        negative = tuple(is_negative(a) for a in analyses)
-        against = counter[k] if counter is not None and len(counter[k]) else None
         role = NO_ROLE if roles is None else int(roles[k])
         contrast = None if contrasts is None or contrasts[k] is None or contrasts[k].empty else contrasts[k]
         halves = None
         if parts is not None and parts[k] is not None:
-            halves = tuple(_half(f"{key} ({side})", tuple(t), v, language, role, contrast)
+            # the cause and the effect keep the polarity of their phrasings: "the stream does not wait" is
+            # stated by a negated span, as its whole phrasing is
+            halves = tuple(_phrased(f"{key} ({side})", tuple(t), v, language, role=role, contrast=contrast)
                            for side, (t, v) in zip(("cause", "effect"), parts[k]))
-        targets.append(Target(key, tuple(texts), vectors[row : row + n], stems, against, role, contrast, halves,
-                              qualified_parts(key, language), negative if any(negative) else None,
-                              tuple(signed_stem_set(a) for a in analyses) if any(negative) else None))
+        targets.append(_phrased(key, tuple(texts), vectors[row : row + n], language,
+                                counter=counter[k] if counter is not None and len(counter[k]) else None,
+                                role=role, contrast=contrast, parts=halves,
+                                qualified=qualified_parts(key, language)))
         row += n
     return targets
 
 
-def _half(key: str, texts: tuple[str, ...], vectors: np.ndarray, language: str, role: int,
-          contrast: Contrast | None) -> Target:
-    """The cause or the effect of a "cause, so effect" target, with the polarity of its phrasings: "the
-    stream does not wait" is stated by a negated span, as its whole phrasing is."""
-    analyses = [analyze(x, language) for x in texts]
+def _phrased(key: str, texts: tuple[str, ...], vectors: np.ndarray, language: str, **fields) -> Target:
+    """A :class:`Target` whose word families and polarity come from its phrasings ``texts``."""
+    analyses = [analyze(t, language) for t in texts]
     negative = tuple(is_negative(a) for a in analyses)
-    return Target(key, texts, vectors, tuple(content_stem_set(a) for a in analyses), None, role, contrast,
+    return Target(key, texts, vectors, tuple(content_stem_set(a) for a in analyses),
                   negative=negative if any(negative) else None,
-                  signed=tuple(signed_stem_set(a) for a in analyses) if any(negative) else None)
+                  signed=tuple(signed_stem_set(a) for a in analyses) if any(negative) else None, **fields)
 
 
 class AnswerSpans:
