@@ -212,7 +212,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         has_reference=has_reference,
         names=names,
         encoder=embedder,
-        reference_tokens=TokenBank.of(token_encodings[:len(references)]),
+        reference_tokens=TokenBank.of(token_encodings[:len(references)], np.float32),
     )
     prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
@@ -486,20 +486,21 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class TokenBank:
     """Texts' unit token vectors (the encoder's, special tokens removed) in one matrix, to align an answer's
-    tokens with each text's as BERTScore does (:meth:`f1`). Kept in float16: a question's examples may be many."""
+    tokens with each text's as BERTScore does (:meth:`f1`). A question's graded examples may be many, so theirs
+    are kept in float16; its few references in float32, which every answer is aligned with whole."""
 
-    rows: np.ndarray  # (total tokens, dim), float16
+    rows: np.ndarray  # (total tokens, dim), float16 or float32
     starts: np.ndarray  # (n_texts,) each text's first row
     lengths: np.ndarray  # (n_texts,) its number of rows (a text without tokens has one zero row)
 
     @classmethod
-    def of(cls, encodings: Sequence[Encoding]) -> TokenBank | None:
+    def of(cls, encodings: Sequence[Encoding], dtype=np.float16) -> TokenBank | None:
         if not encodings:
             return None
         rows = [_unit_rows(e.tokens) if len(e.tokens) else np.zeros((1, e.vector.shape[-1]), np.float32)
                 for e in encodings]
         lengths = np.array([len(r) for r in rows])
-        return cls(np.concatenate(rows).astype(np.float16), _starts(lengths), lengths)
+        return cls(np.concatenate(rows).astype(dtype, copy=False), _starts(lengths), lengths)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -509,13 +510,16 @@ class TokenBank:
         one's best cosine to a token of the text; recall, the same over the text's tokens; their harmonic mean.
         Contextual token vectors credit content restated in other words, and a short answer that says one true
         thing earns high precision but low recall."""
-        which = np.arange(len(self)) if which is None else np.asarray(which, dtype=np.intp)
-        if len(tokens) == 0 or len(which) == 0:
-            return np.zeros(len(which))
-        lengths = self.lengths[which]
-        at = np.concatenate([np.arange(a, a + n) for a, n in zip(self.starts[which], lengths)])
-        sims = _unit_rows(tokens) @ self.rows[at].astype(np.float32).T  # (answer tokens, the texts' tokens)
-        starts = _starts(lengths)
+        if which is None:
+            rows, lengths, starts = self.rows, self.lengths, self.starts
+        else:
+            which = np.asarray(which, dtype=np.intp)
+            lengths = self.lengths[which]
+            at = np.concatenate([np.arange(a, a + n) for a, n in zip(self.starts[which], lengths)] or [[]])
+            rows, starts = self.rows[at.astype(np.intp)], _starts(lengths)
+        if len(tokens) == 0 or len(lengths) == 0:
+            return np.zeros(len(lengths))
+        sims = _unit_rows(tokens) @ rows.astype(np.float32, copy=False).T  # (answer tokens, the texts' tokens)
         precision = np.maximum.reduceat(sims, starts, axis=1).mean(axis=0)
         recall = np.add.reduceat(sims.max(axis=0), starts) / lengths
         total = precision + recall
