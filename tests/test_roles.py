@@ -339,6 +339,17 @@ def test_a_number_after_a_function_word_contradicts_only_in_the_concepts_own_wor
                                      contrast).any()
 
 
+def test_a_wrong_number_silences_only_the_part_of_its_sentence_that_rests_on_it(grader):
+    # the first statement stands on its own: ", and when ..." opens another part of the sentence
+    concepts, _ = _q5(grader, "The LSTM's cell state is updated by adding the gated new input to the old state, "
+                              "and when the forget gate is close to 0 the old memory is kept intact.")
+    assert concepts["a separate cell state that is updated additively"].found
+    assert concepts["a forget gate near 1 preserves information and the gradient"].negated
+    # a statement with its condition rests on it
+    concepts, _ = _q5(grader, "The cell state is updated additively, as long as the forget gate is close to 0.")
+    assert not concepts["a separate cell state that is updated additively"].found
+
+
 def test_what_one_phrasing_adds_is_not_the_concept(grader):
     # "the hidden state" is in one phrasing of "multiplicative recurrence"; the claim is the repeated product
     concepts, _ = _q5(grader, "The vanilla RNN only keeps the last hidden state, which is overwritten each step, "

@@ -95,6 +95,8 @@ _JOIN = frozenset("and or with from to vs versus und oder mit von".split())
 _ALWAYS_JOIN = frozenset({"vs", "versus"})
 # Words that join two statements about different entities within one clause (:func:`_coordinated`).
 _COORDINATORS = frozenset("and but while whereas whilst or und aber während wohingegen oder".split())
+# Words that open a clause standing on its own within a sentence (:func:`_resting_on`).
+_PART_START = _COORDINATORS | {"however", "jedoch"}
 _SIDE_WORDS = 3  # content words of one side of a comparison ("supervised learning") at most
 
 
@@ -540,10 +542,11 @@ def _either_or(words, own: np.ndarray, opposite: np.ndarray) -> np.ndarray:
 
 
 def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
-    """Per word: whether its sentence holds a clause that gives another number where the concept of
-    ``contrast`` gives its own ("the forget gate is close to 0" for "near 1"), outside a negation scope.
+    """Per word: whether it rests on a clause that gives another number where the concept of ``contrast``
+    gives its own ("the forget gate is close to 0" for "near 1"), outside a negation scope.
 
-    Such a sentence is a false claim: the other concepts it seems to state rest on it.
+    Such a clause is a false claim: the other concepts that the part of its sentence (:func:`_resting_on`)
+    seems to state rest on it.
     """
     n = len(analysis.words)
     out = np.zeros(n, dtype=bool)
@@ -563,16 +566,30 @@ def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
     if not wrong.any():
         return out
     for s, e in analysis.sentences:
-        if any(wrong[cs:ce].any() and not right[cs:ce].any() for cs, ce in analysis.clauses if s <= cs < e):
-            out[s:e] = True
+        for cs, ce in analysis.clauses:
+            if s <= cs < e and wrong[cs:ce].any() and not right[cs:ce].any():
+                a, b = _resting_on(analysis, s, e, cs)
+                out[a:b] = True
     return out
 
 
-def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray, role: int) -> np.ndarray:
-    """Per word: whether its sentence holds a clause about ``role``'s entity that asserts an opposite of the
-    concept of ``contrast`` and none of its words ("the LSTM's cell state is updated multiplicatively").
+def _resting_on(analysis: Analysis, s: int, e: int, cs: int) -> tuple[int, int]:
+    """The words of the sentence [s, e) that rest on its clause starting at word ``cs``: the part of the
+    sentence that holds it. A part begins at the sentence's start or at a clause that opens with a
+    coordinating word, so in "the cell state is updated by adding ..., and when the forget gate is close to
+    0 the old memory is kept" the first statement stands on its own, while "the cell state is kept when the
+    forget gate is close to 0" rests on its condition."""
+    words = analysis.words
+    starts = [a for a, _ in analysis.clauses if s <= a < e and (a == s or words[a].norm in _PART_START)]
+    return max((a for a in starts if a <= cs), default=s), min((a for a in starts if a > cs), default=e)
 
-    Such a sentence is a false claim: the other concepts it seems to state rest on it.
+
+def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray, role: int) -> np.ndarray:
+    """Per word: whether it rests on a clause about ``role``'s entity that asserts an opposite of the concept
+    of ``contrast`` and none of its words ("the LSTM's cell state is updated multiplicatively").
+
+    Such a clause is a false claim: the other concepts that the part of its sentence (:func:`_resting_on`)
+    seems to state rest on it.
     """
     n = len(analysis.words)
     out = np.zeros(n, dtype=bool)
@@ -586,5 +603,6 @@ def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray
             if s <= cs < e and opposite[cs:ce].any() and not own[cs:ce].any():
                 about = set(roles[cs:ce].tolist()) - {NO_ROLE, ALL_ROLES}
                 if about == {role}:
-                    out[s:e] = True
+                    a, b = _resting_on(analysis, s, e, cs)
+                    out[a:b] = True
     return out
