@@ -96,7 +96,7 @@ _ALWAYS_JOIN = frozenset({"vs", "versus"})
 # Words that join two statements about different entities within one clause (:func:`_coordinated`).
 _COORDINATORS = frozenset("and but while whereas whilst or und aber während wohingegen oder".split())
 # Words that open a clause standing on its own within a sentence (:func:`_resting_on`).
-_PART_START = _COORDINATORS | {"however", "jedoch"}
+_PART_START = (_COORDINATORS - {"or", "oder"}) | {"however", "jedoch"}  # "X, or Y" asserts neither
 _SIDE_WORDS = 3  # content words of one side of a comparison ("supervised learning") at most
 
 
