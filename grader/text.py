@@ -47,6 +47,9 @@ _BIGRAM_FIRST = frozenset(a for a, _ in _NEGATION_BIGRAMS)
 # A cue before these words qualifies an amount or adds to a claim, it negates nothing: "not enough parameters"
 # says there are too few, "not only X but Y" says X and Y.
 _NOT_NEGATING_NEXT = frozenset("only just enough much many merely nur genug".split())
+# "Nothing" after these words is an amount something comes to, it denies nothing: "it fades to nothing or
+# blows up" says the gradient blows up.
+_AMOUNT_AFTER = frozenset("to into".split())
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
 # In a negation's scope, "because"/"since" and a clause give the reason for what is denied (asserted, so the
 # scope ends there); "because of"/"due to" and a noun name a cause, and that cause is what is denied, as is
@@ -213,7 +216,8 @@ def analyze(text: str, language: str = "en") -> Analysis:
             for i in range(cs, ce):
                 norm = norms[i]
                 bigram = norm in _BIGRAM_FIRST and i + 1 < ce and (norm, norms[i + 1]) in _NEGATION_BIGRAMS
-                if (bigram or norm in cues) and not (i + 1 < ce and norms[i + 1] in _NOT_NEGATING_NEXT):
+                if (bigram or norm in cues) and not (i + 1 < ce and norms[i + 1] in _NOT_NEGATING_NEXT) \
+                        and not (norm == "nothing" and i > cs and norms[i - 1] in _AMOUNT_AFTER):
                     first = i + (2 if bigram else 1)
                     last = min(ce, first + NEGATION_SCOPE)
                     for j in range(first, last):

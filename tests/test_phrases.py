@@ -26,6 +26,9 @@ def _negated_words(text):
     ("LSTMs work, not because they have more parameters.", ["because", "they", "have", "more", "parameters"]),
     ("It does not learn because it has more weights, but because of its cell.",
      ["learn", "because", "it", "has", "more", "weights"]),
+    # "to nothing" is an amount: what follows is asserted
+    ("The error fades to nothing or blows up.", []),
+    ("Nothing is kept.", ["is", "kept"]),
 ])
 def test_negation_scopes(text, negated):
     assert _negated_words(text) == negated
@@ -174,3 +177,22 @@ def test_spans_are_clauses_sentences_and_windows_with_content_words(embedder, te
     spans = AnswerSpans(analysis, embedder.encode_tokens([text])[0])
     assert spans.ranges == _windows_by_hand(analysis)
     assert spans.span_content.tolist() == [sum(analysis.content[s:e]) for s, e in spans.ranges]
+
+
+def _q5(grader, answer):
+    result = grader.grade("q5", answer)
+    return {c.concept: c for c in result.concepts}, result
+
+
+def test_a_claim_whose_subject_is_asserted_and_predicate_denied_is_negated(grader):
+    # most of the sentence's words ("the vanilla RNN's recurrence") are asserted; the concept's word is denied
+    concepts, _ = _q5(grader, "The vanilla RNN's recurrence is not multiplicative.")
+    assert not concepts["multiplicative recurrence"].found and concepts["multiplicative recurrence"].negated
+    concepts, _ = _q5(grader, "The vanilla RNN's recurrence is multiplicative.")
+    assert concepts["multiplicative recurrence"].found
+
+
+def test_an_either_or_hedge_states_neither(grader):
+    concepts, _ = _q5(grader, "I think in the LSTM the cell state is updated by addition, or maybe multiplication, "
+                              "I don't remember which.")
+    assert not concepts["a separate cell state that is updated additively"].found

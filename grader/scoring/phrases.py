@@ -355,10 +355,13 @@ class AnswerSpans:
             self.negated = (weighed > 0) & (negated_spans >= 0.5 * weighed)
             asserted = [c and not n for c, n in zip(content, negated_content)]
             self.negated_stems = frozenset(root(w.stem) for w, n in zip(words, negated_content) if n)
+            self._denied_words = np.array([n and root(w.stem) not in NEGATION_ROOTS
+                                           for w, n in zip(words, negated_content)], dtype=bool)
         else:  # most answers negate nothing
             self.negated = np.zeros(len(bounds), dtype=bool)
             asserted = content
             self.negated_stems = frozenset()
+            self._denied_words = None
         self.any_negated = bool(self.negated.any())
         self._asserted = asserted
         self._bounds = bounds
@@ -638,11 +641,15 @@ class AnswerSpans:
         """
         # A span much shorter than a phrasing cannot state all of it.
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
+        negated = self._negated_for(targets, starts, sims.shape[1])  # (spans x targets)
+        any_negated = bool(negated.any())
         polarity = _column_polarity(targets, sims.shape[1]) if targets else None
         if polarity is not None:
             # A phrasing that says something is not so ("UDP has no congestion control") is stated by a
             # negated span as well, and contradicted by one that asserts what it denies ("UDP adapts its rate").
-            agree = np.where(self.negated[:, None], polarity[None, :], True) & ~self._asserts_denied(targets)
+            widths = np.diff(np.r_[starts, sims.shape[1]])
+            agree = np.where(np.repeat(negated, widths, axis=1), polarity[None, :], True) \
+                & ~self._asserts_denied(targets)
             opposed = np.maximum.reduceat(np.where(agree, -1.0, sims), starts, axis=1)
             sims = np.where(agree, sims, -1.0)
         per_span = np.maximum.reduceat(sims, starts, axis=1)
@@ -673,8 +680,8 @@ class AnswerSpans:
                 # A span that reads closer to another target states that one ("mitosis gives two identical
                 # cells" of "mitosis makes two identical cells"), it reverses none.
                 reversed_strength[per_span < per_span.max(axis=1, keepdims=True)] = 0.0
-            if self.any_negated and polarity is None:
-                reversed_strength[self.negated] = 0.0  # "the RNN does not add": no reversal either
+            if any_negated and polarity is None:
+                reversed_strength[negated] = 0.0  # "the RNN does not add": no reversal either
             where = reversed_strength.argmax(axis=0)
             reversal = (reversed_strength[where, np.arange(strength.shape[1])], where)
             strength = np.where(allowed, strength, 0.0)
@@ -684,11 +691,35 @@ class AnswerSpans:
             if masks is not None:
                 against = np.where(masks[0], against, 0.0)
             return strength, (against >= FOUND).any(axis=0), reversal
-        if not self.any_negated:
+        if not any_negated:
             return strength, np.zeros(strength.shape[1], dtype=bool), reversal
-        negated_hit = (strength[self.negated] >= FOUND).any(axis=0)
-        strength[self.negated] = 0.0
+        negated_hit = ((strength >= FOUND) & negated).any(axis=0)
+        strength[negated] = 0.0
         return strength, negated_hit, reversal
+
+    def _negated_for(self, targets, starts: np.ndarray, columns: int) -> np.ndarray:
+        """(spans x targets, one column per start of ``starts``): whether each span, read as a statement of each
+        target, is negated. It is when most of its content words lie in a negation scope (:attr:`negated`), or
+        when half or more of the words it shares with the target's phrasings do: in "the vanilla RNN's
+        recurrence is not multiplicative" the subject is asserted and what is said of it denied. A span within one
+        clause is read with its clause: "RNN's recurrence is", cut from that clause, states nothing."""
+        out = np.repeat(self.negated[:, None], len(starts), axis=1)
+        if self._denied_words is None or not len(targets):
+            return out
+        lo, hi = self._bounds[:, 0], self._bounds[:, 1]
+        clauses = np.array(self.analysis.clauses, dtype=np.int64).reshape(-1, 2)
+        clause_of = np.searchsorted(clauses[:, 0], np.arange(len(self.analysis.words)), side="right") - 1
+        within = clause_of[lo] == clause_of[hi - 1]
+        content = np.asarray(self.analysis.content, dtype=bool)
+        for k, t in enumerate(targets):
+            mine = self._of_families(frozenset().union(*t.stems) - NEGATION_ROOTS) & content
+            denied = np.concatenate([[0], np.cumsum(mine & self._denied_words)])
+            shared = np.concatenate([[0], np.cumsum(mine)])
+            d, n = denied[hi] - denied[lo], shared[hi] - shared[lo]
+            cd, cn = denied[clauses[:, 1]] - denied[clauses[:, 0]], shared[clauses[:, 1]] - shared[clauses[:, 0]]
+            clause_denies = (cd > 0) & (2 * cd >= cn)
+            out[:, k] |= ((d > 0) & (2 * d >= n)) | (within & clause_denies[clause_of[lo]])
+        return out
 
     def _asserts_denied(self, targets) -> np.ndarray:
         """(spans x phrasings): whether a span asserts at least half of the words that one of its target's
