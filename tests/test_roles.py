@@ -40,6 +40,10 @@ def test_entities_are_the_names_the_prompt_contrasts():
         == ("lstm", "rnn")
     assert entities(analyze("Why does ice float on water?")) == ()  # nothing to contrast
     assert entities(analyze("What does TCP guarantee?")) == ()
+    # sides that share words differ where they differ
+    assert entities(analyze("How do current and voltage behave in resistors connected in series compared with "
+                            "resistors connected in parallel?")) == ("serie", "parallel")
+    assert entities(analyze("What is the difference between a stack and a queue?")) == ("stack", "queue")
 
 
 def test_each_word_is_about_the_entity_its_clause_names_or_the_last_named():

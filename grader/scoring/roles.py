@@ -135,15 +135,24 @@ def _compared(prompt: Analysis) -> tuple[str, ...]:
         x = [k for k in left if k[0] not in dict(right)]
         y = [k for k in right if k[0] not in dict(left)]
         if x and y:
+            # Sides that share their words ("resistors connected in series compared with resistors connected in
+            # parallel") are read on through function words, and differ where they differ.
+            left_on = _side(prompt, range(j - 1, -1, -1), through=True)[::-1]
+            right_on = _side(prompt, range(j + 1, len(words)), through=True)
+            if y[0][0] in dict(left_on) or x[0][0] in dict(right_on):
+                x_on = [k for k in left_on if k[0] not in dict(right_on)]
+                y_on = [k for k in right_on if k[0] not in dict(left_on)]
+                x, y = (x_on, y_on) if x_on and y_on else (x, y)
             # The first word that differs ("supervised" of "supervised learning"), an acronym before others.
             return tuple(next((k for k, upper in side if upper), side[0][0]) for side in (x, y))
     return ()
 
 
-def _side(prompt: Analysis, order: range) -> list[tuple[str, bool]]:
+def _side(prompt: Analysis, order: range, through: bool = False) -> list[tuple[str, bool]]:
     """(key, is an acronym) of the content words of one side of a comparison, read from the join outwards:
     up to two leading function or comparison words skipped ("a", "the"), then up to ``_SIDE_WORDS``
-    content words, up to a function word or a punctuation mark."""
+    content words, up to a function word or a punctuation mark (``through``: up to a comparison or joining
+    word or a punctuation mark, function words skipped)."""
     words, text = prompt.words, prompt.text
     out: list[tuple[str, bool]] = []
     prev, skipped = None, 0
@@ -156,6 +165,8 @@ def _side(prompt: Analysis, order: range) -> list[tuple[str, bool]]:
         prev = i
         if not prompt.content[i] or w.norm in _COMPARE or w.norm in _JOIN or number_of(w.norm) is not None:
             skipped += 1
+            if through and out and not (w.norm in _COMPARE or w.norm in _JOIN):
+                continue
             if out or skipped > 2:
                 break
             continue
