@@ -196,3 +196,22 @@ def test_an_either_or_hedge_states_neither(grader):
     concepts, _ = _q5(grader, "I think in the LSTM the cell state is updated by addition, or maybe multiplication, "
                               "I don't remember which.")
     assert not concepts["a separate cell state that is updated additively"].found
+
+
+
+def test_a_negative_reference_clause_is_no_phrasing_of_a_positive_concept(embedder):
+    """The model answer's "because the price is not allowed to rise" was taken as one more phrasing of "at the
+    lower price consumers want to buy more": a denial read close to it, or an unrelated clause, stated it."""
+    from pathlib import Path
+
+    from grader.engine import Grader
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(Path(__file__).parent.parent / "eval" / "probes" / "price_ceiling" / "rubric.yaml")
+    grader = Grader(rubric, embedder=embedder)
+    answers = ["A lower price doesn't make consumers want to buy any more of it.",
+               "Because the government is interfering with the free market. The price can't go where it should.",
+               "At the lower price consumers want to buy more of the good."]
+    denied, unrelated, stated = (r.concepts[0] for r in grader.grade_many([("price_ceiling", a) for a in answers]))
+    assert not denied.found and not unrelated.found
+    assert stated.found

@@ -17,7 +17,7 @@ import numpy as np
 
 from grader.encoding.embedder import Embedder, Encoding
 from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneScale, AnswerSpans, Match, TargetSet,
-                                    cause_effect, common_roots, content_stem_set, make_targets)
+                                    cause_effect, common_roots, content_stem_set, is_negative, make_targets)
 from grader.scoring.detectors import lists_terms
 from grader.scoring.exemplars import ExampleModel, fits
 from grader.scoring.spelling import spelling_vocabulary
@@ -224,7 +224,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
                                              *chain.from_iterable(mis_analyses)])
     # Opposites the rubric's own texts draw: the reference's and the key phrases' ("added to rather than overwritten").
     pairs = contrast_pairs(ref_analyses + [a for texts in key_analyses for a in texts])
-    owned = _clause_owners(key_phrasings, key_vecs, clause_vecs)
+    owned = _same_polarity(_clause_owners(key_phrasings, key_vecs, clause_vecs), key_analyses,
+                           [analyze(t, language) for t, _ in ref_clauses])
     roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)
     key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs, owned)
     half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs)
@@ -347,6 +348,18 @@ def _clause_owners(phrasings, vectors: np.ndarray, clause_vectors: np.ndarray) -
     owner = sims.argmax(axis=1)
     close = sims.max(axis=1) >= REFERENCE_PHRASING_SIM
     return [np.flatnonzero(close & (owner == k)) for k in range(len(phrasings))]
+
+
+def _same_polarity(owned: list[np.ndarray], key_analyses, clause_analyses) -> list[np.ndarray]:
+    """``owned`` (:func:`_clause_owners`) less the reference clauses whose polarity no phrasing of their concept
+    shares: "because the price is not allowed to rise" says that something is not so, which no phrasing of "at
+    the lower price consumers want to buy more" does, so it is no phrasing of that concept."""
+    negative = [is_negative(a) for a in clause_analyses]
+    out = []
+    for mine, texts in zip(owned, key_analyses):
+        polarities = {is_negative(a) for a in texts}
+        out.append(np.array([i for i in mine if negative[i] in polarities], dtype=np.int64))
+    return out
 
 
 def _with_reference_clauses(phrasings, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, owned):
