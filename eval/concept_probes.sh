@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Concept detection on four questions outside the example quiz (eval/probes/README.md).
+# Concept detection on annotated questions beyond the q5 dev set (eval/probes/README.md): four the matcher was
+# corrected on, then five written apart from it (30 more q5 answers against the shipped rubric, four subjects).
 # Figures in docs/evaluation.md, "Concepts on other subjects".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for probe in stack_queue ice udp photosynthesis; do
-  "${PYTHON:-.venv/bin/python}" -m grader eval "eval/probes/$probe/answers.csv" --rubric "eval/probes/$probe/rubric.yaml" \
-    --concepts "eval/probes/$probe/concepts.csv" "$@"
+py="${PYTHON:-.venv/bin/python}"
+for probe in stack_queue ice udp photosynthesis q5_heldout circuits cell_division price_ceiling hash_table; do
+  rubric="eval/probes/$probe/rubric.yaml"
+  [ "$probe" = q5_heldout ] && rubric=rubrics/rnn_lstm.yaml
+  echo "== $probe"
+  "$py" -m grader eval "eval/probes/$probe/answers.csv" --rubric "$rubric" --concepts "eval/probes/$probe/concepts.csv" "$@"
 done

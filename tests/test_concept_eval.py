@@ -152,3 +152,20 @@ def test_the_probes_of_other_subjects_keep_their_concept_figures(probe, answers,
     assert out["concepts"]["micro"]["f1"] >= floor  # figures in docs/evaluation.md, "Concepts on other subjects"
     assert out["concepts"]["misconceptions"]["precision"] >= 0.75
     assert out["systems"]["grader"]["score"]["pearson"] >= 0.6
+
+
+@pytest.mark.parametrize("probe, rubric, answers, floor", [
+    ("q5_heldout", "rubrics/rnn_lstm.yaml", 30, 0.78), ("circuits", None, 15, 0.62), ("cell_division", None, 15, 0.68),
+    ("price_ceiling", None, 15, 0.66), ("hash_table", None, 15, 0.6)])
+def test_the_probes_written_apart_from_the_matcher_keep_their_concept_figures(probe, rubric, answers, floor, capsys):
+    """Answers and rubrics written without reading or running the grader; floors a little under today's figures
+    (docs/evaluation.md, "Concepts on other subjects"), so a change that loses finds on them fails here."""
+    root = Path(__file__).resolve().parent.parent
+    folder = root / "eval" / "probes" / probe
+    rubric_path = root / rubric if rubric else folder / "rubric.yaml"
+    code = main(["eval", str(folder / "answers.csv"), "--rubric", str(rubric_path),
+                 "--concepts", str(folder / "concepts.csv"), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["concepts"]["answers_annotated"] == answers
+    assert out["concepts"]["micro"]["f1"] >= floor
