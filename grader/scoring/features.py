@@ -212,7 +212,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         has_reference=has_reference,
         names=names,
         encoder=embedder,
-        reference_tokens=TokenBank.of(token_encodings[:len(references)], np.float32),
+        reference_tokens=TokenBank.of(token_encodings[:len(references)]),
     )
     prepared.reference_targets = TargetSet.of(make_targets(
         [f"ref{i}" for i in range(len(ref_sentences))], [(s,) for s in ref_sentences],
@@ -499,21 +499,21 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class TokenBank:
     """Texts' unit token vectors (the encoder's, special tokens removed) in one matrix, to align an answer's
-    tokens with each text's as BERTScore does (:meth:`f1`). A question's graded examples may be many, so theirs
-    are kept in float16; its few references in float32, which every answer is aligned with whole."""
+    tokens with each text's as BERTScore does (:meth:`f1`). Kept in float16: they count in the prepared-question
+    cache's byte bound, and a question's graded examples may be many."""
 
-    rows: np.ndarray  # (total tokens, dim), float16 or float32
+    rows: np.ndarray  # (total tokens, dim), float16
     starts: np.ndarray  # (n_texts,) each text's first row
     lengths: np.ndarray  # (n_texts,) its number of rows (a text without tokens has one zero row)
 
     @classmethod
-    def of(cls, encodings: Sequence[Encoding], dtype=np.float16) -> TokenBank | None:
+    def of(cls, encodings: Sequence[Encoding]) -> TokenBank | None:
         if not encodings:
             return None
         rows = [_unit_rows(e.tokens) if len(e.tokens) else np.zeros((1, e.vector.shape[-1]), np.float32)
                 for e in encodings]
         lengths = np.array([len(r) for r in rows])
-        return cls(np.concatenate(rows).astype(dtype, copy=False), _starts(lengths), lengths)
+        return cls(np.concatenate(rows).astype(np.float16), _starts(lengths), lengths)
 
     def __len__(self) -> int:
         return len(self.lengths)
