@@ -641,7 +641,7 @@ class AnswerSpans:
         """
         # A span much shorter than a phrasing cannot state all of it.
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
-        negated = self._negated_for(targets, starts, sims.shape[1])  # (spans x targets)
+        negated = self._negated_for(targets, starts)  # (spans x targets)
         any_negated = bool(negated.any())
         polarity = _column_polarity(targets, sims.shape[1]) if targets else None
         if polarity is not None:
@@ -697,7 +697,7 @@ class AnswerSpans:
         strength[negated] = 0.0
         return strength, negated_hit, reversal
 
-    def _negated_for(self, targets, starts: np.ndarray, columns: int) -> np.ndarray:
+    def _negated_for(self, targets, starts: np.ndarray) -> np.ndarray:
         """(spans x targets, one column per start of ``starts``): whether each span, read as a statement of each
         target, is negated. It is when most of its content words lie in a negation scope (:attr:`negated`), or
         when half or more of the words it shares with the target's phrasings do: in "the vanilla RNN's
