@@ -576,23 +576,24 @@ def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
             wrong[i] = True
     if not wrong.any():
         return out
-    for s, e in analysis.sentences:
-        for cs, ce in analysis.clauses:
-            if s <= cs < e and wrong[cs:ce].any() and not right[cs:ce].any():
-                a, b = _resting_on(analysis, s, e, cs)
-                out[a:b] = True
-    return out
+    return _resting_on(analysis, lambda cs, ce: wrong[cs:ce].any() and not right[cs:ce].any())
 
 
-def _resting_on(analysis: Analysis, s: int, e: int, cs: int) -> tuple[int, int]:
-    """The words of the sentence [s, e) that rest on its clause starting at word ``cs``: the part of the
-    sentence that holds it. A part begins at the sentence's start or at a clause that opens with a
-    coordinating word, so in "the cell state is updated by adding ..., and when the forget gate is close to
-    0 the old memory is kept" the first statement stands on its own, while "the cell state is kept when the
-    forget gate is close to 0" rests on its condition."""
+def _resting_on(analysis: Analysis, is_false) -> np.ndarray:
+    """Per word: whether it rests on a clause [cs, ce) for which ``is_false(cs, ce)`` holds: it lies in the
+    part of that clause's sentence that holds it. A part begins at the sentence's start or at a clause that
+    opens with a coordinating word, so in "the cell state is updated by adding ..., and when the forget gate
+    is close to 0 the old memory is kept" the first statement stands on its own, while "the cell state is
+    kept, as long as the forget gate is close to 0" rests on its condition."""
     words = analysis.words
-    starts = [a for a, _ in analysis.clauses if s <= a < e and (a == s or words[a].norm in _PART_START)]
-    return max((a for a in starts if a <= cs), default=s), min((a for a in starts if a > cs), default=e)
+    out = np.zeros(len(words), dtype=bool)
+    for s, e in analysis.sentences:
+        clauses = [(cs, ce) for cs, ce in analysis.clauses if s <= cs < e]
+        starts = [cs for cs, _ in clauses if cs == s or words[cs].norm in _PART_START]
+        for cs, ce in clauses:
+            if is_false(cs, ce):
+                out[max(a for a in starts if a <= cs):min((a for a in starts if a > cs), default=e)] = True
+    return out
 
 
 def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray, role: int) -> np.ndarray:
@@ -609,11 +610,5 @@ def reversed_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray
     own, opposite = _asserted_sides(analysis, contrast)
     if not opposite.any():
         return out
-    for s, e in analysis.sentences:
-        for cs, ce in analysis.clauses:
-            if s <= cs < e and opposite[cs:ce].any() and not own[cs:ce].any():
-                about = set(roles[cs:ce].tolist()) - {NO_ROLE, ALL_ROLES}
-                if about == {role}:
-                    a, b = _resting_on(analysis, s, e, cs)
-                    out[a:b] = True
-    return out
+    return _resting_on(analysis, lambda cs, ce: opposite[cs:ce].any() and not own[cs:ce].any()
+                       and set(roles[cs:ce].tolist()) - {NO_ROLE, ALL_ROLES} == {role})
