@@ -523,15 +523,16 @@ class TokenBank:
         one's best cosine to a token of the text; recall, the same over the text's tokens; their harmonic mean.
         Contextual token vectors credit content restated in other words, and a short answer that says one true
         thing earns high precision but low recall."""
-        if which is None:
+        n = len(self) if which is None else len(which)
+        if len(tokens) == 0 or n == 0:
+            return np.zeros(n)
+        if which is None:  # every text: the rows as they are
             rows, lengths, starts = self.rows, self.lengths, self.starts
         else:
             which = np.asarray(which, dtype=np.intp)
             lengths = self.lengths[which]
-            at = np.concatenate([np.arange(a, a + n) for a, n in zip(self.starts[which], lengths)] or [[]])
-            rows, starts = self.rows[at.astype(np.intp)], _starts(lengths)
-        if len(tokens) == 0 or len(lengths) == 0:
-            return np.zeros(len(lengths))
+            at = np.concatenate([np.arange(a, a + k) for a, k in zip(self.starts[which], lengths)])
+            rows, starts = self.rows[at], _starts(lengths)
         sims = _unit_rows(tokens) @ rows.astype(np.float32, copy=False).T  # (answer tokens, the texts' tokens)
         precision = np.maximum.reduceat(sims, starts, axis=1).mean(axis=0)
         recall = np.add.reduceat(sims.max(axis=0), starts) / lengths

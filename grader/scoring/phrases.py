@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import accumulate, chain, repeat
 from operator import attrgetter
 from typing import NamedTuple
@@ -586,6 +586,13 @@ class AnswerSpans:
         a, b = pair_at
         return self._make(pair, (min(a[0], b[0]), max(a[1], b[1])), "semantic")
 
+    @cached_property
+    def _clause_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(clause bounds, the clause of each word, whether each span lies within one clause)."""
+        clauses = np.array(self.analysis.clauses, dtype=np.int64).reshape(-1, 2)
+        clause_of = np.searchsorted(clauses[:, 0], np.arange(len(self.analysis.words)), side="right") - 1
+        return clauses, clause_of, clause_of[self._bounds[:, 0]] == clause_of[self._bounds[:, 1] - 1]
+
     @property
     def _span_sentence(self) -> np.ndarray:
         """The index of the sentence each span starts in."""
@@ -707,9 +714,7 @@ class AnswerSpans:
         if self._denied_words is None or not len(targets):
             return out
         lo, hi = self._bounds[:, 0], self._bounds[:, 1]
-        clauses = np.array(self.analysis.clauses, dtype=np.int64).reshape(-1, 2)
-        clause_of = np.searchsorted(clauses[:, 0], np.arange(len(self.analysis.words)), side="right") - 1
-        within = clause_of[lo] == clause_of[hi - 1]
+        clauses, clause_of, within = self._clause_index
         content = np.asarray(self.analysis.content, dtype=bool)
         for k, t in enumerate(targets):
             mine = self._of_families(frozenset().union(*t.stems) - NEGATION_ROOTS) & content
