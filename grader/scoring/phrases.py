@@ -413,8 +413,7 @@ class AnswerSpans:
                 if k not in stated:
                     per_rival[:, k] = -1.0
                 elif own:
-                    named = np.concatenate([[0], np.cumsum(self._of_families(own))])
-                    per_rival[(named[bounds[:, 1]] - named[bounds[:, 0]]) == 0, k] = -1.0
+                    per_rival[_in_ranges(self._of_families(own), bounds) == 0, k] = -1.0
             rival = per_rival.max(axis=1)
             off |= (rival >= full) & (rival > later[self.n_pooled :].max(axis=1))
         self.alone_off = off if off.any() else None
@@ -493,10 +492,8 @@ class AnswerSpans:
                 continue
             mine = self._of_families(own)
             # a concept that says something is not so ("no congestion control") names its words denied
-            said = np.concatenate([[0], np.cumsum(mine if targets and targets[k].negative else mine & asserted)])
-            shares = (said[self._bounds[:, 1]] - said[self._bounds[:, 0]]) > 0
-            named = np.concatenate([[0], np.cumsum(mine)])
-            denial = ~shares & ((named[self._bounds[:, 1]] - named[self._bounds[:, 0]]) > 0) & (strength[:, k] >= FOUND)
+            shares = _in_ranges(mine if targets and targets[k].negative else mine & asserted, self._bounds) > 0
+            denial = ~shares & (_in_ranges(mine, self._bounds) > 0) & (strength[:, k] >= FOUND)
             column = strength[:, k]
             column[~shares] = np.minimum(column[~shares], FOUND - 0.01)
             if denial.any():
@@ -546,8 +543,7 @@ class AnswerSpans:
             mine = [stems & own for stems in part.stems]
             if all(mine):  # every phrasing of the half has words of its own: a span must name one
                 words = frozenset().union(*mine)
-                named = np.concatenate([[0], np.cumsum(self._of_families(words))])
-                lacking = (named[self._bounds[:, 1]] - named[self._bounds[:, 0]]) == 0
+                lacking = _in_ranges(self._of_families(words), self._bounds) == 0
                 strength[lacking, side] = np.minimum(strength[lacking, side], FOUND - 0.01)
         sentence = self._span_sentence
         n = len(self.analysis.sentences)
@@ -713,17 +709,15 @@ class AnswerSpans:
         out = np.repeat(self.negated[:, None], len(starts), axis=1)
         if self._denied_words is None or not len(targets):
             return out
-        lo, hi = self._bounds[:, 0], self._bounds[:, 1]
         clauses, clause_of, within = self._clause_index
         content = np.asarray(self.analysis.content, dtype=bool)
         for k, t in enumerate(targets):
             mine = self._of_families(frozenset().union(*t.stems) - NEGATION_ROOTS) & content
-            denied = np.concatenate([[0], np.cumsum(mine & self._denied_words)])
-            shared = np.concatenate([[0], np.cumsum(mine)])
-            d, n = denied[hi] - denied[lo], shared[hi] - shared[lo]
-            cd, cn = denied[clauses[:, 1]] - denied[clauses[:, 0]], shared[clauses[:, 1]] - shared[clauses[:, 0]]
+            denied = mine & self._denied_words
+            d, n = _in_ranges(denied, self._bounds), _in_ranges(mine, self._bounds)
+            cd, cn = _in_ranges(denied, clauses), _in_ranges(mine, clauses)
             clause_denies = (cd > 0) & (2 * cd >= cn)
-            out[:, k] |= ((d > 0) & (2 * d >= n)) | (within & clause_denies[clause_of[lo]])
+            out[:, k] |= ((d > 0) & (2 * d >= n)) | (within & clause_denies[clause_of[self._bounds[:, 0]]])
         return out
 
     def _asserts_denied(self, targets) -> np.ndarray:
@@ -732,7 +726,6 @@ class AnswerSpans:
         rate"): it contradicts every phrasing of that target."""
         columns = []
         family, asserted = self._families, np.asarray(self._asserted, dtype=bool)
-        starts, ends = self._bounds[:, 0], self._bounds[:, 1]
         for t in targets:
             contradicts = np.zeros(len(self.ranges), dtype=bool)
             for k in range(len(t.vectors) if t.negative else 0):
@@ -740,8 +733,7 @@ class AnswerSpans:
                 if denied:
                     said = np.zeros(len(self.ranges))
                     for f in denied:
-                        prefix = np.concatenate([[0], np.cumsum(np.array([fam == f for fam in family]) & asserted)])
-                        said += (prefix[ends] - prefix[starts]) > 0
+                        said += _in_ranges(np.array([fam == f for fam in family]) & asserted, self._bounds) > 0
                     contradicts |= said >= max(1.0, len(denied) / 2)
             columns.extend([contradicts] * len(t.vectors))
         return np.column_stack(columns) if columns else np.zeros((len(self.ranges), 0), dtype=bool)
@@ -789,8 +781,7 @@ class AnswerSpans:
                 reversed_here = reversed_sentences(self.analysis, t.contrast, self.word_roles, t.role)
                 wrong = reversed_here if wrong is None else wrong | reversed_here
             if wrong is not None and wrong.any():
-                prefix = np.concatenate([[0], np.cumsum(wrong)])
-                inside = (prefix[self._bounds[:, 1]] - prefix[self._bounds[:, 0]]) > 0
+                inside = _in_ranges(wrong, self._bounds) > 0
                 others = np.arange(len(targets)) != j
                 allowed[:, others] &= ~inside[:, None]
                 for other in (o for o in targets if o is not t):  # nor do its words (:meth:`_lexical`)
@@ -1030,6 +1021,12 @@ def _acronym(text: str) -> bool:
     """A short form in capitals: "ACK", "ACKs"."""
     letters = text[:-1] if text.endswith("s") else text
     return len(letters) >= 2 and letters.isalpha() and letters.isupper()
+
+
+def _in_ranges(mask, bounds: np.ndarray) -> np.ndarray:
+    """How many words of ``mask`` (per word) each [start, end) row of ``bounds`` holds, from prefix sums."""
+    prefix = np.concatenate([[0], np.cumsum(mask)])
+    return prefix[bounds[:, 1]] - prefix[bounds[:, 0]]
 
 
 def _column_polarity(targets, width: int) -> np.ndarray | None:
