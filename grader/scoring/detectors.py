@@ -188,6 +188,10 @@ def keyword_list(view: AnswerView) -> Detection | None:
     stop = STOPWORDS.get(view.analysis.language, STOPWORDS["en"])
     if ref and _terse_copy(norms, ref, stop):
         return _hit("keyword_list", "the answer lists the model answer's words without a sentence", PARTIAL_CAP)
+    # Terse notes that state two key phrases on sure evidence ("h multiplied by same W every step -> grads
+    # vanish") say something, however few function words they spend on it.
+    if view.key_stated >= 2:
+        return None
     norms = [n for n in norms if n.isalpha() and len(n) > 1]  # formulas and numbers are not keywords
     if len(norms) < 8 or sum(n in stop for n in norms) / len(norms) > 0.08:  # sentences have function words
         return None
