@@ -255,17 +255,22 @@ def cause_effect(text: str) -> tuple[str, str] | None:
 
 
 # "additive updates with gating", "a cell state under the control of gates": X qualified by Y, both needed.
+QUALIFIER_WORDS = 2  # content words of Y at most: "gating", "the control of gates"
 _QUALIFIER = re.compile(r"\s+(?:with|under(?:\s+the\s+control\s+of)?|controlled\s+by|mit|unter)\s+", re.IGNORECASE)
 
 
 def qualified_parts(text: str, language: str) -> tuple[frozenset, frozenset] | None:
     """(families of X, families of Y) of a concept written "X with Y" (or "X under Y", "X controlled by Y"),
     each with content words; else None. The sentence that states it must say both: an additive update
-    without gates does not state "additive updates with gating", nor do gates that add parameters."""
+    without gates does not state "additive updates with gating", nor do gates that add parameters. A longer
+    Y goes on to say what X does ("individuals with advantageous traits survive and reproduce more"): the
+    "with" picks out a subject, which an answer may name in other words ("the best adapted animals")."""
     m = _QUALIFIER.search(text)
     if m is None or m.start() == 0:
         return None
     head, qualifier = (content_stem_set(analyze(t, language)) for t in (text[: m.start()], text[m.end() :]))
+    if len(qualifier) > QUALIFIER_WORDS:
+        return None
     return (head, qualifier) if head and qualifier and not head & qualifier else None
 
 
