@@ -862,7 +862,11 @@ class AnswerSpans:
             best = self._make(lexical, unit, "lexical")
             best_range = unit
         if target.counter is not None and best.found and best_range is not None and self._vetoed(target, best_range):
-            return NO_MATCH
+            # a vetoed word match leaves the closest span, when that one is not vetoed itself
+            fallback = self.ranges[span] if semantic > 0 and best_range != self.ranges[span] else None
+            if fallback is None or min(semantic, 1.0) < FOUND or self._vetoed(target, fallback):
+                return NO_MATCH
+            best = self._make(min(semantic, 1.0), fallback, "semantic")
         reversed_match = None
         if reversal is not None and reversal[0] >= FOUND:
             reversed_match = self._make(min(reversal[0], 1.0), self.ranges[reversal[1]], "semantic")
@@ -883,13 +887,18 @@ class AnswerSpans:
         return best
 
     def _vetoed(self, target: Target, word_range: tuple[int, int]) -> bool:
-        """Whether the span ``word_range``, or the clause it starts in, is closer to a counter-example of
-        ``target`` than to any phrasing ("LSTMs keep a separate cell" may read like "LSTMs have more
-        parameters"; its clause "LSTMs keep a separate cell state which is updated additively" does not)."""
+        """Whether the span ``word_range``, or the clause of it that reads closest to ``target``, is closer
+        to a counter-example of ``target`` than to any phrasing ("LSTMs keep a separate cell" may read like
+        "LSTMs have more parameters"; its clause "LSTMs keep a separate cell state which is updated additively"
+        does not). A range over several clauses is judged by the one that states the target, not the one it
+        starts in ("Natural selection works like this: when the environment changes, the individuals adapt...")."""
         rows = [self._range_index.get(tuple(word_range))]
-        clause = next((c for c in self.analysis.clauses if c[0] <= word_range[0] < c[1]), None)
-        if clause is not None and tuple(clause) != tuple(word_range):
-            rows.append(self._range_index.get(tuple(clause)))
+        clauses = [self._range_index.get(tuple(c)) for c in self.analysis.clauses
+                   if c[0] < word_range[1] and word_range[0] < c[1] and tuple(c) != tuple(word_range)]
+        clauses = [i for i in clauses if i is not None]
+        if len(clauses) > 1 and len(target.vectors):
+            clauses = [max(clauses, key=lambda i: float(self._row_similarities(slice(i, i + 1), target.vectors).max()))]
+        rows.extend(clauses)
         for index in rows:
             if index is None:
                 continue
