@@ -245,12 +245,15 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
     # A misconception too is stated only by a span that asserts one of its own words ("a growing buffer",
-    # not "the LSTM's memory"), as a key phrase is.
+    # not "the LSTM's memory"), as a key phrase is. The model answer's words are no misconception's own: a
+    # correct answer uses them ("a cell state in addition to the hidden state" of "all past hidden states").
+    ref_words = frozenset().union(*(content_stem_set(a) for a in ref_analyses))
     prepared.misconception_targets = TargetSet.of(make_targets(
         [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
-        taught=_taught(question.misconceptions, language), others=key_words)
+        taught=_taught(question.misconceptions, language), others=key_words | ref_words,
+        others_not_own=True)
     prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)
     prepared.example_tokens = TokenBank.of(ex_encodings)  # after the examples' model: it reads no ex_* signal
     return prepared

@@ -123,22 +123,26 @@ class TargetSet:
     scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL)  # cosines mapped onto strength 0 and 1
     distinct: tuple[frozenset, ...] | None = None  # each target's word families that the question's others lack
     alone: AloneScale | None = None  # how clauses encoded on their own state the targets; None: they do not
+    gate: tuple[frozenset, ...] | None = None  # own words a span must assert, where stricter than ``distinct``
 
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
            common: frozenset | None = None, alone: AloneScale | None = None, taught=None,
-           others: frozenset = frozenset()) -> "TargetSet":
+           others: frozenset = frozenset(), others_not_own: bool = False) -> "TargetSet":
         """``common``: word families of the question's topic (:func:`common_roots`) and its entities' names;
         given, a span that shares none of a target's own words does not state it: its :func:`_own` words, any
         word of one of its phrasings that no other target and none of ``others`` (the word families of the
         question's other kind of target: misconceptions beside key phrases) has, and those of ``taught`` (per
-        target, the word families of an instructor's examples of it)."""
+        target, the word families of an instructor's examples of it). ``others_not_own``: no word of
+        ``others`` is one a span must assert (:attr:`gate`) unless the target has no other (misconceptions
+        beside the key phrases and the model answer: "in addition to the hidden state" is no statement of "all
+        past hidden states in a buffer")."""
         targets = tuple(targets)
         widths = [len(t.vectors) for t in targets]
         dim = next((t.vectors.shape[1] for t in targets if t.vectors.ndim == 2), 0)
         matrix = np.concatenate([t.vectors for t in targets]) if targets else np.zeros((0, dim), np.float32)
         roles = np.array([t.role for t in targets], dtype=np.int64)
-        distinct = None
+        distinct = gate = None
         if common is not None:
             taught = taught or [frozenset()] * len(targets)
             words = [frozenset().union(*t.stems) - common for t in targets]
@@ -146,9 +150,12 @@ class TargetSet:
                       for i, w in enumerate(words)]
             distinct = tuple((_own(t.stems, common) | u | (extra - common)) - NEGATION_ROOTS - LIGHT_ROOTS
                              for t, u, extra in zip(targets, unique, taught))
+            if others_not_own:  # words the other kind of target uses are none a span must assert
+                gate = tuple(((_own(t.stems, common | others) | u | (extra - common)) - NEGATION_ROOTS - LIGHT_ROOTS)
+                             or own for t, u, extra, own in zip(targets, unique, taught, distinct))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
-                   roles if (roles != NO_ROLE).any() else None, scale, distinct, alone)
+                   roles if (roles != NO_ROLE).any() else None, scale, distinct, alone, gate)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -467,7 +474,7 @@ class AnswerSpans:
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
                                                          targets.scale, exclusive=True, alone=targets.alone)
         if targets.distinct is not None:
-            negated_hit = negated_hit | self._topic_only(strength, targets.distinct, targets.targets)
+            negated_hit = negated_hit | self._topic_only(strength, targets.gate or targets.distinct, targets.targets)
             self._distinct.update((t.key, own) for t, own in zip(targets, targets.distinct) if own)
         for k, t in enumerate(targets):
             if t.qualified is not None:
