@@ -531,6 +531,9 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     ow = np.concatenate([[0], np.cumsum(own)])
     zo = np.concatenate([[0], np.cumsum(zone)])
     hedged = _either_or(words, own, opposite)
+    for cs, ce in analysis.clauses:  # the hedge's clause states neither side: "it is updated either by addition
+        if hedged[cs:ce].any():      # or maybe by multiplication" holds no claim in "it is updated either"
+            hedged[cs:ce] = 1
     he = np.concatenate([[0], np.cumsum(hedged)])
     s, e = bounds[:, 0], bounds[:, 1]
     owns = (ow[e] - ow[s]) > 0
