@@ -874,6 +874,8 @@ class AnswerSpans:
             if fallback is None or min(semantic, 1.0) < FOUND or self._vetoed(target, fallback):
                 return NO_MATCH
             best = self._make(min(semantic, 1.0), fallback, "semantic")
+        if best.found and best_range is not None and self._denied_beside(target, best_range):
+            return Match(0.0, best.evidence, best.start, best.end, best.method, True)
         reversed_match = None
         if reversal is not None and reversal[0] >= FOUND:
             reversed_match = self._make(min(reversal[0], 1.0), self.ranges[reversal[1]], "semantic")
@@ -892,6 +894,37 @@ class AnswerSpans:
             if negated_hit:
                 best = Match(best.strength, best.evidence, best.start, best.end, best.method, True)
         return best
+
+    def _denied_beside(self, target: Target, word_range: tuple[int, int]) -> bool:
+        """Whether the sentence of ``word_range`` denies what the span leaves of ``target``: at least two of a
+        phrasing's words, and half of them, that the span does not assert. "The receiver's advertised window
+        only protects the receiver's buffer; it is not what slows the sender down when the network is congested"
+        names the subject of "the receiver's advertised window slows the sender down when the network is
+        congested" and denies the rest."""
+        if self._denied_words is None:
+            return False
+        sentences, words, text = self.analysis.sentences, self.analysis.words, self.analysis.text
+        k = next((k for k, (s, e) in enumerate(sentences) if s <= word_range[0] < e), None)
+        if k is None:
+            return False
+        s, e = sentences[k]
+        # sentences joined by a semicolon are one statement
+        while k > 0 and ";" in text[words[s - 1].end : words[s].start]:
+            k -= 1
+            s = sentences[k][0]
+        while e < len(words) and ";" in text[words[e - 1].end : words[e].start]:
+            e = next(b for a, b in sentences if a == e)
+        family, asserted = self._families, self._asserted
+        said = {family[i] for i in range(word_range[0], word_range[1]) if asserted[i]}
+        denied = {family[i] for i in range(s, e) if self._denied_words[i]} - said
+        if not denied:
+            return False
+        for stems, negative in zip(target.stems, target.negative or repeat(False)):
+            if stems and not negative:
+                hit = len(stems & denied)
+                if hit >= 2 and 2 * hit >= len(stems):
+                    return True
+        return False
 
     def _vetoed(self, target: Target, word_range: tuple[int, int]) -> bool:
         """Whether the span ``word_range``, or the clause of it that reads closest to ``target``, is closer
