@@ -58,13 +58,14 @@ NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
 _REASON = frozenset("because since weil".split())
 _REASON_OF = frozenset({"of"})
 _CAUSE_PAIRS = frozenset({("due", "to"), ("owing", "to"), ("wegen", "der"), ("wegen", "des")})
-# "It is not true that X, Y and Z", "It isn't that X", "it is not what X": everything after the cue, to the end of the sentence, is
-# negated; "it's not that hard" only qualifies a word.
+# "It is not true that X, Y and Z", "It isn't that X", "it is not what X": everything after the cue, to the end
+# of the sentence, is negated; "it's not that hard" only qualifies a word.
 _DEGREE = "hard|easy|simple|different|important|much|many|big|bad|good|complicated|difficult|clear|obvious"
 _SENTENCE_NEGATION = re.compile(
     r"\b(?:it\s+is|it's|that\s+is|this\s+is)\s+(?:not\s+(?:true|the\s+case|correct|right)|false|wrong|untrue|"
     r"incorrect|a\s+myth)\s+(?:that\b)?"
-    r"|\b(?:it\s+is\s+not|it's\s+not|it\s+isn'?t|it\s+was\s+not|it\s+wasn'?t)\s+(?:that|what)\b(?!\s+(?:" + _DEGREE + r")\b)"
+    r"|\b(?:it\s+is\s+not|it's\s+not|it\s+isn'?t|it\s+was\s+not|it\s+wasn'?t)\s+(?:that|what)\b"
+    r"(?!\s+(?:" + _DEGREE + r")\b)"
     r"|\b(?:es\s+)?(?:ist|stimmt)\s+(?:nicht\s+(?:wahr|richtig|so)|nicht|falsch)\s*,?\s*dass\b",
     re.IGNORECASE)
 # Every match of _SENTENCE_NEGATION holds one of these. On ASCII text (where IGNORECASE means
