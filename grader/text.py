@@ -68,6 +68,18 @@ _SENTENCE_NEGATION = re.compile(
     r"(?!\s+(?:" + _DEGREE + r")\b)"
     r"|\b(?:es\s+)?(?:ist|stimmt)\s+(?:nicht\s+(?:wahr|richtig|so)|nicht|falsch)\s*,?\s*dass\b",
     re.IGNORECASE)
+# "Some people think X", "a common misconception is that X": X is a view the answer reports, not one it holds.
+# Everything after the cue, to the end of its clause ("..., but it doesn't"), is read as denied.
+_REPORTED_VIEW = re.compile(
+    r"\b(?:(?:(?:some|many|most|a\s+lot\s+of)\s+)?(?:people|students|learners|others)"
+    r"|(?:one|you|someone)\s+(?:might|may|could|would))\s+"
+    r"(?:(?:often|sometimes|wrongly|mistakenly|commonly|usually|still)\s+)?(?:think|believe|assume|claim|say)s?\b"
+    r"(?:\s+that\b)?"
+    r"|\bit\s+is\s+(?:(?:often|commonly|widely|sometimes|wrongly)\s+)?(?:thought|believed|assumed|claimed)\s+that\b"
+    r"|\ba\s+(?:common|popular|widespread)\s+(?:misconception|mistake|myth|error|belief)\s+is\s+(?:that\b)?",
+    re.IGNORECASE)
+_REPORTED_VIEW_WORDS = ("think", "believe", "assume", "claim", "say", "thought", "misconception", "mistake", "myth",
+                        "error", "belief")
 # Every match of _SENTENCE_NEGATION holds one of these. On ASCII text (where IGNORECASE means
 # ASCII case only) a text holding none of them, lower-cased, cannot match, and the regex is skipped.
 _SENTENCE_NEGATION_WORDS = ("not", "n't", "isnt", "wasnt", "false", "wrong", "untrue", "incorrect", "myth", "dass")
@@ -239,6 +251,11 @@ def analyze(text: str, language: str = "en") -> Analysis:
         start, end = words[s].start, words[e - 1].end
         for m in _SENTENCE_NEGATION.finditer(text, start, end):
             for j in range(s, e):
+                if words[j].start >= m.end():
+                    negated[j] = True
+    for cs, ce in clauses if language == "en" and may_match(text, _REPORTED_VIEW_WORDS) else ():
+        for m in _REPORTED_VIEW.finditer(text, words[cs].start, words[ce - 1].end):
+            for j in range(cs, ce):
                 if words[j].start >= m.end():
                     negated[j] = True
     stop = STOPWORDS.get(language, STOPWORDS["en"])
