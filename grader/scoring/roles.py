@@ -190,9 +190,11 @@ def _entity_key(norm: str) -> str:
 
 
 # Words after which an entity is what the clause measures its subject against, not its subject: "the LSTM has
-# more parameters than the RNN", "compared with the RNN", "mehr Parameter als das RNN".
+# more parameters than the RNN", "compared with the RNN", "mehr Parameter als das RNN", "unlike the RNN", "instead
+# of being pushed through a matrix multiply like in the RNN".
 _MEASURED_AGAINST = frozenset({("than",), ("compared", "to"), ("compared", "with"), ("in", "comparison", "to"),
-                               ("in", "comparison", "with"), ("im", "vergleich", "zu"), ("verglichen", "mit")})
+                               ("in", "comparison", "with"), ("im", "vergleich", "zu"), ("verglichen", "mit"),
+                               ("like",), ("unlike",), ("as", "in"), ("im", "gegensatz", "zu"), ("anders", "als")})
 _COMPARATIVE_AS = frozenset({"mehr", "weniger", "besser", "schlechter", "größer", "kleiner", "länger", "kürzer"})
 _MEASURED_GAP = 3  # words between the cue and the entity at most ("than a plain vanilla RNN")
 
@@ -219,7 +221,8 @@ def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
 
     A clause that names one entity is about it; one that names several is about all of them, unless
     all but one are what it compares against ("the LSTM has more parameters than the RNN" is about the
-    LSTM); one that names none continues the text's last named entity (before any: ``NO_ROLE``).
+    LSTM); one that names none, or only what it compares against, continues the text's last named entity
+    (before any: ``NO_ROLE``).
     """
     roles = np.full(len(analysis.words), NO_ROLE, dtype=np.int64)
     if not names:
@@ -230,6 +233,8 @@ def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
     for s, e in analysis.clauses:
         found = [(j, index[k]) for j, k in enumerate((_entity_key(w.norm) for w in words[s:e]), start=s) if k in index]
         named = {role for _, role in found}
+        if len(named) == 1 and _measured_against(words, s, e).issuperset(j for j, _ in found):
+            named = set()  # "... like in the RNN": the clause goes on about the entity before it
         if len(named) > 1:
             against = _measured_against(words, s, e)
             subjects = {role for j, role in found if j not in against}
