@@ -194,6 +194,16 @@ def test_harmless_tags_are_flagged_without_a_cap(grader, honest):
     assert result.fraction >= 0.8
 
 
+def test_arrows_and_words_ending_in_on_are_no_event_handler(grader):
+    # "one =>" once read as an HTML event handler ("onerror=") and zeroed an excellent answer.
+    text = ("Vanilla RNN: the error is hit by W^T at each step. Spectral radius below one => exponential shrinkage, "
+            "above one => blow-up. LSTM: the new content is summed onto the old cell state, gated by the forget gate.")
+    result = grader.grade("q5", text)
+    assert "markup" not in {f.code for f in result.flags}
+    assert result.points > 0
+    assert "markup" in {f.code for f in grader.grade("q5", '<b onclick="steal()">' + text + "</b>").flags}
+
+
 def test_every_detector_has_a_docstring():
     for detector in DETECTORS:
         assert detector.__doc__, detector.__name__

@@ -335,9 +335,10 @@ def prompt_injection(view: AnswerView) -> Detection | None:
     return None
 
 
+# An event handler ("onerror=") counts inside a tag only: "below one => shrinkage" is no markup.
 _HOSTILE_MARKUP = re.compile(
-    r"<\s*/?\s*(?:script|iframe|object|embed|svg|style|link|meta|form|input|base)\b|\bon[a-z]+\s*=\s*[\"']?"
-    r"(?=[^<>]*>)|javascript\s*:|data\s*:\s*text/html|display\s*:\s*none|visibility\s*:\s*hidden"
+    r"<\s*/?\s*(?:script|iframe|object|embed|svg|style|link|meta|form|input|base)\b|<[a-z][^<>]*\son[a-z]+\s*="
+    r"|javascript\s*:|data\s*:\s*text/html|display\s*:\s*none|visibility\s*:\s*hidden"
     r"|<[a-z][^<>]*\bhidden\b[^<>]*>|font-size\s*:\s*0",
     re.IGNORECASE)
 _MARKUP_WORDS = ("<", ">", "javascript", "text/html", "display", "visibility", "font-size")  # one is in every match
