@@ -46,7 +46,7 @@ def _check(path, capsys) -> tuple[int, str, str]:
 
 
 # -- 1. reference answers with no content words -------------------------------------------
-@pytest.mark.parametrize("references", [["It is."], ["x"], ["Same."], [""], ["It is. Same."],
+@pytest.mark.parametrize("references", [["It is."], ["x"], ["Both."], [""], ["It is. Both."],
                                         ["x", "Gradients vanish because the same matrix is multiplied."]])
 def test_a_reference_without_content_words_grades_every_answer(grader, references):
     with pytest.warns(RubricWarning, match="no content words"):
