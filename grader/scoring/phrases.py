@@ -29,8 +29,8 @@ import numpy as np
 
 from grader.encoding.embedder import Encoding
 from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, ROOT, Contrast, families, misnumbered_sentences,
-                                  own_side_spans, reversed_sentences, reversed_spans, root, span_role_counts,
-                                  word_roles)
+                                  own_side_spans, particle_families, reversed_sentences, reversed_spans, root,
+                                  span_role_counts, word_roles)
 from grader.scoring.spelling import corrected_family
 from grader.text import NEGATION_CUES, Analysis, analyze, stem
 
@@ -529,14 +529,16 @@ class AnswerSpans:
         return both[self._span_sentence] if len(both) else np.zeros(len(self.ranges), dtype=bool)
 
     def _of_families(self, own: frozenset[str]) -> np.ndarray:
-        """Per word: whether its plain family (no "every step"), or the family a misspelt or short form reads
-        as (:attr:`_families`), is one of ``own``, or begins with a short one of them ("back" of "backward")."""
+        """Per word: whether its plain family (no "every step"; "used up" is "consumed"), or the family a
+        misspelt or short form reads as (:attr:`_families`), is one of ``own``, or begins with a short one of
+        them ("back" of "backward")."""
         cached = self._family_masks.get(own)
         if cached is None:
             short = tuple(f for f in own if 3 <= len(f) < ROOT)
             fixed = self._families and self._fixed  # worked out with the families
+            particles = particle_families(self.analysis)
             cached = self._family_masks[own] = np.array(
-                [r in own or r.startswith(short) or fixed.get(i) in own
+                [r in own or r.startswith(short) or fixed.get(i) in own or particles.get(i) in own
                  for i, r in enumerate(root(w.stem) for w in self.analysis.words)], dtype=bool)
         return cached
 

@@ -59,6 +59,10 @@ REPEATED = re.compile(r"\b(?:again\s+and\s+again|over\s+and\s+over|(?:at\s+)?(?:
                       r"(?:time[\s-]?step|step|iteration)s?|step\s+after\s+step|immer\s+wieder|"
                       r"(?:in\s+)?jede[mn]?\s+(?:zeit)?schritt)\b", re.IGNORECASE)
 REPEATED_ROOT = "recurr"
+# Verbs whose particle carries their meaning ("used up" is consumed, not used): the verb takes the family of
+# the word it means, so it is a word of its own rather than a light verb.
+PARTICLE_VERBS = ((re.compile(r"\b(?:use[sd]?|using)\s+(?:it\s+|them\s+|some\s+of\s+it\s+)?up\b", re.IGNORECASE),
+                   "consum"),)
 
 
 def families(analysis: Analysis) -> list[str]:
@@ -70,6 +74,19 @@ def families(analysis: Analysis) -> list[str]:
         for i, w in enumerate(words):
             if m.start() <= w.start < m.end():
                 out[i] = REPEATED_ROOT
+    for i, family in particle_families(analysis).items():
+        out[i] = family
+    return out
+
+
+def particle_families(analysis: Analysis) -> dict[int, str]:
+    """Word index -> family of the verbs of :data:`PARTICLE_VERBS` in ``analysis``."""
+    out = {}
+    for pattern, family in PARTICLE_VERBS:
+        for m in pattern.finditer(analysis.text):
+            i = next((i for i, w in enumerate(analysis.words) if w.start == m.start()), None)
+            if i is not None:
+                out[i] = family
     return out
 
 
