@@ -932,15 +932,16 @@ class AnswerSpans:
         """Whether the span ``word_range``, or the clause of it that reads closest to ``target``, is closer
         to a counter-example of ``target`` than to any phrasing ("LSTMs keep a separate cell" may read like
         "LSTMs have more parameters"; its clause "LSTMs keep a separate cell state which is updated additively"
-        does not). A range over several clauses is judged by the one that states the target, not the one it
-        starts in ("Natural selection works like this: when the environment changes, the individuals adapt...")."""
-        rows = [self._range_index.get(tuple(word_range))]
+        does not). A range over several clauses is judged by the one that states the target alone, not by the
+        one it starts in ("Natural selection works like this: when the environment changes, the individuals
+        adapt...") nor by the whole, whose other clauses may read like anything."""
         clauses = [self._range_index.get(tuple(c)) for c in self.analysis.clauses
                    if c[0] < word_range[1] and word_range[0] < c[1] and tuple(c) != tuple(word_range)]
         clauses = [i for i in clauses if i is not None]
         if len(clauses) > 1 and len(target.vectors):
-            clauses = [max(clauses, key=lambda i: float(self._row_similarities(slice(i, i + 1), target.vectors).max()))]
-        rows.extend(clauses)
+            rows = [max(clauses, key=lambda i: float(self._row_similarities(slice(i, i + 1), target.vectors).max()))]
+        else:
+            rows = [self._range_index.get(tuple(word_range)), *clauses]
         for index in rows:
             if index is None:
                 continue
