@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Concept detection on annotated questions beyond the q5 dev set (eval/probes/README.md): four the matcher was
-# corrected on, then five written apart from it (30 more q5 answers against the shipped rubric, four subjects).
+# corrected on, then eight written apart from it (60 more q5 answers against the shipped rubric, six subjects).
 # Figures in docs/evaluation.md, "Concepts on other subjects".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py="${PYTHON:-.venv/bin/python}"
-for probe in stack_queue ice udp photosynthesis q5_heldout circuits cell_division price_ceiling hash_table; do
+for probe in stack_queue ice udp photosynthesis q5_heldout circuits cell_division price_ceiling hash_table \
+    q5_fresh natural_selection tcp_congestion; do
   rubric="eval/probes/$probe/rubric.yaml"
-  [ "$probe" = q5_heldout ] && rubric=rubrics/rnn_lstm.yaml
+  case "$probe" in q5_*) rubric=rubrics/rnn_lstm.yaml ;; esac
   echo "== $probe"
   "$py" -m grader eval "eval/probes/$probe/answers.csv" --rubric "$rubric" --concepts "eval/probes/$probe/concepts.csv" "$@"
 done
