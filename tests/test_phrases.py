@@ -29,6 +29,14 @@ def _negated_words(text):
     # "to nothing" is an amount: what follows is asserted
     ("The error fades to nothing or blows up.", []),
     ("Nothing is kept.", ["is", "kept"]),
+    # a whole claim denied, or reported as someone else's view, is no claim of the answer
+    ("It is not that animals change because they need to.", ["that", "animals", "change", "because", "they",
+                                                              "need", "to"]),
+    ("It's not that hard.", ["that", "hard"]),
+    ("People sometimes think a hash table keeps its keys sorted, but it doesn't.",
+     ["a", "hash", "table", "keeps", "its", "keys", "sorted"]),
+    ("A common misconception is that LSTMs use attention. They add.", ["LSTMs", "use", "attention"]),
+    ("I think the LSTM adds.", []),
 ])
 def test_negation_scopes(text, negated):
     assert _negated_words(text) == negated
@@ -215,3 +223,62 @@ def test_a_negative_reference_clause_is_no_phrasing_of_a_positive_concept(embedd
     denied, unrelated, stated = (r.concepts[0] for r in grader.grade_many([("price_ceiling", a) for a in answers]))
     assert not denied.found and not unrelated.found
     assert stated.found
+
+
+def _probe(embedder, name):
+    from pathlib import Path
+
+    from grader.engine import Grader
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(Path(__file__).parent.parent / "eval" / "probes" / name / "rubric.yaml")
+    return Grader(rubric, embedder=embedder), rubric.questions[0].id
+
+
+def test_the_clause_of_an_either_or_hedge_states_neither(grader):
+    concepts, _ = _q5(grader, "I think the LSTM cell state is updated either by addition or maybe by multiplication "
+                              "with the gates, I dont remember which one.")
+    assert not concepts["a separate cell state that is updated additively"].found
+    assert not concepts["additive updates with gating"].found
+
+
+def test_an_entity_named_as_a_reference_point_is_not_the_subject(grader):
+    concepts, _ = _q5(grader, "The LSTM fixes this with its cell state, and the key thing is that the cell state gets "
+                              "stuff added onto it instead of being pushed through a matrix multiply like in the RNN.")
+    assert concepts["a separate cell state that is updated additively"].found
+
+
+def test_a_misconception_needs_a_word_the_model_answer_does_not_use(grader):
+    _, result = _q5(grader, "LSTMs have a cell state in addition to the hidden state, and the cell state is updated by "
+                            "adding new information to it.")
+    assert not result.misconceptions
+    _, result = _q5(grader, "An LSTM stores all of its previous hidden states in a memory buffer that grows with the "
+                            "sequence.")
+    assert result.misconceptions
+
+
+def test_a_sentence_that_denies_the_rest_of_a_misconception_does_not_state_it(embedder):
+    grader, qid = _probe(embedder, "tcp_congestion")
+    denied, stated = grader.grade_many([(qid, "The receiver's advertised window only protects the receiver's buffer; "
+                                              "it is not what slows the sender down when the network is congested."),
+                                        (qid, "When the network is congested it is the receiver that slows the sender "
+                                              "down, by shrinking its advertised window.")])
+    assert not denied.misconceptions
+    assert stated.misconceptions
+
+
+def test_a_long_with_phrase_picks_out_a_subject_it_does_not_require(embedder):
+    grader, qid = _probe(embedder, "natural_selection")
+    result = grader.grade(qid, "The animals that are best adapted to their environment survive and reproduce more.")
+    concept = next(c for c in result.concepts if c.concept.startswith("individuals with advantageous traits"))
+    assert concept.found
+
+
+def test_used_up_is_a_claim_of_its_own(embedder):
+    grader, qid = _probe(embedder, "circuits")
+    used_up, same = grader.grade_many([(qid, "Each resistor in a series circuit uses up part of the current, so an "
+                                             "ammeter after the second resistor reads less than one before it. In "
+                                             "parallel each branch has the same voltage."),
+                                       (qid, "In series circuit the current is same in all resistor, it not change.")])
+    assert used_up.misconceptions
+    assert next(c for c in same.concepts if c.concept.startswith("in series the same current")).strength > 0.3
