@@ -44,6 +44,15 @@ def test_entities_are_the_names_the_prompt_contrasts():
     assert entities(analyze("How do current and voltage behave in resistors connected in series compared with "
                             "resistors connected in parallel?")) == ("serie", "parallel")
     assert entities(analyze("What is the difference between a stack and a queue?")) == ("stack", "queue")
+    # a side is named by a word the prompt uses nowhere else: "congestion" is also the congestion window's
+    assert entities(analyze("How does TCP's congestion window grow in slow start compared with congestion avoidance, "
+                            "and what happens when a loss is detected?")) == ("slow", "avoidance")
+
+
+def test_an_entity_named_as_a_reference_point_leaves_the_clause_to_the_one_before():
+    a = analyze("The LSTM keeps a cell state. It is added to instead of multiplied like in the RNN.")
+    by_word = {w.norm: int(r) for w, r in zip(a.words, word_roles(a, ("lstm", "rnn")))}
+    assert by_word["added"] == 0
 
 
 def test_each_word_is_about_the_entity_its_clause_names_or_the_last_named():

@@ -20,6 +20,7 @@ finds, without any subject-specific word list:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -160,8 +161,12 @@ def _compared(prompt: Analysis) -> tuple[str, ...]:
                 x_on = [k for k in left_on if k[0] not in dict(right_on)]
                 y_on = [k for k in right_on if k[0] not in dict(left_on)]
                 x, y = (x_on, y_on) if x_on and y_on else (x, y)
-            # The first word that differs ("supervised" of "supervised learning"), an acronym before others.
-            return tuple(next((k for k, upper in side if upper), side[0][0]) for side in (x, y))
+            # The first word that differs ("supervised" of "supervised learning"), an acronym before others, and
+            # one the prompt uses nowhere else before one it does ("avoidance" of "congestion avoidance", beside
+            # "TCP's congestion window").
+            uses = Counter(_entity_key(w.norm) for w, c in zip(words, prompt.content) if c)
+            return tuple(next((k for k, upper in side if upper), None)
+                         or next((k for k, _ in side if uses[k] == 1), side[0][0]) for side in (x, y))
     return ()
 
 
