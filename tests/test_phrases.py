@@ -282,3 +282,13 @@ def test_used_up_is_a_claim_of_its_own(embedder):
                                        (qid, "In series circuit the current is same in all resistor, it not change.")])
     assert used_up.misconceptions
     assert next(c for c in same.concepts if c.concept.startswith("in series the same current")).strength > 0.3
+
+
+def test_a_number_about_one_entity_is_no_wrong_number_for_another(embedder):
+    grader, qid = _probe(embedder, "cell_division")
+    result = grader.grade(qid, "Mitosis produces two genetically identical cells. Meiosis produces four cells.")
+    found = {c.concept for c in result.concepts if c.found}
+    assert "mitosis produces two cells identical to the parent" in found
+    assert "meiosis produces four cells" in found
+    wrong = grader.grade(qid, "Meiosis produces two cells.")
+    assert "meiosis produces four cells" not in {c.concept for c in wrong.concepts if c.found}

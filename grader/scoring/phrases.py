@@ -790,7 +790,8 @@ class AnswerSpans:
         for j, t in enumerate(targets):
             if t.contrast is None:
                 continue
-            wrong = misnumbered_sentences(self.analysis, t.contrast) if t.contrast.numbers else None
+            wrong = misnumbered_sentences(self.analysis, t.contrast, self.word_roles, t.role) \
+                if t.contrast.numbers else None
             if self.word_roles is not None and (t.contrast.opposite or t.contrast.comparisons) and t.role != NO_ROLE:
                 reversed_here = reversed_sentences(self.analysis, t.contrast, self.word_roles, t.role)
                 wrong = reversed_here if wrong is None else wrong | reversed_here

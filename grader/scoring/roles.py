@@ -582,9 +582,12 @@ def _either_or(words, own: np.ndarray, opposite: np.ndarray) -> np.ndarray:
     return out
 
 
-def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
+def misnumbered_sentences(analysis: Analysis, contrast: Contrast, roles: np.ndarray | None = None,
+                          role: int = NO_ROLE) -> np.ndarray:
     """Per word: whether it rests on a clause that gives another number where the concept of ``contrast``
-    gives its own ("the forget gate is close to 0" for "near 1"), outside a negation scope.
+    gives its own ("the forget gate is close to 0" for "near 1"), outside a negation scope. A concept about
+    an entity (``role``, with the answer's word ``roles``) takes no other number from a clause about another
+    one: "Mitosis produces two cells" gives meiosis no wrong count.
 
     Such a clause is a false claim: the other concepts that the part of its sentence (:func:`_resting_on`)
     seems to state rest on it.
@@ -599,6 +602,8 @@ def misnumbered_sentences(analysis: Analysis, contrast: Contrast) -> np.ndarray:
     for i, w in enumerate(words):
         value = number_of(w.norm)
         if value is None or analysis.negated[i]:
+            continue
+        if roles is not None and role != NO_ROLE and roles[i] >= 0 and roles[i] != role:
             continue
         if value in contrast.numbers:
             right[i] = True
