@@ -44,9 +44,12 @@ def test_entities_are_the_names_the_prompt_contrasts():
     assert entities(analyze("How do current and voltage behave in resistors connected in series compared with "
                             "resistors connected in parallel?")) == ("serie", "parallel")
     assert entities(analyze("What is the difference between a stack and a queue?")) == ("stack", "queue")
-    # a side is named by a word the prompt uses nowhere else: "congestion" is also the congestion window's
+    # a side is named by a word the prompt uses nowhere else ("congestion" is also the congestion window's),
+    # read from the join outwards on either side ("by value", not "argument", of "passing an argument by value")
+    assert entities(analyze("What is the difference between passing an argument by value and passing it by "
+                            "reference?")) == ("value", "reference")
     assert entities(analyze("How does TCP's congestion window grow in slow start compared with congestion avoidance, "
-                            "and what happens when a loss is detected?")) == ("slow", "avoidance")
+                            "and what happens when a loss is detected?")) == ("start", "avoidance")
 
 
 def test_an_entity_named_as_a_reference_point_leaves_the_clause_to_the_one_before():

@@ -60,10 +60,13 @@ REPEATED = re.compile(r"\b(?:again\s+and\s+again|over\s+and\s+over|(?:at\s+)?(?:
                       r"(?:time[\s-]?step|step|iteration)s?|step\s+after\s+step|immer\s+wieder|"
                       r"(?:in\s+)?jede[mn]?\s+(?:zeit)?schritt)\b", re.IGNORECASE)
 REPEATED_ROOT = "recurr"
-# Verbs whose particle carries their meaning ("used up" is consumed, not used): the verb takes the family of
-# the word it means, so it is a word of its own rather than a light verb.
+# Verbs whose particle or complement carries their meaning ("used up" is consumed, not used; "stays the same" is
+# unchanged): the verb takes the family of the word it means, so it is a word of its own rather than a light verb.
 PARTICLE_VERBS = ((re.compile(r"\b(?:use[sd]?|using)\s+(?:it\s+|them\s+|some\s+of\s+it\s+)?up\b", re.IGNORECASE),
-                   "consum"),)
+                   "consum"),
+                  # "stays the same", "remains intact": unchanged
+                  (re.compile(r"\b(?:stay|stays|stayed|staying|remain|remains|remained|remaining)\s+(?:exactly\s+)?"
+                              r"(?:the\s+same|unchanged|intact|untouched)\b", re.IGNORECASE), "unchan"))
 
 
 def families(analysis: Analysis) -> list[str]:
@@ -165,8 +168,9 @@ def _compared(prompt: Analysis) -> tuple[str, ...]:
             # one the prompt uses nowhere else before one it does ("avoidance" of "congestion avoidance", beside
             # "TCP's congestion window").
             uses = Counter(_entity_key(w.norm) for w, c in zip(words, prompt.content) if c)
+            # The left side is read from the join outwards too: "passing an argument by value" is "value".
             return tuple(next((k for k, upper in side if upper), None)
-                         or next((k for k, _ in side if uses[k] == 1), side[0][0]) for side in (x, y))
+                         or next((k for k, _ in side if uses[k] == 1), side[0][0]) for side in (x[::-1], y))
     return ()
 
 
