@@ -292,3 +292,14 @@ def test_a_number_about_one_entity_is_no_wrong_number_for_another(embedder):
     assert "meiosis produces four cells" in found
     wrong = grader.grade(qid, "Meiosis produces two cells.")
     assert "meiosis produces four cells" not in {c.concept for c in wrong.concepts if c.found}
+
+
+def test_stays_the_same_is_unchanged_and_shared_words_say_nothing_of_the_other_side(embedder):
+    grader, qid = _probe(embedder, "pass_by")
+    result = grader.grade(qid, "Pass by value gives the function its own copy, so if the function changes it, the "
+                               "caller's variable stays the same. Pass by reference lets the function use the "
+                               "caller's variable directly.")
+    concepts = {c.concept: c for c in result.concepts}
+    assert concepts["changes to a parameter passed by value do not affect the caller's variable"].found
+    # the first sentence, about passing by value, says nothing of the reference concept: no reversal
+    assert not concepts["pass by reference gives the function access to the caller's variable itself"].negated

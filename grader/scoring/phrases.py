@@ -769,6 +769,13 @@ class AnswerSpans:
         allowed = np.ones(shape, dtype=bool)
         reversing = np.zeros(shape, dtype=bool)
         total = self.role_counts.sum(axis=1) if with_role else None
+        # word families that concepts of two different entities use: saying them of one says neither's concept
+        by_role: dict[int, set] = {}
+        for t in targets if with_role else ():
+            if t.role != NO_ROLE:
+                by_role.setdefault(t.role, set()).update(*t.stems)
+        shared = frozenset(f for r, fs in by_role.items() for f in fs
+                           if any(f in other for o, other in by_role.items() if o != r))
         for k, t in enumerate(targets):
             role_reversed = None
             if with_role and t.role != NO_ROLE:
@@ -780,10 +787,10 @@ class AnswerSpans:
                 opposite, mixed = reversed_spans(self.analysis, t.contrast, self._bounds)
                 reversing[:, k] = allowed[:, k] & opposite
                 if role_reversed is not None:
-                    reversing[:, k] |= self._says_it_of_other(t, role_reversed & ~opposite & ~mixed)
+                    reversing[:, k] |= self._says_it_of_other(t, role_reversed & ~opposite & ~mixed, shared)
                 allowed[:, k] &= ~(opposite | mixed)
             elif role_reversed is not None:
-                reversing[:, k] = self._says_it_of_other(t, role_reversed)
+                reversing[:, k] = self._says_it_of_other(t, role_reversed, shared)
         # A sentence that gives one concept a wrong number ("when the forget gate is close to 0 the old cell
         # state is preserved"), or reverses one about its own entity ("the LSTM's gates multiply the
         # gradient"), states none of the others.
@@ -804,18 +811,20 @@ class AnswerSpans:
                     self._wrong_words[other.key] = wrong if held is None else held | wrong
         return allowed, reversing
 
-    def _says_it_of_other(self, target: Target, about_other: np.ndarray) -> np.ndarray:
+    def _says_it_of_other(self, target: Target, about_other: np.ndarray,
+                          shared: frozenset = frozenset()) -> np.ndarray:
         """Which spans about another entity (``about_other``) say the target of it: they assert its own
         side of a contrast ("the RNN adds" of the LSTM's additive update) or half of one phrasing's word
         families that most phrasings share (:func:`_core`: "UDP retransmits lost segments"). A span that
         only reads like it ("the LSTM's gradient passes back unchanged" of the RNN's vanishing gradient)
-        says something else, and reverses nothing."""
+        says something else, and reverses nothing. Words that concepts of the other entity use too (``shared``:
+        "the function", "the caller's variable" of pass by value and by reference) are no part of the core."""
         out = about_other.copy()
         rows = np.flatnonzero(about_other)
         if not len(rows):
             return out
         own = own_side_spans(self.analysis, target.contrast, self._bounds) if target.contrast is not None else None
-        core = _core(target.stems)
+        core = _core(target.stems) - shared
         needed = [(st, 0.5 * len(st)) for st in {core & stems for stems in target.stems} if st]
         family, asserted = self._families, self._asserted
         # a span with none of the core's words says none of it: most spans are dismissed by two lookups
