@@ -173,3 +173,14 @@ def test_the_probes_written_apart_from_the_matcher_keep_their_concept_figures(pr
     assert out["concepts"]["micro"]["f1"] >= floor
     precision = out["concepts"]["misconceptions"]["precision"]
     assert precision is None or precision >= 0.9  # feedback never tells a student they hold a view they did not state
+
+
+def test_eval_grades_a_rubric_question_in_the_rubric_language(capsys):
+    """A German rubric's questions carry no language of their own; graded apart from the rubric they took
+    English and every German answer was flagged as written in another language, scoring 0."""
+    folder = Path(__file__).resolve().parent.parent / "eval" / "probes" / "mitose_meiose"
+    code = main(["eval", str(folder / "answers.csv"), "--rubric", str(folder / "rubric.yaml"), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["systems"]["grader"]["score"]["pearson"] is not None
+    assert out["systems"]["grader"]["score"]["pearson"] > 0.2

@@ -344,8 +344,9 @@ def questions_for(rows: list[LabeledAnswer], rubric=None) -> dict:
         question = ids.get(qid) or ids.get(_safe_id(qid))
         if question is None:
             missing.append(qid)
-        else:
-            out[qid] = question
+        else:  # graded apart from its rubric, a question keeps the rubric's language as its own
+            out[qid] = question if question.language or not isinstance(question, ShortAnswerQuestion) \
+                else question.model_copy(update={"language": rubric.language})
     if missing:
         raise InputDataError(f"question_id(s) {missing[:10]} are not in rubric '{rubric.id}' "
                              f"(it has {sorted(ids)[:20]})", field="question_id")
