@@ -21,7 +21,7 @@ from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneSc
 from grader.scoring.detectors import lists_terms
 from grader.scoring.exemplars import ExampleModel, fits
 from grader.scoring.spelling import spelling_vocabulary
-from grader.scoring.roles import NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
+from grader.scoring.roles import ALL_ROLES, NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
 
@@ -390,8 +390,9 @@ def _runs(roles: np.ndarray, start: int, end: int) -> list[tuple[int, int]]:
 
 def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, names,
            owned=None) -> list[int] | None:
-    """The role of each concept (phrasings ``analyses``, their ``vectors`` flat): the entity its
-    phrasings name, else the one entity of the reference clauses that state it (``owned``), else
+    """The role of each concept (phrasings ``analyses``, their ``vectors`` flat): none where a phrasing
+    names several entities, the entity its phrasings name, else the one entity of the reference clauses
+    that state it (``owned``), else
     the entity of the closest reference clause (``clauses``: (text, role)), else none. None when
     the question contrasts no entities."""
     if not names:
@@ -401,6 +402,10 @@ def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, n
         n = len(phrasings)
         named = {text_role(a, names) for a in phrasings} - {NO_ROLE}
         role = NO_ROLE
+        if ALL_ROLES in named:  # "mitosis serves growth, meiosis makes gametes" is about both: no one role
+            out.append(role)
+            row += n
+            continue
         stating = {clauses[i][1] for i in owned[len(out)]} if owned is not None else set()
         if len(named) == 1:
             role = named.pop()

@@ -310,9 +310,10 @@ def span_role_counts(roles: np.ndarray, n_entities: int, bounds: np.ndarray) -> 
 
 
 def text_role(analysis: Analysis, names: tuple[str, ...]) -> int:
-    """The one entity a short text (a concept's phrasing) names, else ``NO_ROLE``."""
+    """The one entity a short text (a concept's phrasing) names, ``ALL_ROLES`` where it names several, else
+    ``NO_ROLE``."""
     named = {_entity_key(w.norm) for w in analysis.words} & set(names)
-    return names.index(named.pop()) if len(named) == 1 else NO_ROLE
+    return names.index(named.pop()) if len(named) == 1 else ALL_ROLES if named else NO_ROLE
 
 
 def contrast_pairs(analyses) -> frozenset[tuple[str, str]]:
