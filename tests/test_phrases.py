@@ -303,3 +303,14 @@ def test_stays_the_same_is_unchanged_and_shared_words_say_nothing_of_the_other_s
     assert concepts["changes to a parameter passed by value do not affect the caller's variable"].found
     # the first sentence, about passing by value, says nothing of the reference concept: no reversal
     assert not concepts["pass by reference gives the function access to the caller's variable itself"].negated
+
+
+def test_a_concept_that_says_one_thing_of_each_entity_is_read_each_about_its_own(embedder):
+    grader, qid = _probe(embedder, "mitose_meiose")
+    key = "die Mitose dient dem Wachstum und der Erneuerung, die Meiose der Bildung von Keimzellen"
+    right, swapped = grader.grade_many([
+        (qid, "Die Mitose ist für Wachstum und Erneuerung von Gewebe da, die Meiose für die Bildung der Keimzellen."),
+        (qid, "Mitose bildet die Geschlechtszellen, Meiose ist für das Wachstum und die Erneuerung von Gewebe "
+              "zuständig.")])
+    assert next(c for c in right.concepts if c.concept == key).found
+    assert not next(c for c in swapped.concepts if c.concept == key).found

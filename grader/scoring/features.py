@@ -160,7 +160,10 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     texts += [t for t, _ in ref_clauses]
     # A key phrase that states a cause and its effect ("X, so Y") is stated only with both: each half is matched
     # on its own, from every phrasing that splits the same way.
-    halves = [_halves(p) for p in key_phrasings]
+    # So is one that says one thing of each entity ("mitosis serves growth, meiosis makes gametes"): each half is
+    # matched on its own, about its own entity.
+    split_of = [cause_effect if _halves(p) is not None else _by_entity(names, language) for p in key_phrasings]
+    halves = [_halves(p, split) for p, split in zip(key_phrasings, split_of)]
     half_texts = [t for h in halves if h for side in h for t in side]
     texts += half_texts
     vectors = embedder.encode(texts) if texts else np.zeros((0, 1), np.float32)
@@ -228,7 +231,10 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
                            [analyze(t, language) for t, _ in ref_clauses])
     roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)
     key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs, owned)
-    half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs)
+    half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs, split_of)
+    half_roles = [None if h is None or split is cause_effect else tuple(text_role(analyze(side[0], language), names)
+                                                                         for side in h)
+                  for h, split in zip(halves, split_of)]
     alone = alone_scale(prepared.residual(key_vecs), [len(p) for p in key_phrasings])
     if alone is not None:
         _encode_clauses(embedder, language)
@@ -240,7 +246,8 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [k.text for k in question.key_phrases], key_phrasings, prepared.residual(key_vecs), language,
         [prepared.residual(v) for v in counter_vecs[:n_kp]], roles,
         [contrast_of(a, pairs) for a in key_analyses],
-        [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs]),
+        [None if h is None else tuple((texts, prepared.residual(v)) for texts, v in h) for h in half_vecs],
+        half_roles),
         (KEY_FLOOR, KEY_CEIL), common, alone, _taught(question.key_phrases, language), mis_words)
     # A span closer to a key phrase than to a misconception states the key phrase, not the misconception.
     key_residual = prepared.residual(key_vecs)
@@ -304,22 +311,47 @@ def _with_causes(phrasings: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*phrasings, *causes)))
 
 
-def _halves(phrasings) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """(causes, effects) of a concept whose main phrasing states a cause and its effect, else None."""
-    if not phrasings or cause_effect(phrasings[0]) is None:
+def _halves(phrasings, split=cause_effect) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(causes, effects) of a concept whose main phrasing states a cause and its effect (or what ``split``
+    cuts it into), else None."""
+    if not phrasings or split(phrasings[0]) is None:
         return None
-    split = [h for h in map(cause_effect, phrasings) if h is not None]
-    return tuple(dict.fromkeys(c for c, _ in split)), tuple(dict.fromkeys(e for _, e in split))
+    parts = [h for h in map(split, phrasings) if h is not None]
+    return tuple(dict.fromkeys(c for c, _ in parts)), tuple(dict.fromkeys(e for _, e in parts))
 
 
-def _sided(halves, half_vectors, phrasings, vectors: np.ndarray):
+def _by_entity(names: tuple[str, ...], language: str):
+    """A splitter of a phrasing that says one thing of each of two entities, in two runs of at least two
+    content words ("die Mitose dient dem Wachstum, die Meiose der Bildung von Keimzellen"): (first, second),
+    each with its entity first in the order of ``names``' appearance in it; None for any other phrasing."""
+    def split(text: str) -> tuple[str, str] | None:
+        if len(names) < 2:
+            return None
+        a = analyze(text, language)
+        roles = word_roles(a, names)
+        runs = []
+        for i, r in enumerate(roles):
+            if runs and runs[-1][0] == r:
+                runs[-1][2] = i + 1
+            else:
+                runs.append([int(r), i, i + 1])
+        runs = [run for run in runs if run[0] >= 0]
+        if len(runs) != 2 or runs[0][0] == runs[1][0] or any(sum(a.content[s:e]) < 2 for _, s, e in runs):
+            return None
+        return a.span_text(runs[0][1], runs[0][2]), a.span_text(runs[1][1], runs[1][2])
+    return split
+
+
+def _sided(halves, half_vectors, phrasings, vectors: np.ndarray, splits=None):
     """((cause texts, vectors), (effect texts, vectors)) of each two-part concept (None for the others).
 
     A phrasing of the concept that does not split (an alternative, a reference clause) says one
-    half in its own words: it joins the half it reads closest to.
+    half in its own words: it joins the half it reads closest to. ``splits``: each concept's splitter
+    (:func:`cause_effect` by default).
     """
     out, row = [], 0
-    for h, hv, p in zip(halves, half_vectors, phrasings):
+    for k, (h, hv, p) in enumerate(zip(halves, half_vectors, phrasings)):
+        split = splits[k] if splits is not None else cause_effect
         mine = vectors[row : row + len(p)]
         row += len(p)
         if h is None:
@@ -328,7 +360,7 @@ def _sided(halves, half_vectors, phrasings, vectors: np.ndarray):
         sides = [list(h[0]), list(h[1])]
         side_vectors = [[hv[0]], [hv[1]]]
         for text, v in zip(p, mine):
-            if cause_effect(text) is None:
+            if split(text) is None:
                 side = int((hv[1] @ v).max() > (hv[0] @ v).max())
                 sides[side].append(text)
                 side_vectors[side].append(v[None, :])

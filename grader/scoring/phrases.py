@@ -282,12 +282,13 @@ def qualified_parts(text: str, language: str) -> tuple[frozenset, frozenset] | N
 
 
 def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=None, roles=None,
-                 contrasts=None, parts=None) -> list[Target]:
+                 contrasts=None, parts=None, part_roles=None) -> list[Target]:
     """Targets from parallel lists of keys and phrasing tuples, with their vectors in one flat array.
 
     ``counter``, ``roles`` and ``contrasts`` (optional, parallel to ``keys``) hold each target's
     counter-example vectors, role and :class:`~grader.scoring.roles.Contrast`; ``parts`` (optional)
-    None or ((cause texts, vectors), (effect texts, vectors)) of a target stated by cause and effect.
+    None or ((cause texts, vectors), (effect texts, vectors)) of a target stated by cause and effect (or by
+    one thing said of each of two entities: ``part_roles``, optional, holds None or the two parts' roles).
     """
     targets, row = [], 0
     for k, (key, texts) in enumerate(zip(keys, phrasings)):
@@ -298,8 +299,9 @@ def make_targets(keys, phrasings, vectors: np.ndarray, language: str, counter=No
         if parts is not None and parts[k] is not None:
             # the cause and the effect keep the polarity of their phrasings: "the stream does not wait" is
             # stated by a negated span, as its whole phrasing is
-            halves = tuple(_phrased(f"{key} ({side})", tuple(t), v, language, role=role, contrast=contrast)
-                           for side, (t, v) in zip(("cause", "effect"), parts[k]))
+            sides = part_roles[k] if part_roles is not None and part_roles[k] is not None else (role, role)
+            halves = tuple(_phrased(f"{key} ({side})", tuple(t), v, language, role=side_role, contrast=contrast)
+                           for side, (t, v), side_role in zip(("cause", "effect"), parts[k], sides))
         targets.append(_phrased(key, tuple(texts), vectors[row : row + n], language,
                                 counter=counter[k] if counter is not None and len(counter[k]) else None,
                                 role=role, contrast=contrast, parts=halves,
@@ -586,9 +588,12 @@ class AnswerSpans:
                 pair = min(float(both.max()), 1.0)
                 at = int(i[both.argmax()])
                 pair_at = (where[0][at], where[1][at + shift])
-        if (whole.method == "lexical" and whole.strength >= pair) or (whole.negated and pair < FOUND):
+        # Halves about two entities are read each about its own: the whole phrasing's words, said in any order of
+        # the two, do not state it ("mitosis makes gametes, meiosis serves growth").
+        sided = target.parts[0].role != target.parts[1].role
+        if (whole.method == "lexical" and whole.strength >= pair and not sided) or (whole.negated and pair < FOUND):
             return whole
-        lexical, unit = self._lexical(target)[:2]
+        lexical, unit = self._lexical(target)[:2] if not sided else (0.0, None)
         if lexical >= max(pair, FOUND):  # the whole phrasing's words, though a closer paraphrase missed a half
             return self._make(lexical, unit, "lexical")
         if pair_at is None:
