@@ -314,3 +314,14 @@ def test_a_concept_that_says_one_thing_of_each_entity_is_read_each_about_its_own
               "zuständig.")])
     assert next(c for c in right.concepts if c.concept == key).found
     assert not next(c for c in swapped.concepts if c.concept == key).found
+
+
+def test_an_everyday_opposite_reverses_a_concept(embedder):
+    grader, qid = _probe(embedder, "interest_rates")
+    key = "a higher rate can strengthen the currency, making imports cheaper"
+    stated, reversed_ = grader.grade_many([
+        (qid, "A higher rate strengthens the currency, so imported goods get cheaper."),
+        (qid, "A higher rate weakens the currency, so imported goods get more expensive.")])
+    assert next(c for c in stated.concepts if c.concept == key).found
+    concept = next(c for c in reversed_.concepts if c.concept == key)
+    assert not concept.found and concept.negated

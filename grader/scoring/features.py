@@ -21,7 +21,8 @@ from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneSc
 from grader.scoring.detectors import lists_terms
 from grader.scoring.exemplars import ExampleModel, fits
 from grader.scoring.spelling import spelling_vocabulary
-from grader.scoring.roles import ALL_ROLES, NO_ROLE, contrast_of, contrast_pairs, entities, text_role, word_roles
+from grader.scoring.roles import (ALL_ROLES, ANTONYMS, NO_ROLE, contrast_of, contrast_pairs, entities, text_role,
+                                  word_roles)
 from grader.rubric import ShortAnswerQuestion
 from grader.text import Analysis, analyze, detect_language
 
@@ -226,7 +227,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     prepared.spelling = spelling_vocabulary([*ref_analyses, *chain.from_iterable(key_analyses),
                                              *chain.from_iterable(mis_analyses)])
     # Opposites the rubric's own texts draw: the reference's and the key phrases' ("added to rather than overwritten").
-    pairs = contrast_pairs(ref_analyses + [a for texts in key_analyses for a in texts])
+    pairs = contrast_pairs(ref_analyses + [a for texts in key_analyses for a in texts]) | ANTONYMS
     owned = _same_polarity(_clause_owners(key_phrasings, key_vecs, clause_vecs), key_analyses,
                            [analyze(t, language) for t, _ in ref_clauses])
     roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)

@@ -316,6 +316,16 @@ def text_role(analysis: Analysis, names: tuple[str, ...]) -> int:
     return names.index(named.pop()) if len(named) == 1 else ALL_ROLES if named else NO_ROLE
 
 
+# Opposite directions in everyday words, as word families (a short one also covers the longer forms it
+# begins: "weak" weaker, weaken): a clause that says the one of what a concept says with the other reverses
+# it ("it weakens the currency" of "a higher rate strengthens the currency").
+ANTONYMS = frozenset(pair for x, y in (("strong", "weak"), ("streng", "weak"), ("cheap", "expens"), ("rise", "fall"),
+                                       ("increa", "decrea"), ("apprec", "deprec"), ("accele", "decele"),
+                                       ("gain", "lose"), ("stärk", "schwäc"), ("steig", "sink"), ("billig", "teuer"),
+                                       ("zunehm", "abnehm"))
+                     for pair in ((x, y), (y, x)))
+
+
 def contrast_pairs(analyses) -> frozenset[tuple[str, str]]:
     """(asserted root, denied root) pairs that the texts put in opposition ("additively rather than multiplicatively").
 
