@@ -11,7 +11,7 @@ from typing import NamedTuple, Sequence
 import snowballstemmer
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)|\s*\n\s*")
 # The word boundary is factored out of the alternatives: three times faster, the same matches.
 _CLAUSE_BREAK = re.compile(r",|\b(?:but|whereas|while|however|aber|während|jedoch)\b", re.I)
 

@@ -42,6 +42,13 @@ def test_negation_scopes(text, negated):
     assert _negated_words(text) == negated
 
 
+def test_a_line_break_ends_a_sentence():
+    # terse notes put one statement on each line, without a full stop
+    a = analyze("by value -> fn gets a copy of the arg\nby ref -> fn gets an alias of the original var")
+    assert [a.span_text(s, e) for s, e in a.sentences] == ["by value -> fn gets a copy of the arg",
+                                                          "by ref -> fn gets an alias of the original var"]
+
+
 def test_sentences_and_offsets():
     text = "First one. Second, with a clause!\n- bullet item"
     a = analyze(text)
