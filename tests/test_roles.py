@@ -52,6 +52,12 @@ def test_entities_are_the_names_the_prompt_contrasts():
                             "and what happens when a loss is detected?")) == ("start", "avoidance")
 
 
+def test_a_clipped_name_names_the_entity_it_begins():
+    a = analyze("by val the fn gets a copy\nby ref it gets an alias")
+    by_word = {w.norm: int(r) for w, r in zip(a.words, word_roles(a, ("value", "reference")))}
+    assert by_word["copy"] == 0 and by_word["alias"] == 1
+
+
 def test_an_entity_named_as_a_reference_point_leaves_the_clause_to_the_one_before():
     a = analyze("The LSTM keeps a cell state. It is added to instead of multiplied like in the RNN.")
     by_word = {w.norm: int(r) for w, r in zip(a.words, word_roles(a, ("lstm", "rnn")))}

@@ -254,6 +254,13 @@ def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
     if not names:
         return roles
     index = {n: i for i, n in enumerate(names)}
+    # a clipped name ("ref" of "reference", "val" of "value") names the one entity it begins
+    for j, w in enumerate(analysis.words):
+        key = _entity_key(w.norm)
+        if key not in index and analysis.content[j] and len(key) >= 3 and key.isalpha():
+            longer = [n for n in names if n.startswith(key) and len(n) >= len(key) + 2]
+            if len(longer) == 1:
+                index[key] = index[longer[0]]
     current = NO_ROLE
     words = analysis.words
     for s, e in analysis.clauses:
