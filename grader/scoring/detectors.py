@@ -212,6 +212,13 @@ _ENUMERATION = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)")  # what separates the 
 TERM_WORDS = 5  # a term has at most this many words; longer pieces are phrases a reader must parse
 TERM_LIST_MIN = 3  # terms from which a text is a list: "forget gate, cell state, gradient highway"
 TERM_LIST_SHARE = 0.8  # share of an answer's words inside bare terms from which it is a list of terms
+# Everyday verbs: a piece that holds one says something ("carbon dioxide goes in", "the plant needs light").
+_COMMON_VERBS = {"en": frozenset("""go goes went gone come comes came make makes made take takes took taken get gets got
+    give gives gave given need needs needed put puts use uses used keep keeps kept become becomes became turn turns
+    turned produce produces produced release releases released cause causes caused lead leads led mean means meant
+    show shows showed grow grows grew stay stays stayed""".split()),
+                 "de": frozenset("""geht gehen ging kommt kommen kam macht machen machte nimmt nehmen braucht brauchen
+    gibt geben entsteht entstehen bildet bilden erzeugt erzeugen""".split())}
 
 
 def lists_terms(text: str, analysis: Analysis, question) -> bool:
@@ -236,6 +243,8 @@ def _term_list(view: AnswerView, breaks: re.Pattern | None = None) -> bool:
     word list, are left to the other checks.
     """
     clause = CLAUSE_WORDS.get(view.analysis.language)
+    if clause is not None:
+        clause = clause | _COMMON_VERBS.get(view.analysis.language, frozenset())
     words = view.analysis.words
     if clause is None or len(words) < 5 or sum(w.norm.isalpha() for w in words) < 0.8 * len(words):
         return False
