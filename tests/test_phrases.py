@@ -332,3 +332,12 @@ def test_an_everyday_opposite_reverses_a_concept(embedder):
     assert next(c for c in stated.concepts if c.concept == key).found
     concept = next(c for c in reversed_.concepts if c.concept == key)
     assert not concept.found and concept.negated
+
+
+def test_two_numbers_or_both_directions_offered_as_alternatives_state_neither(embedder):
+    grader, qid = _probe(embedder, "mitose_meiose")
+    result = grader.grade(qid, "Bei der Mitose entstehen entweder zwei oder vier Zellen, ich weiß es nicht mehr.")
+    assert not next(c for c in result.concepts if c.concept.startswith("die Mitose erzeugt zwei")).found
+    grader, qid = _probe(embedder, "interest_rates")
+    result = grader.grade(qid, "When the rate changes, loans get more or less expensive and people borrow more or less.")
+    assert not next(c for c in result.concepts if c.concept.startswith("higher interest rates make borrowing")).found

@@ -570,7 +570,19 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
             own[i] = 1
         elif _in_number_context(words, i, contrast.number_context):
             opposite[i] = 1
-    if not opposite.any():
+    # Another number offered as the alternative to the concept's ("entweder zwei oder vier", "two or maybe
+    # four") is its opposite wherever it stands; "more or less", "up or down" offer both directions at once.
+    for i, w in enumerate(words if contrast.numbers else ()):
+        if own[i] and number_of(w.norm) in contrast.numbers:
+            for j in range(max(0, i - _HEDGE_GAP), min(n, i + _HEDGE_GAP + 1)):
+                other = number_of(words[j].norm)
+                if other is not None and other not in contrast.numbers \
+                        and any(words[k].norm in _OR for k in range(min(i, j) + 1, max(i, j))):
+                    opposite[j] = 1
+    both_ways = np.zeros(n, dtype=np.int64)
+    for m in _BOTH_WAYS.finditer(analysis.text):
+        both_ways[[i for i, w in enumerate(words) if m.start() <= w.start < m.end()]] = 1
+    if not opposite.any() and not both_ways.any():
         return none, none
     zone = np.zeros(n, dtype=np.int64)  # words of clauses that reverse the concept
     for s, e in analysis.clauses:
@@ -579,7 +591,7 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
     op = np.concatenate([[0], np.cumsum(opposite)])
     ow = np.concatenate([[0], np.cumsum(own)])
     zo = np.concatenate([[0], np.cumsum(zone)])
-    hedged = _either_or(words, own, opposite)
+    hedged = _either_or(words, own, opposite) | both_ways
     for cs, ce in analysis.clauses:  # the hedge's clause states neither side: "it is updated either by addition
         if hedged[cs:ce].any():      # or maybe by multiplication" holds no claim in "it is updated either"
             hedged[cs:ce] = 1
@@ -590,6 +602,9 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
 
 
 _OR = frozenset({"or", "oder", "ou", "o"})
+_BOTH_WAYS = re.compile(r"\b(?:more\s+or\s+less|less\s+or\s+more|higher\s+or\s+lower|lower\s+or\s+higher|"
+                        r"up\s+or\s+down|down\s+or\s+up|mehr\s+oder\s+weniger|höher\s+oder\s+niedriger)\b",
+                        re.IGNORECASE)
 _HEDGE_GAP = 4  # words from one side of an either/or hedge to the other ("addition, or possibly multiplication")
 
 
