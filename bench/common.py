@@ -35,8 +35,16 @@ FRAGMENTS = [
 
 
 def load_corpus(name: str, n: int):
-    """(questions, [(question, answer)]) for 'saf_en' (real answers) or 'generated' (n answers of 5-30 words)."""
+    """(questions, [(question, answer)]) for 'saf_en' (real answers), 'generated' (n answers of 5-30 words) or
+    'q5' (n answers of :func:`make_answers` to the example rubric's question 5, with its key phrases and
+    misconceptions: the concept matcher's work)."""
     from grader.evaluation.corpus import build_questions, read_corpus
+
+    if name == "q5":
+        from grader.rubric import load_rubric
+
+        question = load_rubric(RUBRIC).question("q5")
+        return {"q5": question}, [(question, a) for a in make_answers(n or 1000)]
 
     rows = read_corpus(SAF_EN)
     questions = build_questions(rows)

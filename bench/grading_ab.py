@@ -1,6 +1,6 @@
 """CPU time of grading one answer, this tree against an earlier revision, in one process.
 
-    .venv/bin/python bench/grading_ab.py --base 9f635ac [--corpus generated] [--answers 2000] [--rounds 20]
+    .venv/bin/python bench/grading_ab.py --base 9f635ac [--corpus generated|saf_en|q5] [--answers 2000] [--rounds 20]
 
 Separate runs on a shared machine differ by a quarter, more than most changes to the
 grading code, so both versions run in the same process, in alternating rounds, on the
@@ -45,7 +45,7 @@ def extract(revision: str, into: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="git revision to compare against")
-    parser.add_argument("--corpus", choices=("saf_en", "generated"), default="generated")
+    parser.add_argument("--corpus", choices=("saf_en", "generated", "q5"), default="generated")
     parser.add_argument("--answers", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--backend", default="int8")
