@@ -538,10 +538,10 @@ class AnswerSpans:
         if cached is None:
             short = tuple(f for f in own if 3 <= len(f) < ROOT)
             fixed = self._families and self._fixed  # worked out with the families
-            particles = particle_families(self.analysis)
+            particles = self._particles
             cached = self._family_masks[own] = np.array(
                 [r in own or r.startswith(short) or fixed.get(i) in own or particles.get(i) in own
-                 for i, r in enumerate(root(w.stem) for w in self.analysis.words)], dtype=bool)
+                 for i, r in enumerate(self._plain_roots)], dtype=bool)
         return cached
 
     def _cause_and_effect(self, target: Target, whole: Match, scale: tuple[float, float],
@@ -600,6 +600,16 @@ class AnswerSpans:
             return Match(0.0, None, None, None, None, whole.negated)
         a, b = pair_at
         return self._make(pair, (min(a[0], b[0]), max(a[1], b[1])), "semantic")
+
+    @cached_property
+    def _plain_roots(self) -> list[str]:
+        """Each word's plain family (:func:`root` of its stem), worked out once."""
+        return [root(w.stem) for w in self.analysis.words]
+
+    @cached_property
+    def _particles(self) -> dict[int, str]:
+        """Word index -> family of the answer's particle verbs ("used up": consumed), worked out once."""
+        return particle_families(self.analysis)
 
     @cached_property
     def _clause_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

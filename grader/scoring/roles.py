@@ -20,6 +20,7 @@ finds, without any subject-specific word list:
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -88,8 +89,8 @@ def particle_families(analysis: Analysis) -> dict[int, str]:
     out = {}
     for pattern, family in PARTICLE_VERBS:
         for m in pattern.finditer(analysis.text):
-            i = next((i for i, w in enumerate(analysis.words) if w.start == m.start()), None)
-            if i is not None:
+            i = bisect_left([w.start for w in analysis.words], m.start())
+            if i < len(analysis.words) and analysis.words[i].start == m.start():
                 out[i] = family
     return out
 
