@@ -296,3 +296,18 @@ def test_a_sentence_with_an_everyday_verb_is_no_list_of_terms(embedder, text):
     rubric = load_rubric(Path(__file__).parent.parent / "eval" / "probes" / "photosynthesis" / "rubric.yaml")
     result = Grader(rubric, embedder=embedder).grade(rubric.questions[0].id, text)
     assert "keyword_list" not in {f.code for f in result.flags}
+
+
+def test_notes_that_label_or_map_things_are_no_list_of_terms(embedder):
+    from pathlib import Path
+
+    from grader.engine import Grader
+    from grader.rubric import load_rubric
+
+    rubric = load_rubric(Path(__file__).parent.parent / "eval" / "probes" / "mitose_meiose" / "rubric.yaml")
+    grader = Grader(rubric, embedder=embedder)
+    notes = grader.grade(rubric.questions[0].id, "Mitose: 2 Zellen, diploid, identisch\nMeiose: 4 Zellen, haploid "
+                                                 "(2n -> n), genetisch verschieden")
+    assert "keyword_list" not in {f.code for f in notes.flags} and notes.points >= 1.5
+    terms = grader.grade(rubric.questions[0].id, "Mitose, Meiose, Zellen, haploid, diploid, Keimzellen")
+    assert "keyword_list" in {f.code for f in terms.flags}

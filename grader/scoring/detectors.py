@@ -198,6 +198,8 @@ def keyword_list(view: AnswerView) -> Detection | None:
     if answer_language(view.text)[0] not in (None, view.analysis.language):
         return None
     segments = [s for s in re.split(r"[,;\n•|/]+", view.text) if s.strip()]
+    if sum(bool(_MAPS_TO.search(s)) for s in segments) >= 2:
+        return None  # notes that label or map things ("Mitose: 2 Zellen", "2n -> n") say something in each line
     per_segment = len(norms) / max(1, len(segments))
     long_run = max(len(s.split()) for s in segments)
     if (len(segments) >= 6 and per_segment <= 1.6) or long_run >= 10:
@@ -208,6 +210,7 @@ def keyword_list(view: AnswerView) -> Detection | None:
 # Where a list splits into its terms: commas, semicolons, line breaks, bullets, dashes, "X: Y", and/or.
 _TERM_BREAK = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b",
                          re.IGNORECASE)
+_MAPS_TO = re.compile(r":|->|→|=>|=")  # inside a piece: "label: value", "cause -> effect"
 _ENUMERATION = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)")  # what separates the items of a bare enumeration
 TERM_WORDS = 5  # a term has at most this many words; longer pieces are phrases a reader must parse
 TERM_LIST_MIN = 3  # terms from which a text is a list: "forget gate, cell state, gradient highway"
@@ -263,7 +266,10 @@ def _term_list(view: AnswerView, breaks: re.Pattern | None = None) -> bool:
             pieces[-1].append(w)
     pieces = [p for p in pieces if p]
     phrasings = set(view.reference.phrasings) if view.reference else set()
-    listed = [len(p) for p in pieces if (len(p) <= TERM_WORDS and not any(w.norm in clause for w in p))
+    # "Mitose: 2 Zellen", "by ref -> alias": a piece that labels or maps one thing to another says something
+    said = [bool(_MAPS_TO.search(view.text, p[0].end, p[-1].start)) if len(p) > 1 else False for p in pieces]
+    listed = [len(p) for p, maps in zip(pieces, said) if (len(p) <= TERM_WORDS and not maps
+                                                         and not any(w.norm in clause for w in p))
               or tuple(w.norm for w in p) in phrasings]
     return len(listed) >= TERM_LIST_MIN and sum(listed) >= TERM_LIST_SHARE * sum(map(len, pieces))
 
