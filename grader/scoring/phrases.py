@@ -862,7 +862,7 @@ class AnswerSpans:
         """Each word's family (:func:`~grader.scoring.roles.families`), a misspelt word taking the family of
         the question's word it misspells (spelling.py)."""
         if not hasattr(self, "_family_of"):
-            out = families(self.analysis)
+            out = families(self.analysis, self._particles)
             self._fixed = {}  # word index -> the family a misspelt or short form reads as
             if self.spelling:
                 known = set(self.spelling.values())

@@ -70,27 +70,33 @@ PARTICLE_VERBS = ((re.compile(r"\b(?:use[sd]?|using)\s+(?:it\s+|them\s+|some\s+o
                               r"(?:the\s+same|unchanged|intact|untouched)\b", re.IGNORECASE), "unchan"))
 
 
-def families(analysis: Analysis) -> list[str]:
+def families(analysis: Analysis, particles: dict[int, str] | None = None) -> list[str]:
     """The word family of each word of ``analysis`` (:func:`root`); the words of a phrase that says an
-    operation recurs ("at every time step") all belong to the family of "recurrence"."""
+    operation recurs ("at every time step") all belong to the family of "recurrence", and a particle verb
+    to the family it means (``particles``, :func:`particle_families`, worked out here when not given)."""
     out = [root(w.stem) for w in analysis.words]
-    words = analysis.words
-    for m in REPEATED.finditer(analysis.text):
-        for i, w in enumerate(words):
-            if m.start() <= w.start < m.end():
-                out[i] = REPEATED_ROOT
-    for i, family in particle_families(analysis).items():
+    for i in matched_words(REPEATED, analysis):
+        out[i] = REPEATED_ROOT
+    for i, family in (particle_families(analysis) if particles is None else particles).items():
         out[i] = family
     return out
 
 
+def matched_words(pattern: re.Pattern, analysis: Analysis) -> list[int]:
+    """Indices of the words of ``analysis`` that start inside a match of ``pattern``."""
+    starts = [w.start for w in analysis.words]
+    return [i for m in pattern.finditer(analysis.text)
+            for i in range(bisect_left(starts, m.start()), bisect_left(starts, m.end()))]
+
+
 def particle_families(analysis: Analysis) -> dict[int, str]:
-    """Word index -> family of the verbs of :data:`PARTICLE_VERBS` in ``analysis``."""
+    """Word index -> family of the verbs of :data:`PARTICLE_VERBS` in ``analysis``: the first word of a match."""
+    starts = [w.start for w in analysis.words]
     out = {}
     for pattern, family in PARTICLE_VERBS:
         for m in pattern.finditer(analysis.text):
-            i = bisect_left([w.start for w in analysis.words], m.start())
-            if i < len(analysis.words) and analysis.words[i].start == m.start():
+            i = bisect_left(starts, m.start())
+            if i < len(starts) and starts[i] == m.start():
                 out[i] = family
     return out
 
@@ -581,8 +587,7 @@ def reversed_spans(analysis: Analysis, contrast: Contrast, bounds: np.ndarray) -
                         and any(words[k].norm in _OR for k in range(min(i, j) + 1, max(i, j))):
                     opposite[j] = 1
     both_ways = np.zeros(n, dtype=np.int64)
-    for m in _BOTH_WAYS.finditer(analysis.text):
-        both_ways[[i for i, w in enumerate(words) if m.start() <= w.start < m.end()]] = 1
+    both_ways[matched_words(_BOTH_WAYS, analysis)] = 1
     if not opposite.any() and not both_ways.any():
         return none, none
     zone = np.zeros(n, dtype=np.int64)  # words of clauses that reverse the concept
