@@ -330,16 +330,10 @@ def _by_entity(names: tuple[str, ...], language: str):
             return None
         a = analyze(text, language)
         roles = word_roles(a, names)
-        runs = []
-        for i, r in enumerate(roles):
-            if runs and runs[-1][0] == r:
-                runs[-1][2] = i + 1
-            else:
-                runs.append([int(r), i, i + 1])
-        runs = [run for run in runs if run[0] >= 0]
-        if len(runs) != 2 or runs[0][0] == runs[1][0] or any(sum(a.content[s:e]) < 2 for _, s, e in runs):
+        runs = [(s, e) for s, e in _runs(roles, 0, len(roles)) if roles[s] >= 0]
+        if len(runs) != 2 or roles[runs[0][0]] == roles[runs[1][0]] or any(sum(a.content[s:e]) < 2 for s, e in runs):
             return None
-        return a.span_text(runs[0][1], runs[0][2]), a.span_text(runs[1][1], runs[1][2])
+        return a.span_text(*runs[0]), a.span_text(*runs[1])
     return split
 
 
