@@ -222,6 +222,8 @@ _COMMON_VERBS = {"en": frozenset("""go goes went gone come comes came make makes
     show shows showed grow grows grew stay stays stayed""".split()),
                  "de": frozenset("""geht gehen ging kommt kommen kam macht machen machte nimmt nehmen braucht brauchen
     gibt geben entsteht entstehen bildet bilden erzeugt erzeugen""".split())}
+# Words that make a piece of an answer a statement rather than a bare term, per language.
+_STATEMENT_WORDS = {lang: words | _COMMON_VERBS.get(lang, frozenset()) for lang, words in CLAUSE_WORDS.items()}
 
 
 def lists_terms(text: str, analysis: Analysis, question) -> bool:
@@ -245,9 +247,7 @@ def _term_list(view: AnswerView, breaks: re.Pattern | None = None) -> bool:
     rubric's phrasings word for word. Answers of formulas and numbers, and languages without a
     word list, are left to the other checks.
     """
-    clause = CLAUSE_WORDS.get(view.analysis.language)
-    if clause is not None:
-        clause = clause | _COMMON_VERBS.get(view.analysis.language, frozenset())
+    clause = _STATEMENT_WORDS.get(view.analysis.language)
     words = view.analysis.words
     if clause is None or len(words) < 5 or sum(w.norm.isalpha() for w in words) < 0.8 * len(words):
         return False
