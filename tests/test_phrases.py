@@ -42,6 +42,21 @@ def test_negation_scopes(text, negated):
     assert _negated_words(text) == negated
 
 
+@pytest.mark.parametrize("text, denied", [
+    # past the five negated words, to the clause's end ...
+    ("They don't keep a list of all their past hidden states either, there's one vector.",
+     ["keep", "a", "list", "of", "all", "their", "past", "hidden", "states", "either"]),
+    # ... but not past a bracket, a word that opens a clause of its own, or a reason
+    ("It has more weights (four matrices instead of one) which gives it capacity.", ["one"]),
+    ("It does not vanish over many steps back in time and it keeps going.",
+     ["vanish", "over", "many", "steps", "back", "in", "time"]),
+    ("The gradient does not vanish because the cell state adds.", ["vanish"]),
+])
+def test_what_a_denial_may_cover(text, denied):
+    a = analyze(text)
+    assert [w.text for w, d in zip(a.words, a.denied) if d] == denied
+
+
 def test_a_line_break_ends_a_sentence():
     # terse notes put one statement on each line, without a full stop
     a = analyze("by value -> fn gets a copy of the arg\nby ref -> fn gets an alias of the original var")
@@ -341,3 +356,17 @@ def test_two_numbers_or_both_directions_offered_as_alternatives_state_neither(em
     grader, qid = _probe(embedder, "interest_rates")
     result = grader.grade(qid, "When the rate changes, loans get more or less expensive and people borrow more or less.")
     assert not next(c for c in result.concepts if c.concept.startswith("higher interest rates make borrowing")).found
+
+
+@pytest.mark.parametrize("text", ["A non-competitive inhibitor binds elsewhere.", "non competitive inhibitors",
+                                  "Noncompetitive inhibition"])
+def test_non_and_its_word_are_one_word_apart_from_the_word_alone(text):
+    # "competitive and non-competitive inhibitors" name two sides: "non-competitive" must not say "competitive"
+    a = analyze(text)
+    assert "noncompetitive" in [w.norm for w in a.words]
+    assert "competitive" not in [w.norm for w in a.words]
+    assert not any(a.negated)
+
+
+def test_non_alone_stays_a_word():
+    assert [w.norm for w in analyze("non 3, non.").words] == ["non", "3", "non"]
