@@ -62,6 +62,11 @@ def _stated(result) -> set[str]:
     ("Explain the difference between supervised learning and unsupervised learning.", ("supervised", "unsupervised")),
     ("Contrast prokaryotic and eukaryotic cells.", ("prokaryotic", "eukaryotic")),
     ("Compare the vanilla RNN with the LSTM.", ("rnn", "lstm")),  # an acronym names its side
+    # one word against several that share their head: the acronym of the head names neither side
+    ("Explain the difference between recursive and iterative DNS resolution.", ("recursive", "iterative")),
+    # "X and non-X" contrasts without a word of comparison
+    ("How do competitive and non-competitive inhibitors reduce an enzyme's activity?",
+     ("competitive", "noncompetitive")),
 ])
 def test_a_comparison_prompt_names_its_two_sides(prompt, names):
     assert entities(analyze(prompt)) == names
@@ -119,7 +124,8 @@ def test_the_wrong_reason_alone_is_the_misconception(biology):
     assert not _grade(biology, "Meiosis produces four genetically different daughter cells.").misconceptions
 
 
-@pytest.mark.parametrize("text", ["There are not enough parameters.", "It is not only fast but also exact."])
+@pytest.mark.parametrize("text", ["There are not enough parameters.", "It is not only fast but also exact.",
+                                  "Vanilla RNNs just dont have enough parameters to remember."])
 def test_amount_words_after_a_negation_cue_negate_nothing(text):
     assert not any(analyze(text).negated)
 
@@ -307,3 +313,60 @@ def test_the_words_of_a_stated_misconception_state_no_key_phrase(plants):
     assert _held(result) == {REVERSED}
     assert OXYGEN not in _stated(result)
     assert _held(_grade(plants, "Photosynthesis takes place in the roots.")) == {ROOTS}
+
+
+@pytest.fixture(scope="module")
+def enzymes(embedder):
+    return _one_point_each(
+        embedder, "enz", "How do competitive and non-competitive inhibitors reduce an enzyme's activity?",
+        "A competitive inhibitor binds to the active site and competes with the substrate. A non-competitive "
+        "inhibitor binds elsewhere on the enzyme and changes its shape.",
+        KeyPhrase(text="a competitive inhibitor binds to the active site and competes with the substrate", points=1),
+        KeyPhrase(text="a non-competitive inhibitor binds elsewhere and changes the enzyme's shape", points=1),
+        misconceptions=[Misconception(text="enzymes are used up by the reactions they catalyse", penalty=1)])
+
+
+def test_a_misconception_with_any_of_its_words_denied_is_not_held(enzymes):
+    # "used" is denied, "reactions they catalyse" is not: half the shared words are not, yet nothing is claimed
+    denied = _grade(enzymes, "Enzymes are not used up by all the many reactions that they catalyse, they are reused.")
+    assert not denied.misconceptions  # not even as an uncertain one
+    stated = _grade(enzymes, "Enzymes are used up by the reactions they catalyse.")
+    assert _held(stated) == {"enzymes are used up by the reactions they catalyse"}
+
+
+@pytest.fixture(scope="module")
+def resolution(embedder):
+    return _one_point_each(
+        embedder, "dns", "Explain the difference between recursive and iterative DNS resolution, and why resolvers "
+                         "cache answers.",
+        "In recursive resolution the resolver does all the lookups itself and returns the final answer to the "
+        "client. In iterative resolution each server returns a referral to the next server, and the asker follows "
+        "it. Resolvers cache answers so that repeated lookups are answered locally, which cuts latency.",
+        KeyPhrase(text="in recursive resolution the resolver does all the lookups and returns the final answer",
+                  points=1),
+        KeyPhrase(text="in iterative resolution each server returns a referral to the next server", points=1),
+        KeyPhrase(text="caching avoids repeating lookups and reduces latency", points=1))
+
+
+def test_a_concept_of_neither_side_is_credited_after_either(resolution):
+    # the model answer's caching sentence follows one about the iterative side, but is about neither
+    result = _grade(resolution, "Recursive resolution means the resolver does every lookup and hands back the final "
+                                "answer. Resolvers cache answers to avoid repeating lookups and reduce latency.")
+    assert "caching avoids repeating lookups and reduces latency" in _stated(result)
+
+
+def test_sides_swapped_on_a_shared_head_earn_neither(resolution):
+    result = _grade(resolution, "Iterative resolution is when the resolver does all the lookups and returns the final "
+                                "answer. Recursive resolution is when each server returns a referral to the next "
+                                "server.")
+    assert not _stated(result) & {"in recursive resolution the resolver does all the lookups and returns the final "
+                                  "answer", "in iterative resolution each server returns a referral to the next server"}
+
+
+@pytest.mark.parametrize("answer", [
+    "I think recursive means the resolver does all the lookups and returns the final answer, or maybe it's the other "
+    "way around, I always mix them up.",
+    "Recursive resolution is when each server returns a referral to the next server, or vice versa.",
+])
+def test_a_sentence_that_takes_back_which_side_does_what_states_nothing(resolution, answer):
+    assert not _stated(_grade(resolution, answer))

@@ -446,6 +446,20 @@ def test_a_misconception_needs_its_own_words_too(grader):
                                                                  "memory buffer"]
 
 
+
+def test_misconceptions_denied_in_a_long_clause_are_not_held(grader):
+    # "attention" lies beyond the negation's five words, "all their past hidden states" beside a denied "keep"
+    _, result = _q5(grader, "LSTMs don't look back at old time steps with attention, and they don't keep a list of "
+                            "all their past hidden states either, there's just one cell vector. That vector is "
+                            "updated by addition.")
+    assert result.misconceptions == ()
+    assert "misconception" not in {f.code for f in result.flags}
+    # a denial of "instead of one" reaches neither past its bracket nor into a clause of its own
+    _, result = _q5(grader, "LSTM has more parameters (4 weight matrices instead of one) which gives it the capacity "
+                            "to store long-term patterns.")
+    assert any("parameters" in m.misconception and not m.uncertain for m in result.misconceptions)
+
+
 NEGATIVE = "UDP has no congestion control"
 
 

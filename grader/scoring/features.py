@@ -155,7 +155,9 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     names = entities(prompt_analysis)
     ref_clauses = []
     for a in ref_analyses if question.key_phrases else ():
-        roles = word_roles(a, names)
+        # a sentence of the model answer that names no side and does not go on from the one before ("Resolvers
+        # cache answers ...") is about neither side, and neither are the concepts it states
+        roles = word_roles(a, names, across_sentences=False)
         parts = [(i, j) for s, e in a.clauses for i, j in _runs(roles, s, e)]  # a clause may speak of both sides
         ref_clauses += [(a.span_text(s, e), int(roles[s])) for s, e in parts if sum(a.content[s:e]) >= 3]
     texts += [t for t, _ in ref_clauses]
@@ -228,8 +230,10 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
                                              *chain.from_iterable(mis_analyses)])
     # Opposites the rubric's own texts draw: the reference's and the key phrases' ("added to rather than overwritten").
     pairs = contrast_pairs(ref_analyses + [a for texts in key_analyses for a in texts]) | ANTONYMS
-    owned = _same_polarity(_clause_owners(key_phrasings, key_vecs, clause_vecs), key_analyses,
-                           [analyze(t, language) for t, _ in ref_clauses])
+    named = [{text_role(a, names) for a in texts} - {NO_ROLE} for texts in key_analyses] if names else []
+    owned = _same_polarity(_clause_owners(key_phrasings, key_vecs, clause_vecs, [r for _, r in ref_clauses],
+                                          [min(n) if len(n) == 1 else NO_ROLE for n in named] if names else None),
+                           key_analyses, [analyze(t, language) for t, _ in ref_clauses])
     roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)
     key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs, owned)
     half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs, split_of)
@@ -261,7 +265,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
         _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
         taught=_taught(question.misconceptions, language), others=key_words | ref_words,
-        others_not_own=True)
+        others_not_own=True, wary=True)
     prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)
     prepared.example_tokens = TokenBank.of(ex_encodings)  # after the examples' model: it reads no ex_* signal
     return prepared
@@ -367,14 +371,20 @@ ROLE_CLAUSE_SIM = 0.4  # cosine from which a reference clause is close enough to
 REFERENCE_PHRASING_SIM = 0.55  # cosine from which a reference clause is one more phrasing of its closest concept
 
 
-def _clause_owners(phrasings, vectors: np.ndarray, clause_vectors: np.ndarray) -> list[np.ndarray]:
+def _clause_owners(phrasings, vectors: np.ndarray, clause_vectors: np.ndarray, clause_roles=None,
+                   concept_roles=None) -> list[np.ndarray]:
     """The reference clauses (indices) that state each concept: those closest to it (cosine to its
-    phrasings), when close enough."""
+    phrasings), when close enough. A clause about one entity (``clause_roles``) states no concept whose
+    phrasings name another (``concept_roles``): "a competitive inhibitor binds to the active site" is no
+    phrasing of "a non-competitive inhibitor binds elsewhere", however close it reads."""
     if not len(clause_vectors) or not phrasings:
         return [np.zeros(0, dtype=np.int64) for _ in phrasings]
     widths = [len(p) for p in phrasings]
     starts = np.cumsum([0, *widths[:-1]])
     sims = np.maximum.reduceat(clause_vectors @ vectors.T, starts, axis=1)  # clause x concept
+    if clause_roles is not None and concept_roles is not None:
+        c, k = np.asarray(clause_roles)[:, None], np.asarray(concept_roles)[None, :]
+        sims = np.where((c >= 0) & (k >= 0) & (c != k), -1.0, sims)
     owner = sims.argmax(axis=1)
     close = sims.max(axis=1) >= REFERENCE_PHRASING_SIM
     return [np.flatnonzero(close & (owner == k)) for k in range(len(phrasings))]

@@ -30,7 +30,7 @@ import numpy as np
 from grader.encoding.embedder import Encoding
 from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, ROOT, Contrast, families, misnumbered_sentences,
                                   own_side_spans, particle_families, reversed_sentences, reversed_spans, root,
-                                  span_role_counts, word_roles)
+                                  span_role_counts, unsure_sentences, word_roles)
 from grader.scoring.spelling import corrected_family
 from grader.text import NEGATION_CUES, Analysis, analyze, stem
 
@@ -124,11 +124,14 @@ class TargetSet:
     distinct: tuple[frozenset, ...] | None = None  # each target's word families that the question's others lack
     alone: AloneScale | None = None  # how clauses encoded on their own state the targets; None: they do not
     gate: tuple[frozenset, ...] | None = None  # own words a span must assert, where stricter than ``distinct``
+    # A span that negates any word it shares with one of these targets states none of them (misconceptions: a
+    # student told they claimed what they denied is worse off than one whose claim goes unremarked).
+    wary: bool = False
 
     @classmethod
     def of(cls, targets, scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL),
            common: frozenset | None = None, alone: AloneScale | None = None, taught=None,
-           others: frozenset = frozenset(), others_not_own: bool = False) -> "TargetSet":
+           others: frozenset = frozenset(), others_not_own: bool = False, wary: bool = False) -> "TargetSet":
         """``common``: word families of the question's topic (:func:`common_roots`) and its entities' names;
         given, a span that shares none of a target's own words does not state it: its :func:`_own` words, any
         word of one of its phrasings that no other target and none of ``others`` (the word families of the
@@ -146,7 +149,12 @@ class TargetSet:
         if common is not None:
             taught = taught or [frozenset()] * len(targets)
             words = [frozenset().union(*t.stems) - common for t in targets]
-            unique = [w - others - frozenset().union(*(o for j, o in enumerate(words) if j != i))
+            # a word that only a concept of the other side shares is still the concept's own: roles tell the
+            # sides apart ("overcome" of "more substrate overcomes competitive inhibition" beside "... does not
+            # overcome non-competitive inhibition")
+            rival = [[j != i and (t.role < 0 or o.role < 0 or t.role == o.role) for j, o in enumerate(targets)]
+                     for i, t in enumerate(targets)]
+            unique = [w - others - frozenset().union(*(o for j, o in enumerate(words) if rival[i][j]))
                       for i, w in enumerate(words)]
             distinct = tuple((_own(t.stems, common) | u | (extra - common)) - NEGATION_ROOTS - LIGHT_ROOTS
                              for t, u, extra in zip(targets, unique, taught))
@@ -155,7 +163,7 @@ class TargetSet:
                              or own for t, u, extra, own in zip(targets, unique, taught, distinct))
         return cls(targets, matrix, np.cumsum([0, *widths[:-1]]).astype(np.int64),
                    _needed([st for t in targets for st in t.stems]), bool(targets) and min(widths) > 0,
-                   roles if (roles != NO_ROLE).any() else None, scale, distinct, alone, gate)
+                   roles if (roles != NO_ROLE).any() else None, scale, distinct, alone, gate, wary)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -371,21 +379,29 @@ class AnswerSpans:
             self.negated_stems = frozenset(root(w.stem) for w, n in zip(words, negated_content) if n)
             self._denied_words = np.array([n and root(w.stem) not in NEGATION_ROOTS
                                            for w, n in zip(words, negated_content)], dtype=bool)
+            # what a denial may cover, to its clause's end (Analysis.denied): wary targets read it
+            self._denied_wide = np.array([c and d and root(w.stem) not in NEGATION_ROOTS
+                                          for w, c, d in zip(words, content, analysis.denied or analysis.negated)],
+                                         dtype=bool)
         else:  # most answers negate nothing
             self.negated = np.zeros(len(bounds), dtype=bool)
             asserted = content
             self.negated_stems = frozenset()
-            self._denied_words = None
+            self._denied_words = self._denied_wide = None
         self.any_negated = bool(self.negated.any())
         self._asserted = asserted
         self._bounds = bounds
         self.names = names
+        # sentences that take back which side does what state nothing (roles.unsure_sentences)
+        self._unsure = unsure_sentences(analysis)
+        self.unsure_off = _in_ranges(self._unsure, bounds) > 0 if self._unsure is not None else None
         # Who each word is about, and each span's count of words about each entity (None: no roles).
         self.word_roles = word_roles(analysis, names) if names else None
         self.role_counts = span_role_counts(self.word_roles, len(names), bounds) if names else None
         self._units: dict = {}
         self._wrong_words: dict = {}  # target key -> words of sentences that state another target falsely
         self._distinct: dict = {}  # target key -> its own word families (TargetSet.distinct)
+        self._wary: set = set()  # keys of targets a span denying any of their words does not state (TargetSet.wary)
         self._family_masks: dict = {}  # word families -> per word: whether it is of one (_of_families)
         self._said: dict = {}  # span index -> the word families it asserts (_says_it_of_other)
 
@@ -474,10 +490,13 @@ class AnswerSpans:
                 col += w
             return out
         strength, negated_hit, reversal = self._semantic(sims, targets.needed, targets.starts, targets.targets,
-                                                         targets.scale, exclusive=True, alone=targets.alone)
+                                                         targets.scale, exclusive=True, alone=targets.alone,
+                                                         wary=targets.wary)
         if targets.distinct is not None:
             negated_hit = negated_hit | self._topic_only(strength, targets.gate or targets.distinct, targets.targets)
             self._distinct.update((t.key, own) for t, own in zip(targets, targets.distinct) if own)
+        if targets.wary:
+            self._wary.update(t.key for t in targets if not any(t.negative or ()))
         for k, t in enumerate(targets):
             if t.qualified is not None:
                 column = strength[:, k]
@@ -662,7 +681,7 @@ class AnswerSpans:
 
     def _semantic(self, sims: np.ndarray, needed: np.ndarray, starts: np.ndarray, targets=(),
                   scale: tuple[float, float] = (SEMANTIC_FLOOR, SEMANTIC_CEIL), exclusive: bool = False,
-                  alone: AloneScale | None = None):
+                  alone: AloneScale | None = None, wary: bool = False):
         """(span x target strengths, whether a negated span states each target, reversal).
 
         Columns of ``sims`` are phrasings, ``needed`` their content words for full strength
@@ -673,7 +692,7 @@ class AnswerSpans:
         """
         # A span much shorter than a phrasing cannot state all of it.
         sims = sims * np.minimum(1.0, self.span_content[:, None] / needed[None, :])
-        negated = self._negated_for(targets, starts)  # (spans x targets)
+        negated = self._negated_for(targets, starts, wary)  # (spans x targets)
         any_negated = bool(negated.any())
         polarity = _column_polarity(targets, sims.shape[1]) if targets else None
         if polarity is not None:
@@ -703,6 +722,8 @@ class AnswerSpans:
         np.maximum(strength, 0.0, out=strength)  # not capped at 1: the closest of two saturated spans wins
         if self.wrong_off is not None:
             strength[self.wrong_off] = 0.0
+        if self.unsure_off is not None:
+            strength[self.unsure_off] = 0.0
         reversal = None
         masks = self._role_masks(targets) if targets else None
         if masks is not None:
@@ -729,12 +750,14 @@ class AnswerSpans:
         strength[negated] = 0.0
         return strength, negated_hit, reversal
 
-    def _negated_for(self, targets, starts: np.ndarray) -> np.ndarray:
+    def _negated_for(self, targets, starts: np.ndarray, wary: bool = False) -> np.ndarray:
         """(spans x targets, one column per start of ``starts``): whether each span, read as a statement of each
         target, is negated. It is when most of its content words lie in a negation scope (:attr:`negated`), or
         when half or more of the words it shares with the target's phrasings do: in "the vanilla RNN's
         recurrence is not multiplicative" the subject is asserted and what is said of it denied. A span within one
-        clause is read with its clause: "RNN's recurrence is", cut from that clause, states nothing."""
+        clause is read with its clause: "RNN's recurrence is", cut from that clause, states nothing. ``wary``
+        (misconceptions): a span is negated for a target when any clause it touches denies any of the target's
+        words, a denial read to the end of its clause (:attr:`~grader.text.Analysis.denied`)."""
         out = np.repeat(self.negated[:, None], len(starts), axis=1)
         if self._denied_words is None or not len(targets):
             return out
@@ -742,6 +765,13 @@ class AnswerSpans:
         content = np.asarray(self.analysis.content, dtype=bool)
         for k, t in enumerate(targets):
             mine = self._of_families(frozenset().union(*t.stems) - NEGATION_ROOTS) & content
+            if wary and not any(t.negative or ()):
+                # any clause the span touches denies one of the target's words, read to the clause's end
+                wide = _in_ranges(mine & self._denied_wide, clauses) > 0
+                touched = np.r_[0, np.cumsum(wide)]
+                first, last = clause_of[self._bounds[:, 0]], clause_of[self._bounds[:, 1] - 1]
+                out[:, k] |= touched[last + 1] > touched[first]
+                continue
             denied = mine & self._denied_words
             d, n = _in_ranges(denied, self._bounds), _in_ranges(mine, self._bounds)
             cd, cn = _in_ranges(denied, clauses), _in_ranges(mine, clauses)
@@ -1006,8 +1036,14 @@ class AnswerSpans:
             allowed = [unit for unit in allowed if mine[unit[0][0] : unit[0][1]].any()]
         if target.qualified is not None:  # nor one without both X and Y of "X with Y"
             allowed = [unit for unit in allowed if all(unit[1] & part for part in target.qualified)]
+        if target.key in self._wary and self._denied_words is not None:  # nor one that denies any of its words
+            denied = self._of_families(frozenset().union(*target.stems) - NEGATION_ROOTS) & self._denied_wide
+            allowed = [unit for unit in allowed if not denied[unit[0][0] : unit[0][1]].any()]
         if self._held:  # nor the words of a stated misconception (:meth:`silence`)
             allowed = [unit for unit in allowed if not self._is_held(*unit[0])]
+        if self._unsure is not None:  # nor a sentence that takes back which side does what
+            allowed = [unit for unit in allowed if not self._unsure[unit[0][0] : unit[0][1]].any()]
+            reversing = [unit for unit in reversing if not self._unsure[unit[0][0] : unit[0][1]].any()]
         best, where = self._best_share(target, allowed)
         rev, rev_where = self._best_share(target, reversing) if reversing else (0.0, None)
         empty = (0, 0)

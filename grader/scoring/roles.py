@@ -125,6 +125,9 @@ _ALWAYS_JOIN = frozenset({"vs", "versus"})
 _COORDINATORS = frozenset("and but while whereas whilst or und aber während wohingegen oder".split())
 # Words that open a clause standing on its own within a sentence (:func:`_resting_on`).
 _PART_START = (_COORDINATORS - {"or", "oder"}) | {"however", "jedoch"}  # "X, or Y" asserts neither
+# First words of a sentence that goes on about what the one before was about ("Because the cell state ...").
+_GOES_ON = frozenset("""it its they their them this these that those because so thus therefore hence then since also
+    and but here there which as es sie dies diese dieser dieses dadurch deshalb daher also denn weil und aber""".split())
 _SIDE_WORDS = 3  # content words of one side of a comparison ("supervised learning") at most
 
 
@@ -154,7 +157,9 @@ def _compared(prompt: Analysis) -> tuple[str, ...]:
     seen_compare = False
     for j, n in enumerate(norms):
         seen_compare = seen_compare or n in _COMPARE
-        if not (n in _ALWAYS_JOIN or (seen_compare and n in _JOIN)) or j == 0:
+        # "competitive and non-competitive inhibitors" contrasts its sides without a word of comparison
+        opposed = 0 < j < len(norms) - 1 and n in _JOIN and norms[j + 1] == "non" + norms[j - 1]
+        if not (n in _ALWAYS_JOIN or (seen_compare and n in _JOIN) or opposed) or j == 0:
             continue
         if _PUNCTUATION.search(prompt.text[words[j - 1].end : words[j].start]):
             continue  # ", and why ...": a join of clauses, not of two things
@@ -175,6 +180,10 @@ def _compared(prompt: Analysis) -> tuple[str, ...]:
             # one the prompt uses nowhere else before one it does ("avoidance" of "congestion avoidance", beside
             # "TCP's congestion window").
             uses = Counter(_entity_key(w.norm) for w, c in zip(words, prompt.content) if c)
+            if len(x) == 1 and len(y) > 1 and not x[0][1]:
+                # one word against several: the words after the first are both sides' head ("recursive and
+                # iterative DNS resolution"), and the first is the side's name, however the others read
+                return x[0][0], y[0][0]
             # The left side is read from the join outwards too: "passing an argument by value" is "value".
             return tuple(next((k for k, upper in side if upper), None)
                          or next((k for k, _ in side if uses[k] == 1), side[0][0]) for side in (x[::-1], y))
@@ -249,13 +258,14 @@ def _measured_against(words, s: int, e: int) -> set[int]:
     return out
 
 
-def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
+def word_roles(analysis: Analysis, names: tuple[str, ...], across_sentences: bool = True) -> np.ndarray:
     """The role of every word: the index of the entity its clause is about, ``NO_ROLE`` or ``ALL_ROLES``.
 
     A clause that names one entity is about it; one that names several is about all of them, unless
     all but one are what it compares against ("the LSTM has more parameters than the RNN" is about the
     LSTM); one that names none, or only what it compares against, continues the text's last named entity
-    (before any: ``NO_ROLE``).
+    (before any: ``NO_ROLE``). Not ``across_sentences``: a sentence that names none and does not open with a
+    word that goes on from the one before ("it", "because", ...) is about none.
     """
     roles = np.full(len(analysis.words), NO_ROLE, dtype=np.int64)
     if not names:
@@ -270,7 +280,10 @@ def word_roles(analysis: Analysis, names: tuple[str, ...]) -> np.ndarray:
                 index[key] = index[longer[0]]
     current = NO_ROLE
     words = analysis.words
+    starts = {s for s, _ in analysis.sentences}
     for s, e in analysis.clauses:
+        if not across_sentences and s in starts and words[s].norm not in _GOES_ON:
+            current = NO_ROLE
         found = [(j, index[k]) for j, k in enumerate((_entity_key(w.norm) for w in words[s:e]), start=s) if k in index]
         named = {role for _, role in found}
         if len(named) == 1 and _measured_against(words, s, e).issuperset(j for j, _ in found):
@@ -611,6 +624,29 @@ _OR = frozenset({"or", "oder", "ou", "o"})
 _BOTH_WAYS = re.compile(r"\b(?:more\s+or\s+less|less\s+or\s+more|higher\s+or\s+lower|lower\s+or\s+higher|"
                         r"up\s+or\s+down|down\s+or\s+up|mehr\s+oder\s+weniger|höher\s+oder\s+niedriger)\b",
                         re.IGNORECASE)
+# "..., or maybe it's the other way around", "I always mix them up", "I forget which": the sentence says which
+# side does what, or which way a thing goes, and takes it back.
+_UNSURE_WHICH = re.compile(
+    r"\b(?:or\s+(?:maybe\s+|perhaps\s+|possibly\s+)?(?:(?:it'?s|it\s+is|it\s+was)\s+)?the\s+other\s+way"
+    r"|or\s+(?:maybe\s+|perhaps\s+)?vice\s+versa"
+    r"|(?:mix|mixed|mixing|get|got|confuse|confused)\s+(?:them|these|those|the\s+two|both)\s+up"
+    r"|(?:forget|forgot|can'?t\s+remember|don'?t\s+remember|(?:i\s+am|i'?m|im)\s+not\s+sure)\s+which"
+    r"|oder\s+(?:vielleicht\s+)?umgekehrt|verwechsle\s+(?:die|das|sie|beide))\b", re.IGNORECASE)
+
+
+def unsure_sentences(analysis: Analysis) -> np.ndarray | None:
+    """Per word: whether its sentence takes back which side does what (:data:`_UNSURE_WHICH`): such a
+    sentence states no concept and reverses none. None when no sentence does."""
+    hits = matched_words(_UNSURE_WHICH, analysis)
+    if not hits:
+        return None
+    out = np.zeros(len(analysis.words), dtype=bool)
+    for s, e in analysis.sentences:
+        if any(s <= i < e for i in hits):
+            out[s:e] = True
+    return out
+
+
 _HEDGE_GAP = 4  # words from one side of an either/or hedge to the other ("addition, or possibly multiplication")
 
 
