@@ -155,6 +155,20 @@ def test_topic_words_are_the_prompts_and_those_shared_by_three_concepts():
     assert not {"genet", "homolo", "four", "repair"} & common  # in two concepts or one: a concept's own
 
 
+def test_with_sides_a_topic_word_is_one_of_three_concepts_of_one_side():
+    from grader.scoring.phrases import common_roots
+
+    # "binds" and "site" are said of each inhibitor: two concepts of one side and one of the other
+    concepts = [[analyze(t)] for t in ("a competitive inhibitor binds to the active site",
+                                       "a non-competitive inhibitor binds elsewhere and changes the shape",
+                                       "a non-competitive inhibitor binds to the active site",
+                                       "substrate is turned into product")]
+    prompt = analyze("How do competitive and non-competitive inhibitors work?")
+    assert "bind" in common_roots(prompt, concepts)
+    assert "bind" not in common_roots(prompt, concepts, [0, 1, 1, -1])
+    assert "bind" in common_roots(prompt, concepts, [1, 1, 1, -1])  # three of one side
+
+
 def test_a_span_of_topic_words_alone_states_no_concept(biology):
     assert _stated(_grade(biology, "Both of them are about daughter cells.")) == set()
 

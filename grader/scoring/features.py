@@ -243,7 +243,9 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     alone = alone_scale(prepared.residual(key_vecs), [len(p) for p in key_phrasings])
     if alone is not None:
         _encode_clauses(embedder, language)
-    common = common_roots(prompt_analysis, key_analyses + mis_analyses) | frozenset(names)
+    mis_roles = _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)
+    common = common_roots(prompt_analysis, key_analyses + mis_analyses,
+                          None if roles is None else [*roles, *mis_roles]) | frozenset(names)
     # the words of each kind of target: a word of one phrasing that the other kind uses is not a target's own
     key_words, mis_words = (frozenset().union(*(content_stem_set(a) for texts in kind for a in texts))
                             for kind in (key_analyses, mis_analyses))
@@ -263,7 +265,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
     prepared.misconception_targets = TargetSet.of(make_targets(
         [m.text for m in question.misconceptions], mis_phrasings, prepared.residual(mis_vecs), language,
         [np.concatenate([prepared.residual(v), key_residual]) for v in counter_vecs[n_kp:]],
-        _roles(mis_analyses, mis_vecs, [], clause_vecs[:0], names)), common=common,
+        mis_roles), common=common,
         taught=_taught(question.misconceptions, language), others=key_words | ref_words,
         others_not_own=True, wary=True)
     prepared.example_model = _example_model(prepared, examples, ex_vecs, ex_encodings)

@@ -172,14 +172,23 @@ class TargetSet:
         return iter(self.targets)
 
 
-def common_roots(prompt: Analysis, phrasings) -> frozenset[str]:
+def common_roots(prompt: Analysis, phrasings, roles=None) -> frozenset[str]:
     """Word families of a question's topic: the prompt's, and those of ``TOPIC_CONCEPTS`` or more of its
-    concepts (``phrasings``: each concept's analysed texts)."""
-    seen: dict[str, int] = {}
-    for texts in phrasings:
+    concepts (``phrasings``: each concept's analysed texts). With the concepts' ``roles`` (the side each is
+    about, or none), those of that many concepts of one side, the concepts of no side counted with each: a
+    word of two concepts of each side ("binds" of where each inhibitor binds) is no topic word."""
+    seen: dict[tuple[int, str], int] = {}
+    for k, texts in enumerate(phrasings):
+        role = roles[k] if roles is not None and roles[k] >= 0 else NO_ROLE
         for r in frozenset().union(*(content_stem_set(a) for a in texts)):
-            seen[r] = seen.get(r, 0) + 1
-    return content_stem_set(prompt) | {r for r, n in seen.items() if n >= TOPIC_CONCEPTS}
+            seen[role, r] = seen.get((role, r), 0) + 1
+    sides = {role for role, _ in seen} - {NO_ROLE} or {NO_ROLE}
+    counts: dict[str, int] = {}
+    for side in sides:
+        for (role, r), n in seen.items():
+            if role == side:
+                counts[r] = max(counts.get(r, 0), n + (seen.get((NO_ROLE, r), 0) if side != NO_ROLE else 0))
+    return content_stem_set(prompt) | {r for r, n in counts.items() if n >= TOPIC_CONCEPTS}
 
 
 @lru_cache(maxsize=4096)  # a concept's phrasings are fixed; every answer asks
