@@ -102,6 +102,7 @@ TERM_LISTS = [
     "forget gate and cell state and gradient highway and vanishing gradient and multiplicative recurrence",
     "Cell state, forget gate, input gate, output gate, gradient flow.",
     "gradient highway, forget gate near one, additive cell state",  # three terms are a list too
+    "vanishing gradient / BPTT / cell state / forget gate, input gate, output gate / sigmoid + tanh",
 ]
 
 
@@ -118,6 +119,7 @@ def test_a_list_of_terms_is_capped_whatever_it_holds(grader, answer):
     "Multiplicative recurrence: the RNN multiplies by the same matrix at every step, so gradients vanish. "
     "Additive updates with gating: the LSTM adds to its cell state.",
     "RNN: repeated multiplication, vanishing gradients. LSTM: the cell state is updated additively, gates decide.",
+    "The forget/input gates decide what the cell state keeps, so the gradient / error flows back unchanged.",
 ])
 def test_sentences_that_name_terms_are_not_term_lists(grader, answer):
     assert "keyword_list" not in {f.code for f in grader.grade("q5", answer).flags}

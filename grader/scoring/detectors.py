@@ -208,10 +208,11 @@ def keyword_list(view: AnswerView) -> Detection | None:
 
 
 # Where a list splits into its terms: commas, semicolons, line breaks, bullets, dashes, "X: Y", and/or.
-_TERM_BREAK = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b",
+_TERM_BREAK = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s/\s|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b",
                          re.IGNORECASE)
 _MAPS_TO = re.compile(r":|->|→|=>|=")  # inside a piece: "label: value", "cause -> effect"
-_ENUMERATION = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)")  # what separates the items of a bare enumeration
+# what separates the items of a bare enumeration ("cell state / forget gate / BPTT" too)
+_ENUMERATION = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s/\s")
 TERM_WORDS = 5  # a term has at most this many words; longer pieces are phrases a reader must parse
 TERM_LIST_MIN = 3  # terms from which a text is a list: "forget gate, cell state, gradient highway"
 TERM_LIST_SHARE = 0.8  # share of an answer's words inside bare terms from which it is a list of terms
