@@ -72,6 +72,15 @@ def test_a_comparison_prompt_names_its_two_sides(prompt, names):
     assert entities(analyze(prompt)) == names
 
 
+def test_a_phrasing_is_about_the_side_it_measures_the_other_against():
+    from grader.scoring.roles import text_role
+
+    names = ("aerobic", "anaerobic")
+    assert text_role(analyze("aerobic respiration releases more energy than anaerobic respiration"), names) == 0
+    assert text_role(analyze("anaerobic respiration makes less ATP than aerobic respiration"), names) == 1
+    assert text_role(analyze("aerobic and anaerobic respiration both start with glycolysis"), names) < 0
+
+
 @pytest.mark.parametrize("prompt", [
     "Why does ice float on water and why does it melt?",  # "and" joins two questions, nothing is compared
     "What is the difference between the two, and why does it matter?",

@@ -337,9 +337,14 @@ def span_role_counts(roles: np.ndarray, n_entities: int, bounds: np.ndarray) -> 
 
 
 def text_role(analysis: Analysis, names: tuple[str, ...]) -> int:
-    """The one entity a short text (a concept's phrasing) names, ``ALL_ROLES`` where it names several, else
-    ``NO_ROLE``."""
-    named = {_entity_key(w.norm) for w in analysis.words} & set(names)
+    """The one entity a short text (a concept's phrasing) names, or names as what it measures the others
+    against, ``ALL_ROLES`` where it names several, else ``NO_ROLE``."""
+    found = [(j, k) for j, k in enumerate(_entity_key(w.norm) for w in analysis.words) if k in names]
+    named = {k for _, k in found}
+    if len(named) > 1:  # "aerobic respiration releases more energy than anaerobic respiration" is about aerobic
+        against = _measured_against(analysis.words, 0, len(analysis.words))
+        subjects = {k for j, k in found if j not in against}
+        named = subjects if len(subjects) == 1 else named
     return names.index(named.pop()) if len(named) == 1 else ALL_ROLES if named else NO_ROLE
 
 
