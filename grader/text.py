@@ -210,7 +210,9 @@ def detect_language(text: str, default: str = "en") -> str:
 
 def _ranges(text: str, words: Sequence[Word], pattern: re.Pattern, offset: int = 0) -> list[tuple[int, int]]:
     """Word-index ranges of the pieces of ``text`` split at ``pattern``; ``text`` starts at ``offset`` of the words'."""
-    cuts = sorted({b + offset for m in pattern.finditer(text) for b in (m.start(), m.end())})
+    # a joining word ("but", "while") opens the piece after it rather than making one of its own
+    cuts = sorted({b + offset for m in pattern.finditer(text)
+                   for b in ((m.start(),) if m.group()[:1].isalpha() else (m.start(), m.end()))})
     ranges, start_word = [], 0
     boundaries = iter(cuts)
     cut = next(boundaries, None)

@@ -59,6 +59,12 @@ def test_what_a_denial_may_cover(text, denied):
     assert [w.text for w, d in zip(a.words, a.denied) if d] == denied
 
 
+def test_a_joining_word_opens_the_clause_after_it():
+    a = analyze("The RNN multiplies, but the LSTM adds. But the gate is open.")
+    assert [a.span_text(s, e) for s, e in a.clauses] == ["The RNN multiplies", "but the LSTM adds",
+                                                        "But the gate is open"]
+
+
 def test_a_line_break_ends_a_sentence():
     # terse notes put one statement on each line, without a full stop
     a = analyze("by value -> fn gets a copy of the arg\nby ref -> fn gets an alias of the original var")

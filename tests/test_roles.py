@@ -460,6 +460,21 @@ def test_misconceptions_denied_in_a_long_clause_are_not_held(grader):
     assert any("parameters" in m.misconception and not m.uncertain for m in result.misconceptions)
 
 
+
+@pytest.mark.parametrize("answer", ["The forget gate must not be close to 1.",
+                                    "The RNN multiplies. But the forget gate must not be close to 1."])
+def test_a_denied_number_denies_the_concept_that_fixes_it(grader, answer):
+    # "1" is no content word, yet it is what "a forget gate near 1" says
+    concepts, _ = _q5(grader, answer)
+    assert not concepts["a forget gate near 1 preserves information and the gradient"].found
+
+
+def test_an_attribution_the_student_cannot_remember_states_nothing(grader):
+    concepts, _ = _q5(grader, "The cell state is either added to at each step or multiplied by the forget gate, I can "
+                              "never remember which.")
+    assert not any(c.found for c in concepts.values())
+
+
 NEGATIVE = "UDP has no congestion control"
 
 

@@ -29,8 +29,8 @@ import numpy as np
 
 from grader.encoding.embedder import Encoding
 from grader.scoring.roles import (NO_ROLE, REPEATED_ROOT, ROOT, Contrast, families, misnumbered_sentences,
-                                  own_side_spans, particle_families, reversed_sentences, reversed_spans, root,
-                                  span_role_counts, unsure_sentences, word_roles)
+                                  number_of, own_side_spans, particle_families, reversed_sentences, reversed_spans,
+                                  root, span_role_counts, unsure_sentences, word_roles)
 from grader.scoring.spelling import corrected_family
 from grader.text import NEGATION_CUES, Analysis, analyze, stem
 
@@ -784,6 +784,15 @@ class AnswerSpans:
             denied = mine & self._denied_words
             d, n = _in_ranges(denied, self._bounds), _in_ranges(mine, self._bounds)
             cd, cn = _in_ranges(denied, clauses), _in_ranges(mine, clauses)
+            if t.contrast is not None and t.contrast.numbers:
+                # "the forget gate must NOT be close to 1" denies "near 1": its number counts, though no content word
+                said = np.array([number_of(w.norm) in t.contrast.numbers for w in self.analysis.words], dtype=bool)
+                numbers_denied = said & np.asarray(self.analysis.negated, dtype=bool)
+                if numbers_denied.any():
+                    d = d + _in_ranges(numbers_denied, self._bounds)
+                    n = n + _in_ranges(said, self._bounds)
+                    cd = cd + _in_ranges(numbers_denied, clauses)
+                    cn = cn + _in_ranges(said, clauses)
             clause_denies = (cd > 0) & (2 * cd >= cn)
             out[:, k] |= ((d > 0) & (2 * d >= n)) | (within & clause_denies[clause_of[self._bounds[:, 0]]])
         return out
