@@ -59,9 +59,11 @@ _AMOUNT_AFTER = frozenset("to into".split())
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
 # What a denial may cover (Analysis.denied) runs on to its clause's end, but not past a bracket or these words, which
 # open a clause of their own: "more parameters (4 matrices instead of one) which gives it capacity" asserts the capacity.
-# "without" denies the thing it names, not what the clause goes on to say: "without oxygen and makes lactic acid".
-_NAMES_ONLY = frozenset("without ohne".split())
-_AND_OR = frozenset("and or und oder".split())
+# "without", "no", "lack" deny the thing they name, not what the clause goes on to say after "and": "without
+# oxygen and makes lactic acid", "viruses lack these structures and replicate inside the host's cells" ("no X or
+# Y" denies both).
+_NAMES_ONLY = frozenset("without lack lacks lacking no ohne kein keine keinen keinem keiner".split())
+_AND = frozenset("and und".split())
 _DENIAL_ENDS = frozenset("which who whom whose where when so and or then thus therefore hence welche welcher welches "
                          "und oder also".split())
 # In a negation's scope, "because"/"since" and a clause give the reason for what is denied (asserted, so the
@@ -265,7 +267,7 @@ def analyze(text: str, language: str = "en") -> Analysis:
                                     if any(ch in "()[];:" for ch in text[words[j - 1].end : words[j].start])), ce)
                     last = min(bracket, first + NEGATION_SCOPE)
                     if norm in _NAMES_ONLY:
-                        last = next((j for j in range(first + 1, last) if norms[j] in _AND_OR), last)
+                        last = next((j for j in range(first + 1, last) if norms[j] in _AND), last)
                     # "instead of X", "rather than X": X alone is what is contrasted
                     wide = last if bigram else next((j for j in range(first + 1, bracket)
                                                      if norms[j] in _DENIAL_ENDS), bracket)

@@ -53,6 +53,8 @@ def test_negation_scopes(text, negated):
     ("The gradient does not vanish because the cell state adds.", ["vanish"]),
     # "without" denies the thing it names, not what the clause goes on to say
     ("It happens without oxygen and makes lactic acid.", ["oxygen"]),
+    ("Viruses lack these structures and replicate inside the host's cells.", ["these", "structures"]),
+    ("UDP has no retransmission or flow control.", ["retransmission", "or", "flow", "control"]),
 ])
 def test_what_a_denial_may_cover(text, denied):
     a = analyze(text)
