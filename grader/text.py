@@ -57,8 +57,9 @@ _NOT_NEGATING_AFTER_NEXT = frozenset("enough genug".split())
 # blows up" says the gradient blows up.
 _AMOUNT_AFTER = frozenset("to into".split())
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
-# What a denial may cover (Analysis.denied) runs on to its clause's end, but not past a bracket or these words, which
-# open a clause of their own: "more parameters (4 matrices instead of one) which gives it capacity" asserts the capacity.
+# What a denial may cover (Analysis.denied) runs on to its clause's end, but not past a bracket or these words,
+# which open a clause of their own: "more parameters (4 matrices instead of one) which gives it capacity" asserts
+# the capacity.
 # "without", "no", "lack" deny the thing they name, not what the clause goes on to say after "and": "without
 # oxygen and makes lactic acid", "viruses lack these structures and replicate inside the host's cells" ("no X or
 # Y" denies both).

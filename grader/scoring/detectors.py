@@ -208,7 +208,8 @@ def keyword_list(view: AnswerView) -> Detection | None:
 
 
 # Where a list splits into its terms: commas, semicolons, line breaks, bullets, dashes, "X: Y", and/or.
-_TERM_BREAK = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s/\s|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s|\b(?:and|or|und|oder)\b",
+_TERM_BREAK = re.compile(r"[,;\n•|·]+|[.!?](?:\s|$)|\s/\s|\s[-–—]+\s|(?:^|\s)[-–—*]+(?=\w)|:\s"
+                         r"|\b(?:and|or|und|oder)\b",
                          re.IGNORECASE)
 _MAPS_TO = re.compile(r":|->|→|=>|=")  # inside a piece: "label: value", "cause -> effect"
 # what separates the items of a bare enumeration ("cell state / forget gate / BPTT" too)

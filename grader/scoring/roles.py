@@ -127,7 +127,7 @@ _COORDINATORS = frozenset("and but while whereas whilst or und aber während woh
 _PART_START = (_COORDINATORS - {"or", "oder"}) | {"however", "jedoch"}  # "X, or Y" asserts neither
 # First words of a sentence that goes on about what the one before was about ("Because the cell state ...").
 _GOES_ON = frozenset("""it its they their them this these that those because so thus therefore hence then since also
-    and but here there which as es sie dies diese dieser dieses dadurch deshalb daher also denn weil und aber""".split())
+    and but here there which as es sie dies diese dieser dieses dadurch deshalb daher denn weil und aber""".split())
 _SIDE_WORDS = 3  # content words of one side of a comparison ("supervised learning") at most
 
 
