@@ -57,14 +57,14 @@ _NOT_NEGATING_AFTER_NEXT = frozenset("enough genug".split())
 # blows up" says the gradient blows up.
 _AMOUNT_AFTER = frozenset("to into".split())
 NEGATION_SCOPE = 5  # words after a cue that it negates, within its clause
-# What a denial may cover (Analysis.denied) runs on to its clause's end, but not past a bracket or these words,
-# which open a clause of their own: "more parameters (4 matrices instead of one) which gives it capacity" asserts
-# the capacity.
 # "without", "no", "lack" deny the thing they name, not what the clause goes on to say after "and": "without
 # oxygen and makes lactic acid", "viruses lack these structures and replicate inside the host's cells" ("no X or
 # Y" denies both).
 _NAMES_ONLY = frozenset("without lack lacks lacking no ohne kein keine keinen keinem keiner".split())
 _AND = frozenset("and und".split())
+# What a denial may cover (Analysis.denied) runs on to its clause's end, but not past a bracket or these words,
+# which open a clause of their own: "more parameters (4 matrices instead of one) which gives it capacity" asserts
+# the capacity.
 _DENIAL_ENDS = frozenset("which who whom whose where when so and or then thus therefore hence welche welcher welches "
                          "und oder also".split())
 # In a negation's scope, "because"/"since" and a clause give the reason for what is denied (asserted, so the
@@ -276,7 +276,7 @@ def analyze(text: str, language: str = "en") -> Analysis:
                         if norms[j] in _REASON and j > first and not (j + 1 < ce and norms[j + 1] in _REASON_OF) \
                                 and not _but_because(norms, j, sentence_end[i]):
                             # "does not vanish because the cell adds": the reason is asserted
-                            last = wide = min(last, j)
+                            last, wide = min(last, j), min(wide, j)
                             break
                         if norms[j] in _REASON or (norms[j], norms[j + 1] if j + 1 < ce else "") in _CAUSE_PAIRS:
                             if j < last:

@@ -51,6 +51,8 @@ def test_negation_scopes(text, negated):
     ("It does not vanish over many steps back in time and it keeps going.",
      ["vanish", "over", "many", "steps", "back", "in", "time"]),
     ("The gradient does not vanish because the cell state adds.", ["vanish"]),
+    ("They don't keep a list of all their past states because it is expensive.",
+     ["keep", "a", "list", "of", "all", "their", "past", "states"]),
     # "without" denies the thing it names, not what the clause goes on to say
     ("It happens without oxygen and makes lactic acid.", ["oxygen"]),
     ("Viruses lack these structures and replicate inside the host's cells.", ["these", "structures"]),

@@ -337,8 +337,8 @@ def span_role_counts(roles: np.ndarray, n_entities: int, bounds: np.ndarray) -> 
 
 
 def text_role(analysis: Analysis, names: tuple[str, ...]) -> int:
-    """The one entity a short text (a concept's phrasing) names, or names as what it measures the others
-    against, ``ALL_ROLES`` where it names several, else ``NO_ROLE``."""
+    """The one entity a short text (a concept's phrasing) names, not counting one it only measures against
+    ("than anaerobic respiration"), ``ALL_ROLES`` where it names several, else ``NO_ROLE``."""
     found = [(j, k) for j, k in enumerate(_entity_key(w.norm) for w in analysis.words) if k in names]
     named = {k for _, k in found}
     if len(named) > 1:  # "aerobic respiration releases more energy than anaerobic respiration" is about aerobic
