@@ -390,6 +390,7 @@ def test_sides_swapped_on_a_shared_head_earn_neither(resolution):
     "I think recursive means the resolver does all the lookups and returns the final answer, or maybe it's the other "
     "way around, I always mix them up.",
     "Recursive resolution is when each server returns a referral to the next server, or vice versa.",
+    "Recursive resolution is when each server returns a referral to the next server, I get them mixed up.",
 ])
 def test_a_sentence_that_takes_back_which_side_does_what_states_nothing(resolution, answer):
     assert not _stated(_grade(resolution, answer))

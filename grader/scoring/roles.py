@@ -634,7 +634,7 @@ _BOTH_WAYS = re.compile(r"\b(?:more\s+or\s+less|less\s+or\s+more|higher\s+or\s+l
 _UNSURE_WHICH = re.compile(
     r"\b(?:or\s+(?:maybe\s+|perhaps\s+|possibly\s+)?(?:(?:it'?s|it\s+is|it\s+was)\s+)?the\s+other\s+way"
     r"|or\s+(?:maybe\s+|perhaps\s+)?vice\s+versa"
-    r"|(?:mix|mixed|mixing|get|got|confuse|confused)\s+(?:them|these|those|the\s+two|both)\s+up"
+    r"|(?:mix|mixed|mixing|get|got|confuse|confused)\s+(?:them|these|those|the\s+two|both)\s+(?:mixed\s+)?up"
     r"|(?:forget|forgot|(?:can'?t|cannot|can\s+never|never|don'?t|do\s+not)\s+remember|(?:i\s+am|i'?m|im)\s+not\s+sure)"
     r"\s+which"
     r"|oder\s+(?:vielleicht\s+)?umgekehrt|verwechsle\s+(?:die|das|sie|beide))\b", re.IGNORECASE)
