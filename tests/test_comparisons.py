@@ -176,6 +176,10 @@ def test_with_sides_a_topic_word_is_one_of_three_concepts_of_one_side():
     assert "bind" in common_roots(prompt, concepts)
     assert "bind" not in common_roots(prompt, concepts, [0, 1, 1, -1])
     assert "bind" in common_roots(prompt, concepts, [1, 1, 1, -1])  # three of one side
+    # concepts of no side count with each side: a word of three of them is a topic word however sides fall
+    unsided = concepts + [[analyze("the substrate is turned into product quickly")],
+                          [analyze("the product leaves the substrate behind")]]
+    assert "substr" in common_roots(prompt, unsided, [0, 1, 1, -1, -1, -1])
 
 
 def test_a_span_of_topic_words_alone_states_no_concept(biology):

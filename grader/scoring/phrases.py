@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from itertools import accumulate, chain, repeat
@@ -177,18 +178,13 @@ def common_roots(prompt: Analysis, phrasings, roles=None) -> frozenset[str]:
     concepts (``phrasings``: each concept's analysed texts). With the concepts' ``roles`` (the side each is
     about, or none), those of that many concepts of one side, the concepts of no side counted with each: a
     word of two concepts of each side ("binds" of where each inhibitor binds) is no topic word."""
-    seen: dict[tuple[int, str], int] = {}
+    by_side: dict[int, Counter] = {}
     for k, texts in enumerate(phrasings):
         role = roles[k] if roles is not None and roles[k] >= 0 else NO_ROLE
-        for r in frozenset().union(*(content_stem_set(a) for a in texts)):
-            seen[role, r] = seen.get((role, r), 0) + 1
-    sides = {role for role, _ in seen} - {NO_ROLE} or {NO_ROLE}
-    counts: dict[str, int] = {}
-    for side in sides:
-        for (role, r), n in seen.items():
-            if role == side:
-                counts[r] = max(counts.get(r, 0), n + (seen.get((NO_ROLE, r), 0) if side != NO_ROLE else 0))
-    return content_stem_set(prompt) | {r for r, n in counts.items() if n >= TOPIC_CONCEPTS}
+        by_side.setdefault(role, Counter()).update(frozenset().union(*(content_stem_set(a) for a in texts)))
+    unsided = by_side.pop(NO_ROLE, Counter())
+    return content_stem_set(prompt) | {r for side in by_side.values() or [Counter()]
+                                       for r, n in (side + unsided).items() if n >= TOPIC_CONCEPTS}
 
 
 @lru_cache(maxsize=4096)  # a concept's phrasings are fixed; every answer asks
