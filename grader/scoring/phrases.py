@@ -631,6 +631,11 @@ class AnswerSpans:
         return [root(w.stem) for w in self.analysis.words]
 
     @cached_property
+    def _numbers(self) -> list[str | None]:
+        """Each word's number (:func:`~grader.scoring.roles.number_of`) or None, worked out once."""
+        return [number_of(w.norm) for w in self.analysis.words]
+
+    @cached_property
     def _particles(self) -> dict[int, str]:
         """Word index -> family of the answer's particle verbs ("used up": consumed), worked out once."""
         return particle_families(self.analysis)
@@ -782,7 +787,7 @@ class AnswerSpans:
             cd, cn = _in_ranges(denied, clauses), _in_ranges(mine, clauses)
             if t.contrast is not None and t.contrast.numbers:
                 # "the forget gate must NOT be close to 1" denies "near 1": its number counts, though no content word
-                said = np.array([number_of(w.norm) in t.contrast.numbers for w in self.analysis.words], dtype=bool)
+                said = np.array([v in t.contrast.numbers for v in self._numbers], dtype=bool)
                 numbers_denied = said & np.asarray(self.analysis.negated, dtype=bool)
                 if numbers_denied.any():
                     d = d + _in_ranges(numbers_denied, self._bounds)
