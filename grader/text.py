@@ -14,7 +14,9 @@ import snowballstemmer
 # non-competitive inhibitors"); its norm and stem join the prefix to the word ("noncompetitive").
 _WORD = re.compile(r"(?:\b[Nn][Oo][Nn](?:-|[ \t]+)(?=[^\W\d_]{3}))?[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _NON_PREFIX = re.compile(r"non(?:-|[ \t]+)", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)|\s*\n\s*")
+# a sentence ends at a full stop (or "?", "!", ";", ":") before a space, and at any line break: terse notes put one
+# statement on each line, bullets and numbered items included
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\s*\n\s*")
 # The word boundary is factored out of the alternatives: three times faster, the same matches.
 _CLAUSE_BREAK = re.compile(r",|\b(?:but|whereas|while|however|aber|während|jedoch)\b", re.I)
 
