@@ -230,11 +230,11 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
                                              *chain.from_iterable(mis_analyses)])
     # Opposites the rubric's own texts draw: the reference's and the key phrases' ("added to rather than overwritten").
     pairs = contrast_pairs(ref_analyses + [a for texts in key_analyses for a in texts]) | ANTONYMS
-    named = [{text_role(a, names) for a in texts} - {NO_ROLE} for texts in key_analyses] if names else []
+    named = _named_roles(key_analyses, names) if names else None
     owned = _same_polarity(_clause_owners(key_phrasings, key_vecs, clause_vecs, [r for _, r in ref_clauses],
                                           [min(n) if len(n) == 1 else NO_ROLE for n in named] if names else None),
                            key_analyses, [analyze(t, language) for t, _ in ref_clauses])
-    roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned)
+    roles = _roles(key_analyses, key_vecs, ref_clauses, clause_vecs, names, owned, named)
     key_phrasings, key_vecs = _with_reference_clauses(key_phrasings, key_vecs, ref_clauses, clause_vecs, owned)
     half_vecs = _sided(halves, half_vecs, key_phrasings, key_vecs, split_of)
     half_roles = [None if h is None or split is cause_effect else tuple(text_role(analyze(side[0], language), names)
@@ -427,30 +427,36 @@ def _runs(roles: np.ndarray, start: int, end: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+def _named_roles(analyses, names) -> list[set[int]]:
+    """Per concept (its analysed phrasings), the entities its phrasings name (:func:`text_role`; ``ALL_ROLES``
+    for one that names several)."""
+    return [{text_role(a, names) for a in phrasings} - {NO_ROLE} for phrasings in analyses]
+
+
 def _roles(analyses, vectors: np.ndarray, clauses, clause_vectors: np.ndarray, names,
-           owned=None) -> list[int] | None:
+           owned=None, named=None) -> list[int] | None:
     """The role of each concept (phrasings ``analyses``, their ``vectors`` flat): none where a phrasing
     names several entities, the entity its phrasings name, else the one entity of the reference clauses
     that state it (``owned``), else
     the entity of the closest reference clause (``clauses``: (text, role)), else none. None when
-    the question contrasts no entities."""
+    the question contrasts no entities. ``named``: :func:`_named_roles` of ``analyses``, when worked out."""
     if not names:
         return None
     out, row = [], 0
-    for phrasings in analyses:
+    for phrasings, said in zip(analyses, named if named is not None else _named_roles(analyses, names)):
         n = len(phrasings)
-        named = {text_role(a, names) for a in phrasings} - {NO_ROLE}
+        said = set(said)  # a copy: one entity is popped from it
         role = NO_ROLE
-        if ALL_ROLES in named:  # "mitosis serves growth, meiosis makes gametes" is about both: no one role
+        if ALL_ROLES in said:  # "mitosis serves growth, meiosis makes gametes" is about both: no one role
             out.append(role)
             row += n
             continue
         stating = {clauses[i][1] for i in owned[len(out)]} if owned is not None else set()
-        if len(named) == 1:
-            role = named.pop()
-        elif not named and len(stating) == 1 and min(stating) >= 0:
+        if len(said) == 1:
+            role = said.pop()
+        elif not said and len(stating) == 1 and min(stating) >= 0:
             role = stating.pop()
-        elif not named and len(clauses):
+        elif not said and len(clauses):
             sims = vectors[row : row + n] @ clause_vectors.T
             best = int(sims.max(axis=0).argmax())
             if sims.max() >= ROLE_CLAUSE_SIM and clauses[best][1] >= 0:
