@@ -1,6 +1,6 @@
 """Combiner variants on new questions: the grader's signals computed once, then refitted several ways.
 
-    .venv/bin/python eval/combiner_variants.py ../shared/data/saf_en/train.csv [--folds 5] [--seed 0]
+    .venv/bin/python eval/combiner_variants.py ../shared/data/saf_en/train.csv [--folds 5] [--seed 0] [--biencoder]
 
 Each variant is fitted on the signals of the training questions of each fold of ``--cv unseen-questions``
 (the same folds as ``grader eval``) and labels the held-out questions' answers; the script prints its
@@ -15,7 +15,15 @@ on a new question. Variants:
 - ``class ranks``: each signal's rank within its question's answers instead;
 - ``question means``: each signal's mean over its question's answers beside it;
 - ``boosted trees``: scikit-learn's HistGradientBoostingClassifier on the signals;
-- ``regressed fraction``: ridge regression of the grade fraction, cut into labels at fixed thresholds.
+- ``regressed fraction``: ridge regression of the grade fraction, cut into labels at fixed thresholds;
+- ``question-reference cosine``: the cosine between the question's prompt and its model answer beside the
+  signals, a constant of each question that the rubric alone gives (a model answer close to its prompt makes every
+  on-topic answer close to it too, so it might tell how strict to be); each row's own prompt and model answer, as
+  one question id of SAF-en holds two versions of its question;
+- ``ref_sim less it``: the answer's similarity to the model answer less that cosine, in its place;
+- ``fine-tuned bi-encoder`` (with ``--biencoder``, about 5 minutes a fold on 2 cores): MiniLM fine-tuned on each
+  fold's training questions as a bi-encoder, the cosine between answer and model answer regressed on the grade
+  fraction (1 epoch, embeddings frozen), its cosine beside the signals.
 
 The figures are in docs/evaluation.md, "What holds unseen questions back".
 """
@@ -36,10 +44,11 @@ from sklearn.linear_model import LogisticRegression, Ridge  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from grader.encoding.registry import get_embedder  # noqa: E402
-from grader.evaluation.corpus import read_corpus  # noqa: E402
+from grader.evaluation.corpus import LabeledAnswer, read_corpus  # noqa: E402
 from grader.evaluation.protocols import splits  # noqa: E402
 from grader.evaluation.training import DEFAULT_IGNORED, CachingEmbedder, training_data  # noqa: E402
 from grader.scoring.features import FEATURES  # noqa: E402
+from grader.text import normalize  # noqa: E402
 
 # the signals a question without graded examples has (FEATURES up to token_f1), less those the combiner ignores
 OWN = [i for i, n in enumerate(FEATURES[: FEATURES.index("token_f1") + 1]) if n not in DEFAULT_IGNORED]
@@ -83,18 +92,91 @@ def regressed(X, y, fractions, groups, folds, cuts=(0.25, 0.75)) -> float:
     return float((pred == y).mean())
 
 
+def question_reference_cosine(rows: list[LabeledAnswer], embedder) -> np.ndarray:
+    """Each row's cosine between its own prompt and model answer (one question id may hold two versions), a column."""
+    pairs = sorted({(r.question, r.reference_answer) for r in rows})
+    q = np.asarray(embedder.encode([p for p, _ in pairs]), dtype=float)
+    ref = np.asarray(embedder.encode([a for _, a in pairs]), dtype=float)
+    cos = (q * ref).sum(1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
+    by_pair = dict(zip(pairs, cos))
+    return np.array([[by_pair[(r.question, r.reference_answer)]] for r in rows])
+
+
+def fraction(r: LabeledAnswer) -> float:
+    """The grade fraction of a row: its score over its maximum, else its label's share of the points."""
+    if r.score is not None and r.max_score:
+        return float(r.score) / float(r.max_score)
+    return {"correct": 1.0, "partially_correct": 0.5}.get(r.label or "", 0.0)
+
+
+def biencoder_cosine(rows: list[LabeledAnswer], folds, seed: int, epochs: int = 1) -> np.ndarray:
+    """Each held-out row's cosine to its model answer under MiniLM fine-tuned on the fold's other questions."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from grader.encoding.weights import resolve_model
+
+    folder = str(resolve_model(None)[0])
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    answers, refs = [r.answer for r in rows], [r.reference_answer for r in rows]
+    y = torch.tensor([fraction(r) for r in rows], dtype=torch.float32)
+    groups = np.array([r.question_id for r in rows])
+
+    def pooled(model, texts, max_length):
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+    out = np.zeros((len(rows), 1))
+    for k, test_questions in enumerate(folds):
+        torch.manual_seed(seed + k)
+        model = AutoModel.from_pretrained(folder)
+        for p in model.embeddings.parameters():
+            p.requires_grad_(False)
+        optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5, weight_decay=0.01)
+        test = np.flatnonzero(np.isin(groups, list(test_questions)))
+        train = np.flatnonzero(~np.isin(groups, list(test_questions)))
+        rng = np.random.default_rng(seed + k)
+        model.train()
+        for _ in range(epochs):
+            order = rng.permutation(train)
+            for start in range(0, len(order), 16):
+                idx = order[start:start + 16]
+                a, ref = pooled(model, [answers[i] for i in idx], 128), pooled(model, [refs[i] for i in idx], 256)
+                cos = (a * ref).sum(1)
+                loss = torch.nn.functional.mse_loss(cos, y[idx])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(test), 64):
+                idx = test[start:start + 64]
+                a = pooled(model, [answers[i] for i in idx], 256)
+                out[idx, 0] = (a * pooled(model, [refs[i] for i in idx], 256)).sum(1).numpy()
+        print(f"  bi-encoder fold {k + 1} of {len(folds)} fine-tuned", file=sys.stderr, flush=True)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--biencoder", action="store_true", help="also fine-tune a bi-encoder in each fold (slow)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     rows = read_corpus(args.corpus)
     folds = [{rows[i].question_id for i in test} for _, test in splits(rows, "unseen-questions", args.folds, args.seed)]
-    _, _, _, data = training_data(rows, target="label", embedder=CachingEmbedder(get_embedder()), rubric=None,
+    embedder = CachingEmbedder(get_embedder())
+    _, _, _, data = training_data(rows, target="label", embedder=embedder, rubric=None,
                                   example_counts=(0,), seed=args.seed, label_col="label")
     X, y, groups = data.X[:, OWN], data.y, data.groups
+    graded = [r for r in rows if normalize(r.answer)]  # the rows training_data keeps, in its order
+    if [r.question_id for r in graded] != list(groups):
+        raise SystemExit("the signals' rows do not line up with the corpus's answered rows")
+    qref = question_reference_cosine(graded, embedder)
     print(f"{len(y)} answers, {len(np.unique(groups))} questions, {args.folds} folds of unseen questions")
 
     def logistic(C=0.1):
@@ -114,7 +196,14 @@ def main(argv=None) -> int:
          held_out(np.hstack([X, per_question(X, groups, "mean")]), y, groups, folds, logistic())),
         ("boosted trees", held_out(X, y, groups, folds, trees)),
         ("regressed fraction, cut at 0.25 / 0.75", regressed(X, y, data.fractions, groups, folds)),
+        ("question-reference cosine beside the signals", held_out(np.hstack([X, qref]), y, groups, folds, logistic())),
+        ("ref_sim less the question-reference cosine",
+         held_out(np.hstack([X, X[:, :1] - qref]), y, groups, folds, logistic())),
     ]
+    if args.biencoder:
+        tuned = biencoder_cosine(graded, folds, args.seed)
+        results.append(("fine-tuned bi-encoder's cosine beside the signals",
+                        held_out(np.hstack([X, tuned]), y, groups, folds, logistic())))
     for name, accuracy in results:
         print(f"{name:60s} accuracy {accuracy:.3f}")
     return 0
