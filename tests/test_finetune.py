@@ -37,11 +37,23 @@ def _cli(*args, env) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A labelled CSV of QUESTIONS questions x PER_QUESTION answers of SAF-en."""
+    """A labelled CSV of QUESTIONS questions x PER_QUESTION answers of SAF-en, and a few answers to the example
+    rubric's q5 (its key phrases and misconceptions as answers), so that the scorer knows one rubric question."""
+    from tests.conftest import RUBRIC
+    from grader.rubric import load_rubric
+
     with open(SAF_EN, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     ids = list(dict.fromkeys(r["question_id"] for r in rows))[:QUESTIONS]
     keep = [r for q in ids for r in [r for r in rows if r["question_id"] == q][:PER_QUESTION]]
+    q5 = load_rubric(RUBRIC).question("q5")
+    graded = [(k.text, 0.6) for k in q5.key_phrases] + [(m.text, 0.0) for m in q5.misconceptions]
+    graded.append((q5.reference_answers[0], 1.0))
+    for n, (answer, fraction) in enumerate(graded):
+        label = "correct" if fraction == 1.0 else "partially_correct" if fraction else "incorrect"
+        keep.append({**{k: "" for k in rows[0]}, "question_id": "q5", "question": q5.prompt,
+                     "reference_answer": q5.reference_answers[0], "answer": answer, "score": str(5 * fraction),
+                     "max_score": "5", "label": label, "answer_id": f"q5-{n}"})
     path = tmp_path_factory.mktemp("finetune") / "tiny.csv"
     with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -69,7 +81,7 @@ def test_training_writes_weights_onnx_files_combiner_and_a_manifest_of_their_sha
 
     manifest = json.loads((folder / "manifest.json").read_text())
     files = {p.name for p in folder.iterdir()} - {"manifest.json"}
-    assert set(manifest["files"]) == files and set(REQUIRED) | {"combiner.json"} <= files
+    assert set(manifest["files"]) == files and set(REQUIRED) | {"combiner.json", "combiner-new-questions.json"} <= files
     assert all(manifest["files"][name] == sha256_of(folder / name) for name in files)
     meta = manifest["metadata"]
     assert meta["base_sha256"] == BUILTIN_MODELS["minilm"].sha256
@@ -81,6 +93,9 @@ def test_training_writes_weights_onnx_files_combiner_and_a_manifest_of_their_sha
     assert isinstance(stacking["trusted"], bool) and stacking["log_loss_with"] > 0
     combiner = json.loads((folder / "combiner.json").read_text())
     assert combiner["feature_names"][-2:] == ["ce_fraction", "ce_expected"]
+    new_questions = json.loads((folder / "combiner-new-questions.json").read_text())
+    assert "ce_fraction" not in new_questions["feature_names"]  # it grades without the scorer
+    assert new_questions["metadata"]["training_rows"] == combiner["metadata"]["training_rows"]
 
 
 def test_the_same_seed_gives_the_same_predictions(tiny):
@@ -102,7 +117,9 @@ def test_eval_fine_tunes_inside_each_fold_and_reports_it(tiny):
                 "--examples-per-question", 0, "--json", env=_env(tiny.parent))
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
-    assert out["protocol"]["name"] == "unseen-answers" and out["rows"] == QUESTIONS * PER_QUESTION
+    with open(tiny, encoding="utf-8", newline="") as fh:
+        n_rows = sum(1 for _ in csv.DictReader(fh))
+    assert out["protocol"]["name"] == "unseen-answers" and out["rows"] == n_rows > QUESTIONS * PER_QUESTION
     assert out["finetune"]["crossfit_by"] == ["answers", "answers"]  # each fold's test questions were seen
     assert len(out["finetune"]["seconds_per_fold"]) == 2 and "every training row" in out["finetune"]["stacking"]
     keys = ["gain_standard_error", "log_loss_with", "log_loss_without", "trusted"]
@@ -329,25 +346,47 @@ def test_ray_grades_with_a_scorer_folder_as_the_local_engine_does(folder, tmp_pa
     assert len(manifest["parts"]["scorer"]) == 64  # a rerun with another scorer is refused
 
 
-def test_grading_a_question_the_scorer_never_saw_warns(folder, tiny, embedder):
+def test_a_question_the_scorer_never_saw_is_graded_without_it(folder, tiny, embedder, tmp_path):
+    """Measured on questions held out, a scorer lowers agreement there: the folder's combiner for new questions
+    grades them, the scorer is not run for them, and a folder written before it had one warns instead."""
+    import shutil
     import warnings
 
     from grader.engine import Grader
     from grader.engine.scorer import UnseenQuestionWarning
     from grader.evaluation.corpus import build_questions, read_corpus
+    from grader.finetune.folder import NEW_QUESTIONS_COMBINER, read_manifest, write_manifest
     from grader.rubric import ShortAnswerQuestion
 
     rows = read_corpus(tiny)
     seen = build_questions(rows)[rows[0].question_id]  # a question of the corpus it was fine-tuned on
     new = ShortAnswerQuestion(id="new", prompt="Why does ice float?", reference_answers=["Ice is less dense."])
+    answer = "Because ice is lighter than water."
+    assert NEW_QUESTIONS_COMBINER in read_manifest(folder)["files"]
     grader = Grader(None, embedder=embedder, combiner=str(folder))
+    assert grader.scorer.fallback is not None
+    scored = []
+    real = grader.scorer.signals
+    grader.scorer.signals = lambda firsts, answers: scored.append(list(answers)) or real(firsts, answers)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        grader.grade_pairs([(seen, rows[0].answer)])
+        with_scorer = grader.grade_pairs([(seen, rows[0].answer), (new, answer)])
     assert not [w for w in caught if issubclass(w.category, UnseenQuestionWarning)]
+    assert scored == [[rows[0].answer]]  # the scorer ran for the seen question's answer alone
+    alone = Grader(None, embedder=embedder, combiner=str(folder / NEW_QUESTIONS_COMBINER))
+    expected = alone.grade_pairs([(new, answer)])[0]
+    assert with_scorer[1].points == expected.points and with_scorer[1].confidence == expected.confidence
+    assert with_scorer[1].label == expected.label
+
+    older = tmp_path / "older"
+    shutil.copytree(folder, older)
+    (older / NEW_QUESTIONS_COMBINER).unlink()
+    write_manifest(older, read_manifest(older)["metadata"])
+    grader = Grader(None, embedder=embedder, combiner=str(older))
+    assert grader.scorer.fallback is None
     with pytest.warns(UnseenQuestionWarning, match="not trained on question 'new'"):
-        result = grader.grade_pairs([(new, "Because ice is lighter than water.")])[0]
-    assert result.points is not None  # graded all the same
+        result = grader.grade_pairs([(new, answer)])[0]
+    assert result.points is not None  # graded all the same, with the scorer
 
 
 @pytest.mark.filterwarnings("ignore::grader.engine.scorer.UnseenQuestionWarning")  # a question it never saw, on purpose

@@ -28,7 +28,7 @@ from grader.scoring.features import AnswerSignals, PreparedQuestion, answer_sign
 from grader.scoring.policy import MAX_ANSWER_CHARS, REVIEW_THRESHOLD, empty_result, score_answer
 from grader.text import normalize, valid_text
 from grader.engine.workers import MIN_ANSWERS, GradingPool, PooledCall, auto_workers
-from grader.engine.scorer import load_combiner_spec, scorer_signals
+from grader.engine.scorer import grades_alone, load_combiner_spec, scorer_signals
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +370,9 @@ class Grader:
                      prepared: PreparedQuestion | None = None, extra: dict | None = None) -> GradeResult:
         if prepared is None:
             prepared = self.prepare(question)
-        return score_answer(prepared, text, encoding, self.combiner, truncated=truncated,
+        combiner = self.combiner
+        if grades_alone(self.scorer, question):  # a question the fine-tuned scorer was not trained on
+            combiner, extra = self.scorer.fallback, None
+        return score_answer(prepared, text, encoding, combiner, truncated=truncated,
                             review_threshold=self.review_threshold, max_answer_chars=self.max_answer_chars,
                             extra_signals=extra)

@@ -182,12 +182,12 @@ def build_questions(rows: list[LabeledAnswer], examples: dict[str, list[LabeledA
             elif ex.label:
                 graded.append(GradedExample(answer=ex.answer, label=ex.label))
         questions[qid] = ShortAnswerQuestion(
-            id=_safe_id(qid), prompt=prompts.most_common(1)[0][0] if prompts else "",
+            id=safe_id(qid), prompt=prompts.most_common(1)[0][0] if prompts else "",
             reference_answers=tuple(refs), max_points=max_points, examples=tuple(graded), language="auto")
     return questions
 
 
-def _safe_id(qid: str) -> str:
+def safe_id(qid: str) -> str:
     """A rubric-valid id for an arbitrary corpus question id."""
     cleaned = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in qid)
     return cleaned if cleaned[:1].isalnum() else f"q{cleaned}"

@@ -429,7 +429,8 @@ def _fit_systems(train, target, levels, questions, embedder, combiner, example_c
         stack = crossfit(train, finetune, final=True, by=by)
         data = stacked(data, stack)
         model, verdict = fit_stacked(data, C=C, class_weight=class_weight, ignore=ignore)
-        out["scorer"] = FinalScorer(stack)
+        # as a saved folder does, questions the scorer was not trained on are graded without it
+        out["scorer"] = FinalScorer(stack, train, fit_combiner(plain, C=C, class_weight=class_weight, ignore=ignore))
         out["trust"] = verdict
     else:
         model = fit_combiner(data, C=C, class_weight=class_weight, ignore=ignore)

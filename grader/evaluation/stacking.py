@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.evaluation.corpus import safe_id
 from grader.evaluation.training import (DEFAULT_C, DEFAULT_EXAMPLE_COUNTS, DEFAULT_IGNORED, Dataset, fit_combiner,
                                         fitted_metadata, held_out_fits, label_fractions_of, training_data,
                                         validate_combiner)
@@ -109,11 +110,23 @@ def crossfit(rows, config, *, final: bool = True, progress: bool = True, folds: 
 class FinalScorer:
     """:data:`CE_SIGNALS` of the model fine-tuned on every training row (torch), for evaluation folds."""
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, rows=None, fallback=None):
+        """``rows``: the training rows, whose questions the scorer knows; ``fallback``: the combiner for other
+        questions (see :func:`grader.engine.scorer.grades_alone`), as a saved folder has."""
         if stack.final is None:
             raise ValueError("the stack has no model fine-tuned on every row (crossfit(final=True))")
         self.stack = stack
         self.label_fractions = stack.final.label_fractions
+        self.folder = "(fine-tuned in this fold)"
+        self.fallback = fallback
+        self._questions = None if rows is None else frozenset(safe_id(r.question_id) for r in rows)
+
+    def trained_on(self, question) -> bool | None:
+        """Whether the training rows hold answers to ``question`` (by its id, as the fold's questions are built
+        from the corpus's question ids); None without rows."""
+        if self._questions is None:
+            return None
+        return question.id in self._questions
 
     def signals(self, firsts: list[str], answers: list[str]) -> np.ndarray:
         from grader.finetune.train import predict
@@ -179,14 +192,18 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
     ``crossfit_by`` is how the combiner's training rows are cross-fitted (see the module's docstring).
     Returns the folder's metadata (as saved in its manifest).
     """
-    from grader.finetune.folder import COMBINER, save, write_manifest
+    from grader.finetune.folder import COMBINER, NEW_QUESTIONS_COMBINER, save, write_manifest
 
     started = time.perf_counter()
     target, levels, grader, data = training_data(rows, target=target, embedder=embedder, rubric=rubric,
                                                  example_counts=example_counts, seed=seed, label_col=label_col)
     stack = crossfit(rows, config, final=True, progress=progress, by=crossfit_by)
+    plain = data
     data = stacked(data, stack)
     combiner, verdict = fit_stacked(data, C=C, class_weight=class_weight, ignore=ignore)
+    # Questions the scorer was not trained on are graded without it (engine/scorer.py: on questions held
+    # out it lowered agreement), by the combiner fitted on the same rows without its signals.
+    new_questions = fit_combiner(plain, C=C, class_weight=class_weight, ignore=ignore)
     meta = fitted_metadata(data, grader, combiner, rows, target=target, levels=levels, label_col=label_col,
                            example_counts=example_counts, seed=seed, C=C, class_weight=class_weight, ignore=ignore,
                            fingerprint=fingerprint,
@@ -203,6 +220,11 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
                                     "crossfit_validation": [t.validation for t in stack.halves],
                                     **(extra_metadata or {})}, progress=progress)
     combiner.save(saved / COMBINER, meta)
+    new_meta = fitted_metadata(plain, grader, new_questions, rows, target=target, levels=levels, label_col=label_col,
+                               example_counts=example_counts, seed=seed, C=C, class_weight=class_weight,
+                               ignore=ignore, fingerprint=fingerprint)
+    new_meta["grades"] = "questions the scorer was not fine-tuned on, without its signals"
+    new_questions.save(saved / NEW_QUESTIONS_COMBINER, new_meta)
     manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     manifest["metadata"]["total_seconds"] = round(time.perf_counter() - started, 1)
     manifest["metadata"]["finetune_seconds"] = round(stack.seconds, 1)

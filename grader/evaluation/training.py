@@ -336,12 +336,12 @@ def questions_for(rows: list[LabeledAnswer], rubric=None) -> dict:
     """The question of each question_id: from ``rubric`` when given (matched by id), else built from the rows."""
     if rubric is None:
         return build_questions(rows)
-    from grader.evaluation.corpus import _safe_id
+    from grader.evaluation.corpus import safe_id
 
     ids = {q.id: q for q in rubric.questions}
     out, missing = {}, []
     for qid in dict.fromkeys(r.question_id for r in rows):
-        question = ids.get(qid) or ids.get(_safe_id(qid))
+        question = ids.get(qid) or ids.get(safe_id(qid))
         if question is None:
             missing.append(qid)
         else:  # graded apart from its rubric, a question keeps the rubric's language as its own

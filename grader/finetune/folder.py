@@ -8,6 +8,8 @@ Layout of ``models/NAME/``::
     model.onnx             fp32 export: (input_ids, attention_mask[, token_type_ids]) -> probabilities, fraction
     model-int8.onnx        the same, int8 (grader.encoding.quantize: per-row activations, per-column weights)
     combiner.json          the combiner trained on the stacked signals (when trained with one)
+    combiner-new-questions.json  the combiner trained on the same rows without the scorer's signals: it grades
+                           the questions the scorer was not fine-tuned on (folders written since it exists)
     manifest.json          sha256 of every file above, and how the model was made
 
 Every load checks each file the manifest lists against its sha256 and refuses the folder
@@ -31,6 +33,7 @@ MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}
 COMBINER = "combiner.json"
+NEW_QUESTIONS_COMBINER = "combiner-new-questions.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 REQUIRED = ("config.json", "tokenizer.json", WEIGHTS, *ONNX_FILES.values())
 

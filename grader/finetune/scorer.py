@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.errors import ConfigError, ModelError
-from grader.finetune.folder import COMBINER, ONNX_FILES, read_manifest, verified_bytes, verify_folder
+from grader.finetune.folder import COMBINER, NEW_QUESTIONS_COMBINER, ONNX_FILES, read_manifest, verified_bytes, verify_folder
 from grader.finetune.pairs import question_key
 from grader.finetune.tokens import PairTokenizer, length_batches
 
@@ -50,6 +50,8 @@ class CrossEncoderScorer:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"manifest metadata is incomplete: {exc}", source=str(self.folder / "manifest.json")) from None
         self.metadata = meta
+        # The combiner that grades questions the scorer was not trained on (engine/scorer.py loads it).
+        self.fallback = None
         known = meta.get("training_questions_sha256")  # older folders do not record them
         self._questions = None if known is None else frozenset(known)
         self.sha256 = self.manifest["files"][onnx_name]
@@ -79,6 +81,11 @@ class CrossEncoderScorer:
     def combiner_path(self) -> Path | None:
         """The combiner trained with this scorer, when the folder has one (checked with the folder)."""
         return self.folder / COMBINER if COMBINER in self.manifest["files"] else None
+
+    @property
+    def new_questions_combiner_path(self) -> Path | None:
+        """The combiner for questions the scorer was not trained on, when the folder has one."""
+        return self.folder / NEW_QUESTIONS_COMBINER if NEW_QUESTIONS_COMBINER in self.manifest["files"] else None
 
     def predict(self, firsts: list[str], answers: list[str], batch_size: int = BATCH_SIZE,
                 ) -> tuple[np.ndarray, np.ndarray]:
