@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from grader.errors import ConfigError, ModelError
-from grader.finetune.folder import COMBINER, NEW_QUESTIONS_COMBINER, ONNX_FILES, read_manifest, verified_bytes, verify_folder
+from grader.finetune.folder import (COMBINER, NEW_QUESTIONS_COMBINER, ONNX_FILES, read_manifest, verified_bytes,
+                                   verify_folder)
 from grader.finetune.pairs import question_key
 from grader.finetune.tokens import PairTokenizer, length_batches
 
