@@ -102,15 +102,10 @@ def question_reference_cosine(rows: list[LabeledAnswer], embedder) -> np.ndarray
     return np.array([[by_pair[(r.question, r.reference_answer)]] for r in rows])
 
 
-def fraction(r: LabeledAnswer) -> float:
-    """The grade fraction of a row: its score over its maximum, else its label's share of the points."""
-    if r.score is not None and r.max_score:
-        return float(r.score) / float(r.max_score)
-    return {"correct": 1.0, "partially_correct": 0.5}.get(r.label or "", 0.0)
-
-
-def biencoder_cosine(rows: list[LabeledAnswer], folds, seed: int, epochs: int = 1) -> np.ndarray:
-    """Each held-out row's cosine to its model answer under MiniLM fine-tuned on the fold's other questions."""
+def biencoder_cosine(rows: list[LabeledAnswer], fractions: np.ndarray, folds, seed: int, epochs: int = 1,
+                     ) -> np.ndarray:
+    """Each held-out row's cosine to its model answer under MiniLM fine-tuned on the fold's other questions, the
+    cosine regressed on the rows' human grade ``fractions`` (rows without one are not trained on)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -119,7 +114,7 @@ def biencoder_cosine(rows: list[LabeledAnswer], folds, seed: int, epochs: int = 
     folder = str(resolve_model(None)[0])
     tokenizer = AutoTokenizer.from_pretrained(folder)
     answers, refs = [r.answer for r in rows], [r.reference_answer for r in rows]
-    y = torch.tensor([fraction(r) for r in rows], dtype=torch.float32)
+    y = torch.tensor(np.nan_to_num(fractions), dtype=torch.float32)
     groups = np.array([r.question_id for r in rows])
 
     def pooled(model, texts, max_length):
@@ -136,7 +131,7 @@ def biencoder_cosine(rows: list[LabeledAnswer], folds, seed: int, epochs: int = 
             p.requires_grad_(False)
         optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5, weight_decay=0.01)
         test = np.flatnonzero(np.isin(groups, list(test_questions)))
-        train = np.flatnonzero(~np.isin(groups, list(test_questions)))
+        train = np.flatnonzero(~np.isin(groups, list(test_questions)) & np.isfinite(fractions))
         rng = np.random.default_rng(seed + k)
         model.train()
         for _ in range(epochs):
@@ -177,6 +172,7 @@ def main(argv=None) -> int:
     if [r.question_id for r in graded] != list(groups):
         raise SystemExit("the signals' rows do not line up with the corpus's answered rows")
     qref = question_reference_cosine(graded, embedder)
+    ref_sim = X[:, [OWN.index(FEATURES.index("ref_sim"))]]
     print(f"{len(y)} answers, {len(np.unique(groups))} questions, {args.folds} folds of unseen questions")
 
     def logistic(C=0.1):
@@ -198,10 +194,10 @@ def main(argv=None) -> int:
         ("regressed fraction, cut at 0.25 / 0.75", regressed(X, y, data.fractions, groups, folds)),
         ("question-reference cosine beside the signals", held_out(np.hstack([X, qref]), y, groups, folds, logistic())),
         ("ref_sim less the question-reference cosine",
-         held_out(np.hstack([X, X[:, :1] - qref]), y, groups, folds, logistic())),
+         held_out(np.hstack([X, ref_sim - qref]), y, groups, folds, logistic())),
     ]
     if args.biencoder:
-        tuned = biencoder_cosine(graded, folds, args.seed)
+        tuned = biencoder_cosine(graded, data.fractions, folds, args.seed)
         results.append(("fine-tuned bi-encoder's cosine beside the signals",
                         held_out(np.hstack([X, tuned]), y, groups, folds, logistic())))
     for name, accuracy in results:

@@ -27,11 +27,15 @@ def load_scorer_folder(folder: str | Path, precision: str = "int8") -> tuple[Cro
     return scorer, load_combiner(scorer.combiner_path)
 
 
+def _unseen(scorer, question) -> bool:
+    """Whether ``scorer`` records its training questions and ``question`` is not one of them."""
+    return getattr(scorer, "trained_on", None) is not None and scorer.trained_on(question) is False
+
+
 def grades_alone(scorer, question) -> bool:
     """Whether answers to ``question`` are graded without ``scorer``: it was not trained on the question and
     comes with a combiner for new questions (``scorer.fallback``)."""
-    return (scorer is not None and getattr(scorer, "fallback", None) is not None
-            and getattr(scorer, "trained_on", None) is not None and scorer.trained_on(question) is False)
+    return scorer is not None and getattr(scorer, "fallback", None) is not None and _unseen(scorer, question)
 
 
 def load_combiner_spec(spec, precision: str = "int8") -> tuple[CrossEncoderScorer | None, LinearCombiner]:
@@ -65,7 +69,7 @@ def scorer_signals(scorer, questions: list, texts: list[str], names, keys: list,
             alone.add(id(q))
             continue
         firsts[id(q)] = question_text(q, label_fractions)
-        if getattr(scorer, "trained_on", None) is not None and scorer.trained_on(q) is False:
+        if _unseen(scorer, q):  # an older folder, without a combiner for new questions
             warnings.warn(f"the fine-tuned scorer {scorer.folder} was not trained on question "
                           f"'{getattr(q, 'id', '?')}': on questions it has not seen it grades worse than no "
                           "scorer (docs/finetune.md); grade this question without it, or retrain the folder, "

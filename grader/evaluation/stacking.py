@@ -204,9 +204,9 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
     # Questions the scorer was not trained on are graded without it (engine/scorer.py: on questions held
     # out it lowered agreement), by the combiner fitted on the same rows without its signals.
     new_questions = fit_combiner(plain, C=C, class_weight=class_weight, ignore=ignore)
-    meta = fitted_metadata(data, grader, combiner, rows, target=target, levels=levels, label_col=label_col,
-                           example_counts=example_counts, seed=seed, C=C, class_weight=class_weight, ignore=ignore,
-                           fingerprint=fingerprint,
+    how = dict(target=target, levels=levels, label_col=label_col, example_counts=example_counts, seed=seed, C=C,
+               class_weight=class_weight, ignore=ignore, fingerprint=fingerprint)  # both combiners were fitted so
+    meta = fitted_metadata(data, grader, combiner, rows, **how,
                            stacking={"protocol": f"{CROSSFIT_FOLDS}-fold cross-fitting by {crossfit_by}",
                                      "signals": list(CE_SIGNALS), **verdict})
     meta["features"] = list(STACKED_FEATURES)
@@ -215,14 +215,12 @@ def train_scorer(rows, output: str | Path, config, *, target: str | None = None,
                                                ignore=tuple(ignore) if verdict["trusted"] else (*ignore, *CE_SIGNALS))
     out = Path(output)
     saved = save(stack.final, out, {"training_data_sha256": fingerprint, "training_rows": len(rows),
-                                    # grading another question warns (engine/scorer.py)
+                                    # the questions it knows; others get NEW_QUESTIONS_COMBINER (engine/scorer.py)
                                     "training_questions_sha256": question_keys(rows),
                                     "crossfit_validation": [t.validation for t in stack.halves],
                                     **(extra_metadata or {})}, progress=progress)
     combiner.save(saved / COMBINER, meta)
-    new_meta = fitted_metadata(plain, grader, new_questions, rows, target=target, levels=levels, label_col=label_col,
-                               example_counts=example_counts, seed=seed, C=C, class_weight=class_weight,
-                               ignore=ignore, fingerprint=fingerprint)
+    new_meta = fitted_metadata(plain, grader, new_questions, rows, **how)
     new_meta["grades"] = "questions the scorer was not fine-tuned on, without its signals"
     new_questions.save(saved / NEW_QUESTIONS_COMBINER, new_meta)
     manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
