@@ -20,6 +20,7 @@ from grader.scoring.phrases import (FOUND, KEY_CEIL, KEY_FLOOR, PARTIAL, AloneSc
                                     cause_effect, common_roots, content_stem_set, is_negative, make_targets)
 from grader.scoring.detectors import lists_terms
 from grader.scoring.exemplars import ExampleModel, fits
+from grader.scoring.lexicon import OFFERS_ALTERNATIVES
 from grader.scoring.spelling import spelling_vocabulary
 from grader.scoring.roles import (ALL_ROLES, ANTONYMS, NO_ROLE, contrast_of, contrast_pairs, entities, text_role,
                                   word_roles)
@@ -66,6 +67,10 @@ TOKEN_CANDIDATES_PER_END = 8
 EXAMPLE_SIGNALS = ("ref_sim", "ref_cover", "concept_cover", "answer_precision", "misconception", "lex_recall",
                    "lex_precision", "log_len", "len_ratio")
 EXAMPLE_SIGNAL_AT = [FEATURES.index(n) for n in EXAMPLE_SIGNALS]
+# The reference sentences an answer is credited with when its model answer offers alternatives: the answer to
+# "Name two challenges" over a model answer listing eight, or one justification "of the following" beside the
+# result. Measured with whole questions held out, 1, 2 and 3 do about as well (docs/evaluation.md).
+ALTERNATIVES_CREDITED = 2
 MAX_ALONE = 12  # clauses of an answer encoded on their own, at most
 # Where on the concepts' own scale (0: the mean cosine between two concepts' phrasings, 1: between two
 # phrasings of one concept) a clause encoded alone starts to state a concept, at strength FOUND: a quarter
@@ -98,6 +103,9 @@ class PreparedQuestion:
     example_tokens: TokenBank | None = None
     names: tuple[str, ...] = ()  # the entities the question contrasts (roles.py)
     spelling: dict | None = None  # the question's own longer words -> word family, for misspelt answer words
+    # The model answer offers alternatives (lexicon.OFFERS_ALTERNATIVES): an answer is credited with the
+    # ALTERNATIVES_CREDITED reference sentences it states best, not with all of them.
+    alternatives: bool = False
     # The embedder, to encode an answer's clauses on their own when its encoding came without them (encoded
     # before the question was prepared); not sent to grading processes.
     encoder: object = None
@@ -217,6 +225,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         example_fractions=np.array([f for _, f in examples], dtype=np.float32),
         has_reference=has_reference,
         names=names,
+        alternatives=has_reference and bool(OFFERS_ALTERNATIVES.search(" ".join([question.prompt, *references]))),
         encoder=embedder,
         reference_tokens=TokenBank.of(token_encodings[:len(references)]),
     )
@@ -281,8 +290,7 @@ def _example_model(prepared: PreparedQuestion, examples: list[tuple[str, float]]
     texts, fractions = [a for a, _ in examples], [f for _, f in examples]
     signals = None
     if prepared.has_reference and fits(len(texts), fractions):
-        signals = np.array([answer_signals(prepared, t, e).features[EXAMPLE_SIGNAL_AT]
-                            for t, e in zip(texts, encodings)])
+        signals = np.array([answer_signals(prepared, t, e).example_inputs for t, e in zip(texts, encodings)])
     return ExampleModel.of(texts, fractions, vectors, signals)
 
 
@@ -474,6 +482,7 @@ class AnswerSignals:
     key_matches: list[Match]
     misconception_matches: list[Match]
     analysis: Analysis
+    example_inputs: np.ndarray  # the EXAMPLE_SIGNALS an examples' model reads (all of the model answer's coverage)
 
 
 def clause_splitter(languages) -> Callable[[str], list[tuple[int, int]]]:
@@ -626,7 +635,9 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     # Span-by-reference-sentence similarities serve both coverage and precision.
     ref_sims = spans.similarities(prepared.reference_targets.matrix) if prepared.reference_targets else None
     ref_strengths = spans.strengths(prepared.reference_targets, ref_sims)
-    ref_cover = sum(ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
+    # Coverage of the sentences credited (the best ones when the model answer offers alternatives) and of all.
+    credited = sorted(ref_strengths, reverse=True)[:ALTERNATIVES_CREDITED] if prepared.alternatives else ref_strengths
+    ref_cover, ref_cover_all = _mean(credited), _mean(ref_strengths)
     mis_sims = spans.similarities(prepared.misconception_targets.matrix) if prepared.misconception_targets else None
     mis_matches = spans.match_all(prepared.misconception_targets, mis_sims)
     key_sims = spans.similarities(prepared.key_targets.matrix) if prepared.key_targets else None
@@ -639,9 +650,11 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
         key_matches = [m._replace(strength=min(m.strength, UNSTATED)) for m in key_matches]
     if key_matches:
         total = sum(k.points for k in q.key_phrases)
-        concept_cover = sum(k.points * key_credit(m) for k, m in zip(q.key_phrases, key_matches)) / total
+        concept_cover = concept_cover_all = sum(k.points * key_credit(m)
+                                                for k, m in zip(q.key_phrases, key_matches)) / total
     else:
-        concept_cover = sum(s >= FOUND for s in ref_strengths) / len(ref_strengths) if ref_strengths else 0.0
+        concept_cover = _mean([s >= FOUND for s in credited])
+        concept_cover_all = _mean([s >= FOUND for s in ref_strengths])
     misconception = max((m.strength for m in mis_matches), default=0.0)
 
     precision = 0.0
@@ -665,11 +678,20 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     own = np.array([ref_sim, ref_cover, concept_cover, precision, q_sim, ref_sim - q_sim, misconception,
                     lex_recall, lex_precision, q_overlap, log_len, len_ratio,
                     token_f1(prepared.reference_tokens, encoding.tokens)], dtype=np.float64)  # FEATURES[:13]
-    examples = _example_signals(prepared, answer, vec, encoding.tokens, exclude_example, own[EXAMPLE_SIGNAL_AT])
+    # A question's graded examples show how much of the model answer its grades ask for, so the examples' model
+    # reads the coverage of every reference sentence, alternatives or not.
+    example_inputs = own[EXAMPLE_SIGNAL_AT]
+    example_inputs[[EXAMPLE_SIGNALS.index("ref_cover"), EXAMPLE_SIGNALS.index("concept_cover")]] = \
+        ref_cover_all, concept_cover_all
+    examples = _example_signals(prepared, answer, vec, encoding.tokens, exclude_example, example_inputs)
     n_examples = len(prepared.example_fractions) - (exclude_example is not None)
     weight = n_examples / (n_examples + EXAMPLES_HALF)
     features = np.concatenate([own, examples, [float(prepared.has_reference), weight]])
-    return AnswerSignals(features, key_matches, mis_matches, analysis)
+    return AnswerSignals(features, key_matches, mis_matches, analysis, example_inputs)
+
+
+def _mean(values) -> float:
+    return float(sum(values) / len(values)) if len(values) else 0.0
 
 
 def _example_signals(prepared: PreparedQuestion, answer: str, vec: np.ndarray, tokens: np.ndarray,

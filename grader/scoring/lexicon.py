@@ -68,6 +68,14 @@ ASKS_FOR_LIST = re.compile(r"\b(?:name|list|enumerate|state|give|mention|identif
 ASKS_FOR_REASONS = re.compile(r"\b(?:why|how|explain\w*|describe\w*|what\s+is|what's|where|warum|wieso|weshalb|"
                               r"wie|was\s+ist|erkläre\w*|beschreibe\w*|begründe\w*)\b", re.IGNORECASE)
 
+# A model answer (or its prompt) that offers alternatives ("One of the following justifications should be
+# given", "Possible challenges: 1. ...", "Alternatively, ...", "State at least 4 of the differences"): an answer
+# need not state all of its sentences. An example inside one point ("e.g.", "such as") offers none.
+OFFERS_ALTERNATIVES = re.compile(r"\b(?:(?:any\s+(?:one\s+)?|one\s+)of\s+the\s+following|possible\s+\w+\s*:|"
+                                 r"alternatively|at\s+least\s+(?:\d+|one|two|three|four|five|six)\s+of\b|"
+                                 r"eine[rnms]?\s+der\s+folgenden|mögliche\s+\w+\s*:|alternativ\b)",
+                                 re.IGNORECASE)
+
 _ENGLISH_FILLER = """important importantly crucial crucially key essential essentially significant significantly major
     critical critically vital fundamental fundamentally central main primary basic basically efficient efficiently
     effective effectively robust precise precisely accurate accurately correct correctly proper properly optimal
