@@ -21,6 +21,9 @@ on a new question. Variants:
   on-topic answer close to it too, so it might tell how strict to be); each row's own prompt and model answer, as
   one question id of SAF-en holds two versions of its question;
 - ``ref_sim less it``: the answer's similarity to the model answer less that cosine, in its place;
+- ``alternatives ...`` (with ``--alternatives``): the signals recomputed with the model answers' offered
+  alternatives (lexicon.OFFERS_ALTERNATIVES) not read, read with 1 or 3 reference sentences credited instead of
+  2, and with an example inside one point ("e.g.", "such as", "for example", "z.B.") also read as one;
 - ``fine-tuned bi-encoder`` (with ``--biencoder``, about 5 minutes a fold on 2 cores): MiniLM fine-tuned on each
   fold's training questions as a bi-encoder, the cosine between answer and model answer regressed on the grade
   fraction (1 epoch, embeddings frozen), its cosine beside the signals.
@@ -154,12 +157,40 @@ def biencoder_cosine(rows: list[LabeledAnswer], fractions: np.ndarray, folds, se
     return out
 
 
+def alternatives_variants(rows: list[LabeledAnswer], embedder, seed: int, y, groups, folds) -> list[tuple]:
+    """Accuracy of the shipped form on signals computed with the reading of offered alternatives changed."""
+    import re
+
+    from grader.scoring import features
+
+    examples = re.compile(features.OFFERS_ALTERNATIVES.pattern + r"|\be\.g\.|\bsuch\s+as\b|\bfor\s+example\b|"
+                          r"\bz\.\s?B\.|\bzum\s+Beispiel\b|\bbeispielsweise\b", re.IGNORECASE)
+    kept = features.OFFERS_ALTERNATIVES, features.ALTERNATIVES_CREDITED
+    out = []
+    for name, pattern, credited in [("alternatives not read", re.compile(r"(?!)"), kept[1]),
+                                    ("alternatives, 1 sentence credited", kept[0], 1),
+                                    ("alternatives, 3 sentences credited", kept[0], 3),
+                                    ("alternatives, also 'e.g.' and 'such as'", examples, kept[1])]:
+        features.OFFERS_ALTERNATIVES, features.ALTERNATIVES_CREDITED = pattern, credited
+        try:
+            _, _, _, data = training_data(rows, target="label", embedder=embedder, rubric=None,
+                                          example_counts=(0,), seed=seed, label_col="label")
+        finally:
+            features.OFFERS_ALTERNATIVES, features.ALTERNATIVES_CREDITED = kept
+        if list(data.groups) != list(groups) or list(data.y) != list(y):
+            raise SystemExit("the recomputed signals' rows do not line up")
+        out.append((name, held_out(data.X[:, OWN], y, groups, folds, lambda: LogisticRegression(C=0.1, max_iter=2000))))
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--biencoder", action="store_true", help="also fine-tune a bi-encoder in each fold (slow)")
+    parser.add_argument("--alternatives", action="store_true",
+                        help="also recompute the signals with offered alternatives read otherwise")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     rows = read_corpus(args.corpus)
@@ -196,6 +227,8 @@ def main(argv=None) -> int:
         ("ref_sim less the question-reference cosine",
          held_out(np.hstack([X, ref_sim - qref]), y, groups, folds, logistic())),
     ]
+    if args.alternatives:
+        results += alternatives_variants(rows, embedder, args.seed, y, groups, folds)
     if args.biencoder:
         tuned = biencoder_cosine(graded, data.fractions, folds, args.seed)
         results.append(("fine-tuned bi-encoder's cosine beside the signals",
