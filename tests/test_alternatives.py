@@ -83,3 +83,26 @@ def test_the_grade_follows(grader, questions):
     one = "Their stomata close in the heat of the day."  # one alternative of five
     offered, listed = (grader.grade_answers(q, [one])[0] for q in questions)
     assert offered.points > listed.points
+
+
+def test_check_rubric_says_which_model_answers_offer_alternatives(tmp_path, capsys):
+    from grader.cli import main
+
+    path = tmp_path / "plants.yaml"
+    path.write_text(f"""id: plants
+language: en
+questions:
+  - id: water
+    type: short_answer
+    prompt: Name two ways in which desert plants reduce water loss.
+    reference_answers: ["Possible adaptations:  {ITEMS}"]
+  - id: light
+    type: short_answer
+    prompt: Why do leaves look green?
+    reference_answers: ["Chlorophyll absorbs red and blue light, e.g. at 430 nm, and reflects green light."]
+""")
+    assert main(["check-rubric", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "note: question 'water': its model answer offers alternatives (\"Possible adaptations:\")" in out
+    assert "credited with the 2 reference sentences it states best" in out
+    assert "'light'" not in out

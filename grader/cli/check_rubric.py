@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from grader.errors import RubricError
-    from grader.rubric import MultipleChoiceQuestion, load_rubric, rubric_warnings
+    from grader.rubric import MultipleChoiceQuestion, ShortAnswerQuestion, load_rubric, rubric_warnings
+    from grader.scoring.features import ALTERNATIVES_CREDITED, offered_alternatives
 
     failed = 0
     for path in args.files:
@@ -33,6 +34,10 @@ def run(args) -> int:
             if isinstance(q, MultipleChoiceQuestion) and q.needs_confirmation:
                 print(f"     warning: question '{q.id}': answer key {list(q.correct)} was inferred; "
                       "confirm it and remove needs_confirmation")
+            words = offered_alternatives(q) if isinstance(q, ShortAnswerQuestion) else None
+            if words:
+                print(f"     note: question '{q.id}': its model answer offers alternatives (\"{words}\"); an answer "
+                      f"is credited with the {ALTERNATIVES_CREDITED} reference sentences it states best")
         for message in rubric_warnings(rubric):
             print(f"     warning: {message}")
     return 2 if failed else 0

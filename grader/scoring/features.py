@@ -127,6 +127,16 @@ def example_fraction(example, max_points: float, label_fractions: dict[str, floa
     return label_fractions.get(example.label)
 
 
+def offered_alternatives(question: ShortAnswerQuestion) -> str | None:
+    """The words by which ``question``'s model answer or prompt offers alternatives ("One of the following",
+    "Possible reasons:"; :data:`~grader.scoring.lexicon.OFFERS_ALTERNATIVES`), or None: then an answer is credited
+    with the :data:`ALTERNATIVES_CREDITED` reference sentences it states best."""
+    if not question.reference_answers:
+        return None
+    found = OFFERS_ALTERNATIVES.search(" ".join([question.prompt, *question.reference_answers]))
+    return " ".join(found.group(0).split()) if found else None
+
+
 def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language: str,
                      label_fractions: dict[str, float]) -> PreparedQuestion:
     """Encode everything about ``question`` that does not depend on the answer: its texts' sentence vectors in one
@@ -225,7 +235,7 @@ def prepare_question(question: ShortAnswerQuestion, embedder: Embedder, language
         example_fractions=np.array([f for _, f in examples], dtype=np.float32),
         has_reference=has_reference,
         names=names,
-        alternatives=has_reference and bool(OFFERS_ALTERNATIVES.search(" ".join([question.prompt, *references]))),
+        alternatives=offered_alternatives(question) is not None,
         encoder=embedder,
         reference_tokens=TokenBank.of(token_encodings[:len(references)]),
     )
