@@ -157,8 +157,9 @@ def biencoder_cosine(rows: list[LabeledAnswer], fractions: np.ndarray, folds, se
     return out
 
 
-def alternatives_variants(rows: list[LabeledAnswer], embedder, seed: int, y, groups, folds) -> list[tuple]:
-    """Accuracy of the shipped form on signals computed with the reading of offered alternatives changed."""
+def alternatives_variants(rows: list[LabeledAnswer], embedder, seed: int, y, groups, folds, make) -> list[tuple]:
+    """Accuracy of the classifier ``make()`` (the shipped form) on signals computed with the reading of offered
+    alternatives changed."""
     import re
 
     from grader.scoring import features
@@ -179,7 +180,7 @@ def alternatives_variants(rows: list[LabeledAnswer], embedder, seed: int, y, gro
             features.OFFERS_ALTERNATIVES, features.ALTERNATIVES_CREDITED = kept
         if list(data.groups) != list(groups) or list(data.y) != list(y):
             raise SystemExit("the recomputed signals' rows do not line up")
-        out.append((name, held_out(data.X[:, OWN], y, groups, folds, lambda: LogisticRegression(C=0.1, max_iter=2000))))
+        out.append((name, held_out(data.X[:, OWN], y, groups, folds, make)))
     return out
 
 
@@ -228,7 +229,7 @@ def main(argv=None) -> int:
          held_out(np.hstack([X, ref_sim - qref]), y, groups, folds, logistic())),
     ]
     if args.alternatives:
-        results += alternatives_variants(rows, embedder, args.seed, y, groups, folds)
+        results += alternatives_variants(rows, embedder, args.seed, y, groups, folds, logistic())
     if args.biencoder:
         tuned = biencoder_cosine(graded, data.fractions, folds, args.seed)
         results.append(("fine-tuned bi-encoder's cosine beside the signals",

@@ -645,9 +645,11 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
     # Span-by-reference-sentence similarities serve both coverage and precision.
     ref_sims = spans.similarities(prepared.reference_targets.matrix) if prepared.reference_targets else None
     ref_strengths = spans.strengths(prepared.reference_targets, ref_sims)
-    # Coverage of the sentences credited (the best ones when the model answer offers alternatives) and of all.
-    credited = sorted(ref_strengths, reverse=True)[:ALTERNATIVES_CREDITED] if prepared.alternatives else ref_strengths
-    ref_cover, ref_cover_all = _mean(credited), _mean(ref_strengths)
+    # Coverage of all reference sentences, and of those credited: the best ones when the model answer offers
+    # alternatives, else all.
+    credited = sorted(ref_strengths, reverse=True)[:ALTERNATIVES_CREDITED] if prepared.alternatives else None
+    ref_cover_all = _mean(ref_strengths)
+    ref_cover = ref_cover_all if credited is None else _mean(credited)
     mis_sims = spans.similarities(prepared.misconception_targets.matrix) if prepared.misconception_targets else None
     mis_matches = spans.match_all(prepared.misconception_targets, mis_sims)
     key_sims = spans.similarities(prepared.key_targets.matrix) if prepared.key_targets else None
@@ -663,8 +665,8 @@ def answer_signals(prepared: PreparedQuestion, answer: str, encoding: Encoding,
         concept_cover = concept_cover_all = sum(k.points * key_credit(m)
                                                 for k, m in zip(q.key_phrases, key_matches)) / total
     else:
-        concept_cover = _mean([s >= FOUND for s in credited])
         concept_cover_all = _mean([s >= FOUND for s in ref_strengths])
+        concept_cover = concept_cover_all if credited is None else _mean([s >= FOUND for s in credited])
     misconception = max((m.strength for m in mis_matches), default=0.0)
 
     precision = 0.0
